@@ -1,0 +1,78 @@
+"""The exceptions ckpt raises.
+
+Every error derives from :class:`CkptError`, so a caller can catch the whole
+family at once, or one of the specific subclasses below.  Each carries a
+message written for a person: what is wrong and, where there is one, what to
+do about it.
+"""
+
+from __future__ import annotations
+
+
+class CkptError(Exception):
+    """Root of every error ckpt raises on purpose."""
+
+
+class NotFoundError(CkptError, LookupError):
+    """Something that was asked for does not exist (object, job, ref, stage, store)."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """An object id names no stored object."""
+
+    def __init__(self, object_id: str, detail: str = "") -> None:
+        self.object_id = object_id
+        msg = f"object {object_id} not found in the store"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+class StoreNotFoundError(NotFoundError):
+    """No ckpt store at the given place."""
+
+
+class StoreExistsError(CkptError):
+    """``init`` was asked to create a store where one already exists."""
+
+
+class ConflictError(CkptError):
+    """A compare-and-swap lost a race: the ref moved since it was read."""
+
+
+class CorruptObjectError(CkptError):
+    """Stored bytes are not what their id promises.
+
+    ``expected`` and ``actual`` hold what was expected vs found (a hash, a
+    header field, a length), so that a report can show both.
+    """
+
+    def __init__(self, object_id: str, reason: str, expected: str = "", actual: str = "") -> None:
+        self.object_id = object_id
+        self.reason = reason
+        self.expected = expected
+        self.actual = actual
+        msg = f"object {object_id} is corrupt: {reason}"
+        if expected or actual:
+            msg += f" (expected {expected or '?'}, found {actual or '?'})"
+        super().__init__(msg)
+
+
+class CorruptRefError(CkptError):
+    """A ref, HEAD, reflog line or job record cannot be parsed."""
+
+
+class InvalidNameError(CkptError, ValueError):
+    """A job, branch, tag or stage name (or an object id) is not acceptable."""
+
+
+class InvalidRevisionError(NotFoundError):
+    """A revision string does not name a commit of the job."""
+
+
+class SerializationError(CkptError, TypeError):
+    """A value cannot be turned into canonical bytes, or bytes into the asked type."""
+
+
+class StorageError(CkptError, OSError):
+    """The storage backend failed (disk full, I/O error, network) while reading or writing."""

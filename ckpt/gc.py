@@ -1,0 +1,112 @@
+"""Garbage collection: delete objects no job can reach any more.
+
+gc runs in two steps.
+
+1. **Mark**: read every job's roots (see :mod:`ckpt.reachable`) and walk
+   commits, trees and blobs from them.  If an object on the way cannot be
+   read, gc stops without deleting anything: it cannot know what that
+   object would have kept alive (run ``ckpt verify``).
+2. **Sweep**: every stored object that was not marked *and* whose mtime is
+   older than the grace period is deleted with the backend's atomic
+   ``delete_if_older``.
+
+A save writes (or touches, when the content already exists) its objects
+before it moves its ref.  The grace period therefore protects an in-flight
+save's objects as long as the save takes less than the grace period from
+its first object write to its ref update.  A writer stalled for longer
+(e.g. a suspended process) may find its objects gone: its ref update then
+still succeeds but points at missing objects, which ``ckpt verify`` reports;
+the default grace of one hour makes that a deliberate act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import attrs
+
+from ckpt.errors import CkptError
+from ckpt.objects.ids import ObjectId
+from ckpt.reachable import REFLOG_EXPIRY, all_roots
+from ckpt.repo import Repository
+
+DEFAULT_GRACE = dt.timedelta(hours=1)
+
+
+@attrs.frozen
+class GcReport:
+    """What gc found and did.  With ``dry_run`` nothing was deleted."""
+
+    dry_run: bool
+    reachable: int
+    deleted: int
+    deleted_bytes: int
+    kept_by_grace: int
+    candidates: tuple[ObjectId, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "reachable_objects": self.reachable,
+            "deleted_objects": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+            "kept_by_grace": self.kept_by_grace,
+        }
+
+
+def mark(repo: Repository, *, expiry: dt.timedelta = REFLOG_EXPIRY) -> set[ObjectId]:
+    """Every object reachable from any job's roots.  Raises CkptError on an unreadable object."""
+    objects = repo.objects
+    marked: set[ObjectId] = set()
+    roots = all_roots(repo.storage, repo.job_names(), expiry=expiry)
+    stack: list[ObjectId] = [oid for job_roots in roots.values() for oid in job_roots]
+    while stack:
+        oid = stack.pop()
+        if oid in marked:
+            continue
+        try:
+            commit = objects.get_commit(oid)
+            tree = objects.get_tree(commit.tree)
+        except CkptError as exc:
+            raise CkptError(
+                f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair first"
+            ) from exc
+        marked.add(oid)
+        marked.add(commit.tree)
+        marked.update(entry.id for entry in tree)
+        stack.extend(commit.parents)
+    return marked
+
+
+def collect(
+    repo: Repository,
+    *,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> GcReport:
+    """Mark, then sweep unreachable objects older than ``grace``."""
+    if grace < dt.timedelta(0):
+        raise CkptError("the grace period must not be negative")
+    cutoff = time.time() - grace.total_seconds()
+    marked = mark(repo)
+    deleted = deleted_bytes = young = 0
+    candidates: list[ObjectId] = []
+    for stored in repo.objects:
+        if progress is not None:
+            progress(1)
+        if stored.id in marked:
+            continue
+        if stored.mtime >= cutoff:
+            young += 1
+            continue
+        candidates.append(stored.id)
+        if dry_run or repo.objects.delete_if_older(stored.id, cutoff):
+            deleted += 1
+            deleted_bytes += stored.stored_size
+    return GcReport(dry_run, len(marked), deleted, deleted_bytes, young, tuple(candidates))
+
+
+__all__ = ["DEFAULT_GRACE", "GcReport", "collect", "mark"]

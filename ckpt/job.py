@@ -1,0 +1,493 @@
+"""A job: one pipeline run's checkpoints, branches, tags and reflog.
+
+``Job`` is the handle users save and load through.  A save writes the
+stage's blob, a tree (the parent's tree plus this stage) and a commit, then
+moves the branch by compare-and-swap: that ref update is the commit point.
+A crash before it loses only the stage in flight; once ``save`` returns, the
+checkpoint is on stable storage (unless the store was opened with
+``durable=False``).
+
+A handle remembers the head it last saw on each branch and saves on top of
+it.  If another writer moved the branch meanwhile, ``save`` raises
+``ConflictError`` instead of silently dropping either update; call
+``refresh()`` to build on the new head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import attrs
+
+from ckpt import names, serialize
+from ckpt.errors import (
+    CkptError,
+    ConflictError,
+    InvalidRevisionError,
+    NotFoundError,
+    SerializationError,
+    StorageError,
+)
+from ckpt.objects.ids import CommitId, Kind, ObjectId, is_id_prefix
+from ckpt.objects.model import (
+    STATUS_ACTIVE,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUSES,
+    Commit,
+    Tree,
+    TreeEntry,
+    commit_fields_valid,
+)
+from ckpt.refs import HEADS, TAGS, ReflogEntry, RefStore, now
+from ckpt.revisions import MIN_PREFIX, parse_revision
+from ckpt.serialize import JSONValue
+
+if TYPE_CHECKING:
+    from ckpt.repo import Repository
+
+T = TypeVar("T")
+_UNSET: Any = object()
+
+
+@attrs.frozen
+class CheckoutResult:
+    """What a checkout did: the branch, where it was, where it is now, and what was rolled back."""
+
+    branch: str
+    old: CommitId | None
+    new: CommitId
+    rolled_back: tuple[Commit, ...]
+    created_branch: bool = False
+
+
+class Job:
+    """Checkpoints of one job in a repository.  Created on first save."""
+
+    def __init__(self, repo: Repository, name: str) -> None:
+        self.repo = repo
+        self.name = names.job_name(name)
+        self.refs = RefStore(repo.storage, self.name)
+        self._seen: dict[str, CommitId | None] = {}
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r})"
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return self.refs.exists()
+
+    @property
+    def branch_name(self) -> str:
+        """The branch HEAD names: saves go there."""
+        return self.refs.current_branch()
+
+    def _head_id(self, branch: str) -> CommitId | None:
+        if branch not in self._seen:
+            self._seen[branch] = self.refs.read(HEADS + branch)
+        return self._seen[branch]
+
+    @property
+    def head(self) -> Commit | None:
+        """The newest commit on the current branch, or None before the first save."""
+        oid = self._head_id(self.branch_name)
+        return None if oid is None else self.repo.objects.get_commit(oid)
+
+    def refresh(self) -> None:
+        """Forget the heads this handle has seen, so the next save builds on the current ones."""
+        self._seen.clear()
+
+    # -- saving -------------------------------------------------------------
+
+    def save(
+        self,
+        stage: str,
+        value: object,
+        *,
+        type: Any = None,
+        cost: float = 0.0,
+        tokens: int = 0,
+        message: str = "",
+        meta: Mapping[str, JSONValue] | None = None,
+        status: str = STATUS_ACTIVE,
+    ) -> Commit:
+        """Checkpoint ``value`` as ``stage``; return the new commit.
+
+        ``type`` tells how to serialize (default: the value's own class).
+        ``cost`` and ``tokens`` are this stage's; the commit also records the
+        running totals of the branch.  Raises SerializationError (naming the
+        stage and type) before anything is written if the value cannot be
+        serialized, and ConflictError if the branch moved since this handle
+        last read it.
+        """
+        names.stage_name(stage)
+        try:
+            data = serialize.dumps(value, as_type=type)
+        except SerializationError as exc:
+            raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
+        value_type = type if type is not None else value.__class__
+        entry_type = serialize.type_name(value_type)
+        return self._commit(
+            stage=stage,
+            blob=(data, entry_type),
+            cost=cost,
+            tokens=tokens,
+            message=message,
+            meta=meta,
+            status=status,
+            reason=f"save: {stage}",
+        )
+
+    def _commit(
+        self,
+        *,
+        stage: str | None,
+        blob: tuple[bytes, str] | None,
+        cost: float,
+        tokens: int,
+        message: str,
+        meta: Mapping[str, JSONValue] | None,
+        status: str,
+        reason: str,
+    ) -> Commit:
+        commit_fields_valid(cost, tokens)
+        if status not in STATUSES:
+            raise CkptError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        meta_dict = dict(meta or {})
+        try:
+            serialize.canonical_json(meta_dict)
+        except SerializationError as exc:
+            raise SerializationError(f"metadata of stage {stage!r}: {exc}") from exc
+        if not isinstance(message, str):
+            raise SerializationError("message must be a string")
+        branch = self.branch_name
+        parent_id = self._head_id(branch)
+        what = f"stage {stage!r}" if stage else "status"
+        try:
+            objects = self.repo.objects
+            parent = None if parent_id is None else objects.get_commit(parent_id)
+            tree = Tree() if parent is None else objects.get_tree(parent.tree)
+            if blob is not None and stage is not None:
+                data, entry_type = blob
+                blob_id = objects.put(Kind.BLOB, data)
+                tree = tree.with_entry(TreeEntry(stage, blob_id, entry_type, len(data)))
+            tree_id = objects.put_tree(tree)
+            commit = Commit(
+                id=CommitId(ObjectId("0" * 64)),
+                tree=tree_id,
+                parents=() if parent_id is None else (parent_id,),
+                job=self.name,
+                branch=branch,
+                stage=stage,
+                time=now(),
+                seq=1 if parent is None else parent.seq + 1,
+                cost=float(cost),
+                tokens=int(tokens),
+                total_cost=round((0.0 if parent is None else parent.total_cost) + float(cost), 9),
+                total_tokens=(0 if parent is None else parent.total_tokens) + int(tokens),
+                status=status,
+                message=message,
+                meta=meta_dict,
+            )
+            commit = attrs.evolve(commit, id=objects.put_commit(commit))
+            if parent_id is None:
+                self.refs.create(branch)
+            self.refs.update(HEADS + branch, parent_id, commit.id, reason)
+        except ConflictError:
+            self._seen.pop(branch, None)
+            raise
+        except StorageError as exc:
+            raise StorageError(
+                exc.errno or 0, f"saving {what} of job {self.name!r}: {exc}"
+            ) from exc
+        self._seen[branch] = commit.id
+        return commit
+
+    def complete(self, message: str = "", meta: Mapping[str, JSONValue] | None = None) -> Commit:
+        """Mark the job completed with a commit that saves no stage."""
+        return self._commit(
+            stage=None,
+            blob=None,
+            cost=0.0,
+            tokens=0,
+            message=message,
+            meta=meta,
+            status=STATUS_COMPLETED,
+            reason="complete",
+        )
+
+    def fail(
+        self,
+        error: BaseException | str,
+        *,
+        stage: str | None = None,
+        meta: Mapping[str, JSONValue] | None = None,
+    ) -> Commit:
+        """Record a failure (error type and message, and the stage that failed)."""
+        info: dict[str, JSONValue] = dict(meta or {})
+        if isinstance(error, BaseException):
+            info["error_type"] = error.__class__.__name__
+            info["error"] = str(error)
+        else:
+            info["error"] = str(error)
+        if stage is not None:
+            info["failed_stage"] = names.stage_name(stage)
+        return self._commit(
+            stage=None,
+            blob=None,
+            cost=0.0,
+            tokens=0,
+            message=f"failed: {info.get('error', '')}"[:500],
+            meta=info,
+            status=STATUS_FAILED,
+            reason="fail",
+        )
+
+    # -- loading ------------------------------------------------------------
+
+    @overload
+    def load(self, stage: str, type: type[T], *, at: str | None = None) -> T: ...
+
+    @overload
+    def load(self, stage: str, type: None = None, *, at: str | None = None) -> Any: ...
+
+    def load(self, stage: str, type: Any = None, *, at: str | None = None) -> Any:
+        """The value of ``stage`` at revision ``at`` (default HEAD).
+
+        With ``type`` the value is rebuilt as that type; without, it comes back
+        as plain JSON data.  Raises NotFoundError if the stage was not saved by
+        then, CorruptObjectError if its bytes are damaged.
+        """
+        names.stage_name(stage)
+        commit = self.resolve(at)
+        entry = self.repo.objects.get_tree(commit.tree).get(stage)
+        if entry is None:
+            raise NotFoundError(
+                f"job {self.name!r} has no stage {stage!r} at {commit.short_id} "
+                f"(stages: {', '.join(self.stages(commit.id)) or 'none'})"
+            )
+        data = self.repo.objects.get(entry.id, Kind.BLOB)
+        try:
+            return serialize.loads(data, type)
+        except SerializationError as exc:
+            raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
+
+    def load_raw(self, stage: str, *, at: str | None = None) -> bytes:
+        """The canonical bytes of ``stage`` at ``at``."""
+        commit = self.resolve(at)
+        entry = self.repo.objects.get_tree(commit.tree).get(names.stage_name(stage))
+        if entry is None:
+            raise NotFoundError(f"job {self.name!r} has no stage {stage!r} at {commit.short_id}")
+        return self.repo.objects.get(entry.id, Kind.BLOB)
+
+    def tree(self, at: str | None = None) -> Tree:
+        return self.repo.objects.get_tree(self.resolve(at).tree)
+
+    def stages(self, at: str | None = None) -> list[str]:
+        """Names of the stages saved at ``at`` (default HEAD), in the order first saved."""
+        if at is None and self.head is None:
+            return []
+        return self.tree(at).names
+
+    def has_stage(self, stage: str, at: str | None = None) -> bool:
+        return stage in self.stages(at)
+
+    # -- history ------------------------------------------------------------
+
+    def walk(self, start: CommitId | None) -> Iterator[Commit]:
+        """Commits from ``start`` back along first parents."""
+        oid = start
+        while oid is not None:
+            commit = self.repo.objects.get_commit(oid)
+            yield commit
+            oid = commit.parent
+
+    def log(self, rev: str | None = None, *, limit: int | None = None) -> list[Commit]:
+        """Commits from ``rev`` (default HEAD) back to the first, newest first."""
+        if rev is None and self.head is None:
+            return []
+        out: list[Commit] = []
+        for commit in self.walk(self.resolve(rev).id):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(commit)
+        return out
+
+    def reflog(self) -> list[ReflogEntry]:
+        """Every recorded ref move of this job, newest first."""
+        return self.refs.reflog()
+
+    # -- revisions ----------------------------------------------------------
+
+    def resolve(self, rev: str | None = None) -> Commit:
+        """The commit a revision names (see :mod:`ckpt.revisions`)."""
+        parsed = parse_revision("HEAD" if rev is None else rev)
+        commit = self._resolve_base(parsed.base)
+        for _ in range(parsed.back):
+            if commit.parent is None:
+                raise InvalidRevisionError(
+                    f"job {self.name!r}: {rev!r} goes back past the first checkpoint "
+                    f"({commit.seq} in this history)"
+                )
+            commit = self.repo.objects.get_commit(commit.parent)
+        return commit
+
+    def _resolve_base(self, base: str) -> Commit:
+        objects = self.repo.objects
+        if base == "HEAD":
+            head = self.head
+            if head is None:
+                if not self.exists:
+                    raise NotFoundError(f"job {self.name!r} not found (no checkpoints saved)")
+                raise InvalidRevisionError(
+                    f"job {self.name!r}: branch {self.branch_name} has no checkpoints yet"
+                )
+            return head
+        if not self.exists:
+            raise NotFoundError(f"job {self.name!r} not found (no checkpoints saved)")
+        for ref in (HEADS + base, TAGS + base):
+            try:
+                oid = self.refs.read(ref)
+            except ValueError:
+                oid = None
+            if oid is not None:
+                return objects.get_commit(oid)
+        head = self.head
+        if head is not None:
+            for commit in self.walk(head.id):
+                if commit.stage == base:
+                    return commit
+        if len(base) >= MIN_PREFIX and is_id_prefix(base):
+            matches = sorted({c for c in self.known_commits() if c.startswith(base)})
+            if len(matches) == 1:
+                return objects.get_commit(matches[0])
+            if len(matches) > 1:
+                shown = ", ".join(m[:12] for m in matches[:5])
+                raise InvalidRevisionError(
+                    f"job {self.name!r}: commit prefix {base!r} is ambiguous "
+                    f"({len(matches)} matches: {shown}); give more digits"
+                )
+        raise InvalidRevisionError(
+            f"job {self.name!r} has no revision {base!r} (not a branch, tag, stage or commit "
+            "id); see `ckpt log " + self.name + "`"
+        )
+
+    def known_commits(self) -> set[CommitId]:
+        """Every commit reachable from this job's refs and reflog."""
+        starts: set[CommitId] = {oid for oid in self.refs.all_refs().values() if oid}
+        for entry in self.refs.reflog():
+            starts.update(oid for oid in (entry.old, entry.new) if oid)
+        seen: set[CommitId] = set()
+        stack = list(starts)
+        while stack:
+            oid = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            try:
+                commit = self.repo.objects.get_commit(oid)
+            except CkptError:
+                continue
+            stack.extend(commit.parents)
+        return seen
+
+    # -- moving refs --------------------------------------------------------
+
+    def checkout(self, rev: str, *, new_branch: str | None = None) -> CheckoutResult:
+        """Roll the current branch back (or forward) to ``rev``; or start ``new_branch`` there.
+
+        The commits rolled past stay reachable through the reflog until gc
+        expires it, so the move can be undone with ``checkout(old_id)``.
+        """
+        target = self.resolve(rev)
+        if new_branch is not None:
+            self.branch(new_branch, at=target.id)
+            self.switch(new_branch)
+            return CheckoutResult(new_branch, None, target.id, (), created_branch=True)
+        branch = self.branch_name
+        old = self._head_id(branch)
+        rolled: list[Commit] = []
+        if old is not None and old != target.id:
+            for commit in self.walk(old):
+                if commit.id == target.id:
+                    break
+                rolled.append(commit)
+            else:
+                rolled = []
+        self.refs.update(HEADS + branch, old, target.id, f"checkout: {branch} to {target.short_id}")
+        self._seen[branch] = target.id
+        return CheckoutResult(branch, old, target.id, tuple(rolled))
+
+    def branch(self, name: str, *, at: str | None = None) -> Commit:
+        """Create branch ``name`` at ``at`` (default HEAD); refuse if it exists."""
+        names.branch_name(name)
+        target = self.resolve(at)
+        ref = HEADS + name
+        if self.refs.read(ref) is not None:
+            raise ConflictError(f"job {self.name!r}: branch {name!r} already exists")
+        self.refs.update(ref, None, target.id, f"branch: created at {target.short_id}")
+        self._seen[name] = target.id
+        return target
+
+    def branches(self) -> dict[str, CommitId]:
+        return self.refs.branches()
+
+    def switch(self, name: str) -> None:
+        """Make ``name`` the current branch (it must exist)."""
+        names.branch_name(name)
+        if self.refs.read(HEADS + name) is None:
+            raise NotFoundError(
+                f"job {self.name!r} has no branch {name!r} "
+                f"(branches: {', '.join(sorted(self.branches())) or 'none'})"
+            )
+        self.refs.set_current_branch(name)
+
+    def delete_branch(self, name: str) -> CommitId:
+        names.branch_name(name)
+        if name == self.branch_name:
+            raise ConflictError(
+                f"job {self.name!r}: cannot delete the current branch {name!r}; switch first"
+            )
+        oid = self.refs.read(HEADS + name)
+        if oid is None:
+            raise NotFoundError(f"job {self.name!r} has no branch {name!r}")
+        self.refs.update(HEADS + name, oid, None, "branch: deleted")
+        self._seen.pop(name, None)
+        return oid
+
+    def tag(self, name: str, rev: str | None = None) -> Commit:
+        """Tag the commit ``rev`` (default HEAD) as ``name``; refuse if the tag exists."""
+        names.tag_name(name)
+        target = self.resolve(rev)
+        ref = TAGS + name
+        if self.refs.read(ref) is not None:
+            raise ConflictError(f"job {self.name!r}: tag {name!r} already exists")
+        self.refs.update(ref, None, target.id, f"tag: {name}")
+        return target
+
+    def tags(self) -> dict[str, CommitId]:
+        return self.refs.tags()
+
+    def delete_tag(self, name: str) -> CommitId:
+        names.tag_name(name)
+        oid = self.refs.read(TAGS + name)
+        if oid is None:
+            raise NotFoundError(f"job {self.name!r} has no tag {name!r}")
+        self.refs.update(TAGS + name, oid, None, "tag: deleted")
+        return oid
+
+    # -- summary ------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        head = self.head
+        return STATUS_ACTIVE if head is None else head.status
+
+    @property
+    def updated(self) -> dt.datetime | None:
+        head = self.head
+        return None if head is None else head.time

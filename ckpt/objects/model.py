@@ -1,0 +1,246 @@
+"""Tree and commit objects and their canonical encodings.
+
+A *blob* is a stage value's canonical bytes and needs no model.  A *tree*
+maps stage names, in the order they were first saved, to the blob holding
+each one's value.  A *commit* records one checkpoint: its tree, its
+parent(s), which job, branch and stage, when, the cost and tokens of the
+stage and the running totals, the status and free metadata.
+
+Encodings are canonical JSON (see :mod:`ckpt.serialize`) with a format field
+``"v"``; decoding validates every field and raises CorruptObjectError naming
+the object rather than returning something half-formed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ckpt.errors import CorruptObjectError, SerializationError
+from ckpt.objects.ids import CommitId, ObjectId, check_object_id
+from ckpt.serialize import JSONValue, canonical_json, parse_json
+
+ENCODING_VERSION = 1
+
+STATUS_ACTIVE = "active"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_EXPIRED = "expired"
+STATUSES = (STATUS_ACTIVE, STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
+
+
+@attrs.frozen
+class TreeEntry:
+    """One stage in a tree: the blob holding its value, the value's type name and size."""
+
+    name: str
+    id: ObjectId
+    type: str
+    size: int
+
+
+@attrs.frozen
+class Tree:
+    """Stage name -> entry, in the order stages were first saved."""
+
+    entries: tuple[TreeEntry, ...] = ()
+
+    def __iter__(self) -> Iterator[TreeEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return any(entry.name == name for entry in self.entries)
+
+    def get(self, name: str) -> TreeEntry | None:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.entries]
+
+    def with_entry(self, new: TreeEntry) -> Tree:
+        """This tree with ``new`` replacing the entry of the same name, or appended."""
+        if new.name in self:
+            return Tree(tuple(new if e.name == new.name else e for e in self.entries))
+        return Tree((*self.entries, new))
+
+    def without(self, name: str) -> Tree:
+        return Tree(tuple(e for e in self.entries if e.name != name))
+
+    def encode(self) -> bytes:
+        return canonical_json(
+            {
+                "v": ENCODING_VERSION,
+                "stages": [[e.name, e.id, e.type, e.size] for e in self.entries],
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes, oid: str) -> Tree:
+        doc = _parse_doc(data, oid, "tree")
+        stages = doc.get("stages")
+        if not isinstance(stages, list):
+            raise CorruptObjectError(oid, "tree has no stage list")
+        entries = []
+        for item in stages:
+            if not (isinstance(item, list) and len(item) == 4):
+                raise CorruptObjectError(oid, "malformed tree entry")
+            name, blob, type_name, size = item
+            if not (
+                isinstance(name, str)
+                and isinstance(type_name, str)
+                and type(size) is int
+                and size >= 0
+            ):
+                raise CorruptObjectError(oid, "malformed tree entry")
+            entries.append(TreeEntry(name, _oid(blob, oid), type_name, size))
+        return cls(tuple(entries))
+
+
+@attrs.frozen
+class Commit:
+    """One checkpoint of a job.  ``id`` is the commit object's id."""
+
+    id: CommitId
+    tree: ObjectId
+    parents: tuple[CommitId, ...]
+    job: str
+    branch: str
+    stage: str | None
+    time: dt.datetime
+    seq: int
+    cost: float = 0.0
+    tokens: int = 0
+    total_cost: float = 0.0
+    total_tokens: int = 0
+    status: str = STATUS_ACTIVE
+    message: str = ""
+    meta: Mapping[str, JSONValue] = attrs.field(factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def parent(self) -> CommitId | None:
+        return self.parents[0] if self.parents else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The commit as plain JSON data (the schema of ``--json`` output)."""
+        return {
+            "id": self.id,
+            "tree": self.tree,
+            "parents": list(self.parents),
+            "job": self.job,
+            "branch": self.branch,
+            "stage": self.stage,
+            "time": self.time.isoformat(),
+            "seq": self.seq,
+            "cost": self.cost,
+            "tokens": self.tokens,
+            "total_cost": self.total_cost,
+            "total_tokens": self.total_tokens,
+            "status": self.status,
+            "message": self.message,
+            "meta": dict(self.meta),
+        }
+
+
+def encode_commit(commit: Commit) -> bytes:
+    """Canonical bytes of ``commit`` (its ``id`` is not part of them)."""
+    doc = commit.to_json()
+    del doc["id"]
+    doc["v"] = ENCODING_VERSION
+    return canonical_json(doc)
+
+
+def commit_fields_valid(cost: float, tokens: int) -> None:
+    """Refuse cost/tokens that would make totals meaningless."""
+    if (
+        isinstance(cost, bool)
+        or not isinstance(cost, (int, float))
+        or not math.isfinite(cost)
+        or cost < 0
+    ):
+        raise SerializationError(f"cost must be a finite number >= 0, not {cost!r}")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise SerializationError(f"tokens must be an integer >= 0, not {tokens!r}")
+
+
+def decode_commit(data: bytes, oid: ObjectId) -> Commit:
+    doc = _parse_doc(data, oid, "commit")
+    try:
+        when = dt.datetime.fromisoformat(_field(doc, "time", str, oid))
+        parents = doc.get("parents")
+        if not isinstance(parents, list):
+            raise CorruptObjectError(oid, "commit parents are not a list")
+        stage = doc.get("stage")
+        if stage is not None and not isinstance(stage, str):
+            raise CorruptObjectError(oid, "commit stage is not a string")
+        meta = doc.get("meta", {})
+        if not isinstance(meta, dict):
+            raise CorruptObjectError(oid, "commit metadata is not an object")
+        return Commit(
+            id=CommitId(oid),
+            tree=_oid(doc.get("tree"), oid),
+            parents=tuple(CommitId(_oid(p, oid)) for p in parents),
+            job=_field(doc, "job", str, oid),
+            branch=_field(doc, "branch", str, oid),
+            stage=stage,
+            time=when,
+            seq=_field(doc, "seq", int, oid),
+            cost=float(_number(doc, "cost", oid)),
+            tokens=_field(doc, "tokens", int, oid),
+            total_cost=float(_number(doc, "total_cost", oid)),
+            total_tokens=_field(doc, "total_tokens", int, oid),
+            status=_field(doc, "status", str, oid),
+            message=_field(doc, "message", str, oid),
+            meta=meta,
+        )
+    except ValueError as exc:
+        raise CorruptObjectError(oid, f"malformed commit: {exc}") from exc
+
+
+def _parse_doc(data: bytes, oid: str, what: str) -> dict[str, JSONValue]:
+    try:
+        doc = parse_json(data)
+    except SerializationError as exc:
+        raise CorruptObjectError(oid, f"{what} is not valid JSON") from exc
+    if not isinstance(doc, dict):
+        raise CorruptObjectError(oid, f"{what} is not a JSON object")
+    if doc.get("v") != ENCODING_VERSION:
+        raise CorruptObjectError(
+            oid, f"unknown {what} encoding version", str(ENCODING_VERSION), repr(doc.get("v"))
+        )
+    return doc
+
+
+def _oid(value: object, oid: str) -> ObjectId:
+    try:
+        return check_object_id(value)
+    except ValueError:
+        raise CorruptObjectError(oid, f"malformed object id {value!r}") from None
+
+
+def _field(doc: Mapping[str, JSONValue], name: str, kind: type[Any], oid: str) -> Any:
+    value = doc.get(name)
+    if type(value) is not kind:
+        raise CorruptObjectError(oid, f"field {name!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _number(doc: Mapping[str, JSONValue], name: str, oid: str) -> float | int:
+    value = doc.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CorruptObjectError(oid, f"field {name!r} is missing or not a number")
+    return value

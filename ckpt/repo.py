@@ -1,0 +1,201 @@
+"""The repository: a store of objects and jobs, and the entry points to open one.
+
+``init(location)`` creates a store and ``open(location)`` opens one.  A
+location is a directory path or a store URL.  With no location, ``open``
+uses ``$CKPT_DIR``, then looks for a ``.ckpt`` directory in the current
+directory and its parents, as git looks for ``.git``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ckpt.errors import (
+    CkptError,
+    ConflictError,
+    NotFoundError,
+    StoreExistsError,
+    StoreNotFoundError,
+)
+from ckpt.job import Job
+from ckpt.names import job_name
+from ckpt.objects.store import ObjectStore
+from ckpt.refs import JOBS_PREFIX, job_prefix
+from ckpt.storage import is_url, open_storage
+from ckpt.storage.base import KeyNotFoundError, Storage
+
+if TYPE_CHECKING:
+    from ckpt.gc import GcReport
+    from ckpt.verify import VerifyReport
+
+STORE_DIRNAME = ".ckpt"
+CONFIG_KEY = "config"
+STORE_FORMAT = "ckpt-store"
+STORE_VERSION = 1
+
+
+class Repository:
+    """An open ckpt store.  Use :func:`init` or :func:`open` to get one."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.objects = ObjectStore(storage)
+        self.config = _read_config(storage)
+
+    def __repr__(self) -> str:
+        return f"Repository({self.location!r})"
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def location(self) -> str:
+        return self.storage.url
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def job(self, name: str) -> Job:
+        """A handle on job ``name``; the job is created by its first save."""
+        return Job(self, name)
+
+    def job_names(self) -> list[str]:
+        """Names of every job in the store, sorted."""
+        found: set[str] = set()
+        for info in self.storage.list(JOBS_PREFIX):
+            parts = info.key.split("/")
+            if len(parts) == 3 and parts[2] == "HEAD":
+                found.add(parts[1])
+        return sorted(found)
+
+    def jobs(self) -> list[Job]:
+        """Every job in the store, sorted by name."""
+        return [Job(self, name) for name in self.job_names()]
+
+    def has_job(self, name: str) -> bool:
+        return Job(self, name).exists
+
+    def delete_job(self, name: str) -> None:
+        """Remove a job's refs, HEAD and reflog.  Its objects go at the next gc."""
+        job = Job(self, job_name(name))
+        if not job.exists:
+            raise NotFoundError(f"job {name!r} not found")
+        prefix = job_prefix(job.name)
+        keys = [info.key for info in self.storage.list(prefix)]
+        # HEAD last: the job stays listed (and visible to verify) until everything else is gone.
+        keys.sort(key=lambda key: key.endswith("/HEAD"))
+        for key in keys:
+            self.storage.delete(key)
+        self.storage.delete_log(f"{prefix}reflog")
+
+    def verify(self, *, full: bool = True, jobs: Iterable[str] | None = None) -> VerifyReport:
+        """Check refs, reachability and (with ``full``) every object's hash.  Never raises
+        for damage it finds: the report lists every problem and what it breaks."""
+        from ckpt.verify import verify
+
+        return verify(self, full=full, jobs=jobs)
+
+    def gc(self, *, grace: dt.timedelta = dt.timedelta(hours=1), dry_run: bool = False) -> GcReport:
+        """Delete unreachable objects older than ``grace``; see :mod:`ckpt.gc`."""
+        from ckpt.gc import collect
+
+        return collect(self, grace=grace, dry_run=dry_run)
+
+
+def _read_config(storage: Storage) -> dict[str, object]:
+    try:
+        raw = storage.get(CONFIG_KEY)
+    except KeyNotFoundError:
+        raise StoreNotFoundError(
+            f"no ckpt store at {storage.url} (run `ckpt init` to create one)"
+        ) from None
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise CkptError(f"{storage.url}: the store's config is garbled") from None
+    if not isinstance(config, dict) or config.get("format") != STORE_FORMAT:
+        raise StoreNotFoundError(f"{storage.url} is not a ckpt store")
+    if config.get("version") != STORE_VERSION:
+        raise CkptError(
+            f"{storage.url}: store format version {config.get('version')!r} is not supported "
+            f"by this ckpt (supports {STORE_VERSION}); upgrade ckpt"
+        )
+    return config
+
+
+def _location(location: str | os.PathLike[str] | None) -> str:
+    return os.fspath(location) if location is not None else STORE_DIRNAME
+
+
+def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
+    """Create a new store at ``location`` (default ``./.ckpt``) and return it open.
+
+    Raises StoreExistsError if a store is already there.  With
+    ``durable=False`` writes are not fsynced: faster, but a machine crash
+    may lose the latest checkpoints (a process crash still loses nothing).
+    """
+    where = _location(location)
+    if not is_url(where):
+        path = Path(where.removeprefix("file://"))
+        if path.exists() and not path.is_dir():
+            raise StoreExistsError(f"{path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(where, durable=durable)
+    config = {
+        "format": STORE_FORMAT,
+        "version": STORE_VERSION,
+        "id": uuid.uuid4().hex,
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    try:
+        storage.compare_and_swap(CONFIG_KEY, None, json.dumps(config, indent=2).encode() + b"\n")
+    except ConflictError:
+        raise StoreExistsError(f"a ckpt store already exists at {storage.url}") from None
+    return Repository(storage)
+
+
+def find_store(start: str | os.PathLike[str] | None = None) -> str | None:
+    """The nearest ``.ckpt`` directory at or above ``start`` (default: cwd), or None."""
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / STORE_DIRNAME
+        if candidate.is_dir():
+            return str(candidate)
+    return None
+
+
+def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
+    """Where to open a store: ``location``, else ``$CKPT_DIR``, else the nearest ``.ckpt``."""
+    if location is not None:
+        return os.fspath(location)
+    env = os.environ.get("CKPT_DIR")
+    if env:
+        return env
+    found = find_store()
+    if found is None:
+        raise StoreNotFoundError(
+            "no ckpt store found in this directory or any parent "
+            "(run `ckpt init`, or pass --store / set CKPT_DIR)"
+        )
+    return found
+
+
+def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
+    """Open an existing store (see :func:`resolve_location` for how it is found)."""
+    where = resolve_location(location)
+    if not is_url(where):
+        path = Path(where.removeprefix("file://"))
+        if not path.is_dir():
+            raise StoreNotFoundError(
+                f"no ckpt store at {where} (run `ckpt init {where}` to create one)"
+            )
+    return Repository(open_storage(where, durable=durable))

@@ -1,0 +1,223 @@
+"""User values <-> canonical bytes, through one cattrs converter.
+
+A value is first *unstructured* by :data:`converter` into JSON primitives
+(dict, list, str, int, float, bool, None), then written as canonical JSON:
+UTF-8, keys sorted, no whitespace, floats in Python's shortest round-trip
+form.  Equal values therefore give equal bytes, which is what makes
+content-addressed dedup work.
+
+Types come from the caller: ``structure(data, SomeType)`` rebuilds a value
+of ``SomeType``.  No type name read from a store is ever imported, and no
+pickle is involved, so loading a store someone else wrote runs none of their
+code.
+
+Supported out of the box: attrs classes, dataclasses, enums, ``datetime``,
+``date``, ``time``, ``timedelta``, ``UUID``, ``Path``, ``bytes``, ``Decimal``
+and ``dict``/``list``/``tuple``/``set``/``frozenset`` of those.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import json
+import pathlib
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import BaseValidationError
+
+from ckpt.errors import SerializationError
+
+T = TypeVar("T")
+
+JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+
+    conv.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
+    conv.register_structure_hook(bytes, lambda v, _: _b64decode(v))
+    conv.register_unstructure_hook(bytearray, lambda b: base64.b64encode(b).decode("ascii"))
+    conv.register_structure_hook(bytearray, lambda v, _: bytearray(_b64decode(v)))
+
+    conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+    conv.register_structure_hook(dt.datetime, lambda v, _: _parse(dt.datetime, v))
+    conv.register_unstructure_hook(dt.date, lambda d: d.isoformat())
+    conv.register_structure_hook(dt.date, lambda v, _: _parse(dt.date, v))
+    conv.register_unstructure_hook(dt.time, lambda t: t.isoformat())
+    conv.register_structure_hook(dt.time, lambda v, _: _parse(dt.time, v))
+    conv.register_unstructure_hook(dt.timedelta, lambda d: [d.days, d.seconds, d.microseconds])
+    conv.register_structure_hook(dt.timedelta, lambda v, _: dt.timedelta(*_triple(v)))
+
+    conv.register_unstructure_hook(uuid.UUID, str)
+    conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(_expect_str(v)))
+    conv.register_unstructure_hook(decimal.Decimal, str)
+    conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(_expect_str(v)))
+    conv.register_unstructure_hook(pathlib.PurePath, str)
+    for path_type in (
+        pathlib.Path,
+        pathlib.PurePath,
+        pathlib.PurePosixPath,
+        pathlib.PosixPath,
+        pathlib.PureWindowsPath,
+    ):
+        conv.register_structure_hook(path_type, lambda v, t: t(_expect_str(v)))
+    return conv
+
+
+def _expect_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _b64decode(value: object) -> bytes:
+    return base64.b64decode(_expect_str(value), validate=True)
+
+
+def _parse(kind: type[Any], value: object) -> Any:
+    return kind.fromisoformat(_expect_str(value))
+
+
+def _triple(value: object) -> tuple[int, int, int]:
+    if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
+        raise TypeError("expected [days, seconds, microseconds]")
+    return value[0], value[1], value[2]
+
+
+converter: cattrs.Converter = _make_converter()
+
+
+def type_name(value_type: type[Any]) -> str:
+    """A readable name for a type, stored beside a blob for people (never imported)."""
+    module = getattr(value_type, "__module__", "")
+    qualname = getattr(value_type, "__qualname__", repr(value_type))
+    return qualname if module in ("builtins", "") else f"{module}.{qualname}"
+
+
+def _canonical(value: object, path: str) -> object:
+    """Check ``value`` is a JSON primitive tree; normalise keys to strings."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        items = [_canonical(converter.unstructure(item), f"{path}{{}}") for item in value]
+        return sorted(items, key=_sort_key)
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            text = _key_text(key, path)
+            if text in out:
+                raise SerializationError(f"{path}: two keys both render as {text!r}")
+            out[text] = _canonical(item, f"{path}.{text}")
+        return out
+    raise SerializationError(f"{path}: cannot serialize a value of type {type_name(type(value))}")
+
+
+def _key_text(key: object, path: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    if isinstance(key, (int, float)):
+        return json.dumps(key)
+    if isinstance(key, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+        return str(key)
+    if isinstance(key, (dt.date, dt.datetime, dt.time)):
+        return key.isoformat()
+    raise SerializationError(f"{path}: cannot use a {type_name(type(key))} as a mapping key")
+
+
+def _encode(value: object) -> bytes:
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=True,
+    ).encode("utf-8", "surrogatepass")
+
+
+def _sort_key(value: object) -> bytes:
+    return _encode(value)
+
+
+def canonical_json(value: object) -> bytes:
+    """Canonical UTF-8 JSON of a primitive tree: sorted keys, no spaces.
+
+    Sets and frozensets become lists sorted by their elements' canonical bytes.
+    """
+    try:
+        return _encode(_canonical(value, "$"))
+    except SerializationError:
+        raise
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"cannot encode value: {exc}") from exc
+
+
+def parse_json(data: bytes) -> JSONValue:
+    """Parse canonical (or any) JSON bytes into primitives."""
+    try:
+        result: JSONValue = json.loads(data.decode("utf-8", "surrogatepass"))
+        return result
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"stored value is not valid JSON: {exc}") from exc
+
+
+def dumps(value: object, *, as_type: Any = None) -> bytes:
+    """Serialize ``value`` to canonical bytes; raise SerializationError naming the type."""
+    try:
+        primitive = converter.unstructure(value, unstructure_as=as_type)
+    except SerializationError:
+        raise
+    except (BaseValidationError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise SerializationError(
+            f"cannot serialize a value of type {type_name(type(value))}: {exc}"
+        ) from exc
+    return canonical_json(primitive)
+
+
+def loads(data: bytes, as_type: type[T] | Any = None) -> Any:
+    """Parse canonical bytes; rebuild ``as_type`` if given, else return primitives."""
+    primitive = parse_json(data)
+    if as_type is None:
+        return primitive
+    return structure(primitive, as_type)
+
+
+def structure(primitive: object, as_type: type[T] | Any) -> Any:
+    """Rebuild a value of ``as_type`` from primitives, with a readable error."""
+    try:
+        return converter.structure(primitive, as_type)
+    except BaseValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc))
+        raise SerializationError(
+            f"stored value does not fit {type_name(as_type)}: {details}"
+        ) from exc
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SerializationError(f"stored value does not fit {type_name(as_type)}: {exc}") from exc
+
+
+__all__ = [
+    "JSONValue",
+    "canonical_json",
+    "converter",
+    "dumps",
+    "loads",
+    "parse_json",
+    "structure",
+    "type_name",
+]

@@ -1,0 +1,130 @@
+"""The storage protocol: the few byte-level operations every backend provides.
+
+Keys are ``/``-separated strings of safe components (see :func:`check_key`).
+The object database and refs are built on these operations alone, so a new
+backend only has to implement this protocol and pass
+``tests/storage/test_contract.py``.
+
+Guarantees every backend MUST give:
+
+* ``put_if_absent`` is atomic: a reader sees either no value or the whole value,
+  and an existing value is never replaced.
+* ``compare_and_swap`` is atomic and linearizable per key: it changes the key
+  only if it still holds ``expected``; otherwise it raises ``ConflictError``.
+* ``append`` adds one record to a log without losing records appended
+  concurrently by other writers; ``read_log`` returns records in append order.
+* ``touch`` and ``delete_if_older`` never race: a touched key is not deleted.
+* When the backend is durable, a call that returns has reached stable storage.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ckpt.errors import InvalidNameError, NotFoundError
+
+#: Suffixes a backend may use for its own files next to a key (locks, logs,
+#: temporary files); no key component may end in one.
+RESERVED_SUFFIXES = (".lock", ".log", ".tmp")
+_KEY_COMPONENT = re.compile(r"[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]*\Z")
+
+
+class KeyNotFoundError(NotFoundError):
+    """A storage key holds no value."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no value at key {key!r}")
+
+
+@attrs.frozen
+class KeyInfo:
+    """What a listing says of one key: its name, size in bytes and modification time."""
+
+    key: str
+    size: int
+    mtime: float
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if every component is safe to map onto a path, else raise."""
+    if not isinstance(key, str) or not key or len(key) > 1024:
+        raise InvalidNameError(f"invalid storage key {key!r}")
+    for component in key.split("/"):
+        if (
+            not _KEY_COMPONENT.match(component)
+            or ".." in component
+            or component.endswith(RESERVED_SUFFIXES)
+        ):
+            raise InvalidNameError(f"invalid storage key {key!r}")
+    return key
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Byte storage under string keys.  See the module docstring for guarantees."""
+
+    url: str
+    durable: bool
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes at ``key``; raise KeyNotFoundError if there are none."""
+        ...
+
+    def stat(self, key: str) -> KeyInfo | None:
+        """Return size and mtime of ``key``, or None if it holds nothing."""
+        ...
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` at ``key`` unless the key exists; True if this call wrote it."""
+        ...
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        """Set ``key`` to ``new`` (None deletes) if it holds ``expected`` (None: absent)."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it existed.  Deleting a missing key is not an error."""
+        ...
+
+    def touch(self, key: str) -> bool:
+        """Set ``key``'s mtime to now; False (and nothing created) if it holds nothing.
+
+        Writers touch an object they dedup against, so that a concurrent gc
+        does not take it for old garbage.
+        """
+        ...
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Delete ``key`` only if its mtime is before ``cutoff``; True if deleted.
+
+        MUST be atomic against ``touch``: a key touched before this call
+        decides is never deleted (gc relies on it to spare objects that an
+        in-flight save has just reused).
+        """
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[KeyInfo]:
+        """Every key that starts with ``prefix`` (a whole-component prefix or ``""``)."""
+        ...
+
+    def append(self, key: str, record: bytes) -> None:
+        """Append one record (no newline bytes) to the log at ``key``."""
+        ...
+
+    def read_log(self, key: str) -> builtins.list[bytes]:
+        """All records of the log at ``key`` in append order; [] if there is none."""
+        ...
+
+    def delete_log(self, key: str) -> None:
+        """Remove the whole log at ``key``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and file handles."""
+        ...

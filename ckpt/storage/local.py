@@ -1,0 +1,407 @@
+"""Local directory storage, the default backend.
+
+Layout: the value of key ``a/b/c`` is the file ``ROOT/a/b/c``; the log at key
+``k`` is the file ``ROOT/k.log``; ``ROOT/k.lock`` is the lock file of key
+``k``.  Temporary files end in ``.tmp``.
+
+* ``put_if_absent`` writes a temporary file, fsyncs it, then hard-links it to
+  the final name (``link`` fails if the name exists, so nothing is replaced)
+  and fsyncs the directory.  A reader never sees half a file.
+* ``compare_and_swap`` takes an exclusive ``flock`` on the key's lock file,
+  re-reads the key, and if it still holds the expected bytes renames a
+  fsynced temporary file over it.  The kernel drops the ``flock`` when its
+  holder dies, so a killed writer never leaves a lock that blocks others.
+* ``append`` writes one line with ``O_APPEND`` under the same kind of lock.
+* Directories are opened with ``O_NOFOLLOW`` one component at a time, so a
+  symlink planted inside the store is never followed.
+
+With ``durable=False`` no fsync is issued: a crash of the machine (not of
+the process) may then lose the latest writes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import os
+import secrets
+import socket
+import stat as stat_mod
+import time
+from collections.abc import Iterator
+
+from ckpt.errors import ConflictError, StorageError
+from ckpt.storage.base import RESERVED_SUFFIXES, KeyInfo, KeyNotFoundError, check_key
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOCK_WAIT_SECONDS = 30.0
+
+
+def _storage_error(what: str, key: str, exc: OSError) -> StorageError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    err = StorageError(exc.errno or 0, f"cannot {what} {key!r}: {reason}")
+    err.__cause__ = exc
+    return err
+
+
+class LocalStorage:
+    """Files under one directory.  See the module docstring for the write protocol."""
+
+    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.url = self.root
+        self.durable = durable
+
+    # -- directory handling -------------------------------------------------
+
+    def _open_dir(self, parts: list[str], *, create: bool) -> int:
+        """Open the directory ROOT/parts..., refusing symlinks; create it if asked."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts:
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    if self.durable:
+                        os.fsync(fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _split(self, key: str) -> tuple[list[str], str]:
+        parts = check_key(key).split("/")
+        return parts[:-1], parts[-1]
+
+    def _fsync(self, fd: int) -> None:
+        if self.durable:
+            os.fsync(fd)
+
+    def _write_temp(self, dir_fd: int, name: str, data: bytes) -> str:
+        tmp = f"{name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=dir_fd,
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            self._fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        os.close(fd)
+        return tmp
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyNotFoundError(key) from None
+        except OSError as exc:
+            raise _storage_error("read", key, exc) from exc
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyNotFoundError(key) from None
+        except OSError as exc:
+            raise _storage_error("read", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise _storage_error("read", key, exc) from exc
+
+    def stat(self, key: str) -> KeyInfo | None:
+        path = os.path.join(self.root, *check_key(key).split("/"))
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return KeyInfo(key, st.st_size, st.st_mtime)
+
+    def list(self, prefix: str = "") -> Iterator[KeyInfo]:
+        base_parts = [p for p in prefix.split("/")[:-1] if p] if prefix else []
+        start = os.path.join(self.root, *base_parts)
+        for info in self._walk(start, "/".join(base_parts)):
+            if info.key.startswith(prefix):
+                yield info
+
+    def _walk(self, path: str, key_prefix: str) -> Iterator[KeyInfo]:
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            key = f"{key_prefix}/{entry.name}" if key_prefix else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(entry.path, key)
+            elif entry.is_file(follow_symlinks=False):
+                if entry.name.endswith(RESERVED_SUFFIXES) or ".tmp" in entry.name:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                yield KeyInfo(key, st.st_size, st.st_mtime)
+
+    # -- writes -------------------------------------------------------------
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=True)
+            try:
+                tmp = self._write_temp(dir_fd, name, data)
+                try:
+                    os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+                finally:
+                    os.unlink(tmp, dir_fd=dir_fd)
+                self._fsync(dir_fd)
+                return True
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise _storage_error("write", key, exc) from exc
+
+    @contextlib.contextmanager
+    def _locked(self, dir_fd: int, name: str) -> Iterator[None]:
+        """Hold an exclusive flock on ``name.lock``; released by the kernel if we die."""
+        lock_name = f"{name}.lock"
+        fd = os.open(
+            lock_name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+        )
+        try:
+            deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+            delay = 0.0005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ConflictError(
+                            f"lock {lock_name} held by {self._lock_owner(fd)} for over "
+                            f"{_LOCK_WAIT_SECONDS:.0f}s"
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            owner = f"{os.getpid()}@{socket.gethostname()} {time.time():.3f}\n".encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, owner, 0)
+            yield
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _lock_owner(fd: int) -> str:
+        try:
+            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=True)
+            try:
+                with self._locked(dir_fd, name):
+                    current = self._read_at(dir_fd, name)
+                    if current != expected:
+                        raise ConflictError(f"{key} changed concurrently")
+                    if new is None:
+                        if current is not None:
+                            os.unlink(name, dir_fd=dir_fd)
+                    else:
+                        tmp = self._write_temp(dir_fd, name, new)
+                        try:
+                            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                        except BaseException:
+                            with contextlib.suppress(OSError):
+                                os.unlink(tmp, dir_fd=dir_fd)
+                            raise
+                    self._fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise _storage_error("update", key, exc) from exc
+
+    @staticmethod
+    def _read_at(dir_fd: int, name: str) -> bytes | None:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+
+    def delete(self, key: str) -> bool:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+            self._fsync(dir_fd)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+
+    def touch(self, key: str) -> bool:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            os.utime(name, dir_fd=dir_fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error("touch", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Rename the file aside, then decide on the mtime of what was renamed.
+
+        A ``touch`` that lands before the rename shows in the renamed file's
+        mtime (and the file is put back); one that lands after it finds no
+        file, so its writer stores the object again.  Either way no object a
+        writer has just reused is lost.
+        """
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            try:
+                if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
+                    return False
+            except FileNotFoundError:
+                return False
+            aside = f"{name}.{secrets.token_hex(6)}.tmp"
+            try:
+                os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except FileNotFoundError:
+                return False
+            if os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
+                with contextlib.suppress(FileExistsError):
+                    os.link(
+                        aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
+                    )
+                os.unlink(aside, dir_fd=dir_fd)
+                self._fsync(dir_fd)
+                return False
+            os.unlink(aside, dir_fd=dir_fd)
+            self._fsync(dir_fd)
+            return True
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+
+    def append(self, key: str, record: bytes) -> None:
+        if b"\n" in record:
+            raise ValueError("log records must not contain newlines")
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=True)
+            try:
+                with self._locked(dir_fd, f"{name}.log"):
+                    fd = os.open(
+                        f"{name}.log",
+                        os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        0o644,
+                        dir_fd=dir_fd,
+                    )
+                    try:
+                        # A torn earlier line (crash mid-append) must not swallow this one.
+                        size = os.fstat(fd).st_size
+                        prefix = b""
+                        if size:
+                            rfd = os.open(f"{name}.log", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                            try:
+                                if os.pread(rfd, 1, size - 1) != b"\n":
+                                    prefix = b"\n"
+                            finally:
+                                os.close(rfd)
+                        os.write(fd, prefix + record + b"\n")
+                        self._fsync(fd)
+                    finally:
+                        os.close(fd)
+                    if self.durable:
+                        os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise _storage_error("append to", key, exc) from exc
+
+    def read_log(self, key: str) -> builtins.list[bytes]:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            data = self._read_at(dir_fd, f"{name}.log")
+        except OSError as exc:
+            raise _storage_error("read", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+        if not data:
+            return []
+        return [line for line in data.split(b"\n") if line]
+
+    def delete_log(self, key: str) -> None:
+        dirs, name = self._split(key)
+        try:
+            dir_fd = self._open_dir(dirs, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            for suffix in (".log", ".log.lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name + suffix, dir_fd=dir_fd)
+            self._fsync(dir_fd)
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        pass
+
+    def remove_empty_dirs(self, prefix: str) -> None:
+        """Remove directories left empty under ``prefix`` (after a job is deleted)."""
+        base = os.path.join(self.root, *[p for p in prefix.split("/") if p])
+        for dirpath, _dirnames, _files in os.walk(base, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)

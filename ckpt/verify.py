@@ -1,0 +1,253 @@
+"""verify: check refs, reachability and object hashes, and say what damage breaks.
+
+For every job, verify parses HEAD, each ref and each reflog line, then walks
+every commit reachable from the job's roots.  A commit is *intact* when its
+commit object, its tree and every blob of its tree are readable and (with
+``full``) hash to their ids.  Each problem names the object or ref, what was
+expected and found, and the jobs and commits it breaks; for each branch the
+report gives the newest intact commit, the one to check out to recover.
+
+With ``full``, every stored object is hashed, reachable or not.  Without it,
+commits and trees are still hashed (they must be read to walk history) but
+blobs are only checked to exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
+from ckpt.objects.ids import CommitId, Kind, ObjectId
+from ckpt.objects.model import Commit
+from ckpt.reachable import job_roots
+from ckpt.refs import HEADS, RefStore
+from ckpt.repo import Repository
+
+ProgressFn = Callable[[int, int], None]
+
+
+@attrs.frozen
+class Problem:
+    """One thing found wrong.  ``subject`` is an object id or a ref name."""
+
+    kind: str  # corrupt-object | missing-object | bad-ref | bad-head | bad-reflog
+    subject: str
+    message: str
+    jobs: tuple[str, ...] = ()
+    commits: tuple[CommitId, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "message": self.message,
+            "jobs": list(self.jobs),
+            "commits": list(self.commits),
+        }
+
+
+@attrs.frozen
+class JobHealth:
+    """Per job: broken commits and, per branch, the newest intact commit (None: none left)."""
+
+    job: str
+    broken_commits: tuple[CommitId, ...]
+    last_good: dict[str, CommitId | None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken_commits
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "job": self.job,
+            "broken_commits": list(self.broken_commits),
+            "last_good": dict(self.last_good),
+        }
+
+
+@attrs.frozen
+class VerifyReport:
+    problems: tuple[Problem, ...]
+    jobs: dict[str, JobHealth]
+    objects_checked: int
+    bytes_checked: int
+    full: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "full": self.full,
+            "objects_checked": self.objects_checked,
+            "bytes_checked": self.bytes_checked,
+            "problems": [p.to_json() for p in self.problems],
+            "jobs": {name: health.to_json() for name, health in self.jobs.items()},
+        }
+
+
+class _Checker:
+    """Checks each object once and remembers the verdict (dedup makes objects shared)."""
+
+    def __init__(self, repo: Repository, full: bool) -> None:
+        self.repo = repo
+        self.full = full
+        self.errors: dict[ObjectId, CkptError] = {}
+        self.ok: set[ObjectId] = set()
+        self.commits: dict[CommitId, Commit] = {}
+        self.objects_checked = 0
+        self.bytes_checked = 0
+
+    def check(self, oid: ObjectId, kind: Kind) -> bool:
+        if oid in self.ok:
+            return True
+        if oid in self.errors:
+            return False
+        try:
+            if kind is Kind.BLOB and not self.full:
+                if not self.repo.objects.has(oid):
+                    raise ObjectNotFoundError(oid)
+            else:
+                stored = self.repo.objects.read_stored(oid)
+                self.bytes_checked += len(stored)
+                found = self.repo.objects.verify(oid)
+                if found is not kind:
+                    raise CorruptObjectError(
+                        oid, "object has the wrong kind", kind.label, found.label
+                    )
+            self.objects_checked += 1
+        except CkptError as exc:
+            self.errors[oid] = exc
+            return False
+        self.ok.add(oid)
+        return True
+
+    def commit(self, oid: CommitId) -> Commit | None:
+        if oid in self.commits:
+            return self.commits[oid]
+        if not self.check(oid, Kind.COMMIT):
+            return None
+        try:
+            commit = self.repo.objects.get_commit(oid)
+        except CkptError as exc:
+            self.ok.discard(oid)
+            self.errors[oid] = exc
+            return None
+        self.commits[oid] = commit
+        return commit
+
+    def broken_by(self, commit: Commit) -> list[ObjectId]:
+        """Objects whose damage breaks ``commit`` (empty if it is intact)."""
+        if not self.check(commit.tree, Kind.TREE):
+            return [commit.tree]
+        tree = self.repo.objects.get_tree(commit.tree)
+        return [entry.id for entry in tree if not self.check(entry.id, Kind.BLOB)]
+
+
+def verify(
+    repo: Repository,
+    *,
+    full: bool = True,
+    jobs: Iterable[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> VerifyReport:
+    """Check the store; return every problem found.  Raises only if the store can't be read."""
+    checker = _Checker(repo, full)
+    problems: list[Problem] = []
+    # object id -> (jobs, commits) it breaks
+    damage: dict[ObjectId, tuple[set[str], set[CommitId]]] = {}
+    healths: dict[str, JobHealth] = {}
+    names = list(jobs) if jobs is not None else repo.job_names()
+    for index, name in enumerate(names, 1):
+        healths[name] = _verify_job(repo, name, checker, problems, damage)
+        if progress is not None:
+            progress(index, len(names))
+    if full and jobs is None:
+        for stored in repo.objects:
+            if stored.id not in checker.ok and stored.id not in checker.errors:
+                try:
+                    kind = repo.objects.kind_of(stored.id)
+                except CkptError:
+                    kind = Kind.BLOB
+                checker.check(stored.id, kind)
+    for oid, exc in sorted(checker.errors.items()):
+        affected_jobs, affected_commits = damage.get(oid, (set(), set()))
+        label = "missing-object" if isinstance(exc, ObjectNotFoundError) else "corrupt-object"
+        problems.append(
+            Problem(
+                label, oid, str(exc), tuple(sorted(affected_jobs)), tuple(sorted(affected_commits))
+            )
+        )
+    return VerifyReport(
+        tuple(problems), healths, checker.objects_checked, checker.bytes_checked, full
+    )
+
+
+def _verify_job(
+    repo: Repository,
+    name: str,
+    checker: _Checker,
+    problems: list[Problem],
+    damage: dict[ObjectId, tuple[set[str], set[CommitId]]],
+) -> JobHealth:
+    refs = RefStore(repo.storage, name)
+    try:
+        refs.current_branch()
+    except CorruptRefError as exc:
+        problems.append(Problem("bad-head", f"{name}:HEAD", str(exc), (name,)))
+    targets = refs.all_refs()
+    for ref, oid in sorted(targets.items()):
+        if oid is None:
+            problems.append(
+                Problem("bad-ref", f"{name}:{ref}", f"job {name}: ref {ref} is garbled", (name,))
+            )
+    for line in refs.bad_reflog_lines():
+        problems.append(
+            Problem(
+                "bad-reflog",
+                f"{name}:reflog:{line}",
+                f"job {name}: reflog line {line} is garbled",
+                (name,),
+            )
+        )
+
+    broken: set[CommitId] = set()
+    stack = list(job_roots(repo.storage, name))
+    seen: set[CommitId] = set()
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        commit = checker.commit(oid)
+        bad = [oid] if commit is None else checker.broken_by(commit)
+        if bad:
+            broken.add(oid)
+            for bad_oid in bad:
+                entry = damage.setdefault(bad_oid, (set(), set()))
+                entry[0].add(name)
+                entry[1].add(oid)
+        if commit is not None:
+            stack.extend(commit.parents)
+
+    last_good: dict[str, CommitId | None] = {}
+    reflog = refs.reflog()
+    for ref, head in targets.items():
+        if not ref.startswith(HEADS):
+            continue
+        candidates: list[CommitId] = []
+        oid = head
+        while oid is not None:
+            candidates.append(oid)
+            commit = checker.commits.get(oid)
+            oid = commit.parent if commit is not None else None
+        candidates.extend(e.new for e in reflog if e.ref == ref and e.new is not None)
+        last_good[ref[len(HEADS) :]] = next(
+            (c for c in candidates if c not in broken and c in checker.commits), None
+        )
+    return JobHealth(name, tuple(sorted(broken)), last_good)
