@@ -29,7 +29,7 @@ import attrs
 
 from ckpt.errors import CkptError
 from ckpt.objects.ids import ObjectId
-from ckpt.reachable import REFLOG_EXPIRY, all_roots
+from ckpt.reachable import REFLOG_EXPIRY, history_cut, job_roots
 from ckpt.repo import Repository
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
@@ -58,26 +58,33 @@ class GcReport:
 
 def mark(repo: Repository, *, expiry: dt.timedelta = REFLOG_EXPIRY) -> set[ObjectId]:
     """Every object reachable from any job's roots.  Raises CkptError on an unreadable object."""
-    objects = repo.objects
     marked: set[ObjectId] = set()
-    roots = all_roots(repo.storage, repo.job_names(), expiry=expiry)
-    stack: list[ObjectId] = [oid for job_roots in roots.values() for oid in job_roots]
+    for job in repo.job_names():
+        _mark_job(repo, job, marked, expiry)
+    return marked
+
+
+def _mark_job(repo: Repository, job: str, marked: set[ObjectId], expiry: dt.timedelta) -> None:
+    # Walked per job: a commit shared by a fork may be cut in one job but not the other.
+    cut = history_cut(repo.storage, job)
+    stack = list(job_roots(repo.storage, job, expiry=expiry))
+    seen: set[ObjectId] = set()
     while stack:
         oid = stack.pop()
-        if oid in marked:
+        if oid in seen:
             continue
+        seen.add(oid)
+        marked.add(oid)
         try:
-            commit = objects.get_commit(oid)
-            tree = objects.get_tree(commit.tree)
+            commit = repo.objects.get_commit(oid)
+            marked.add(commit.tree)
+            marked.update(entry.id for entry in repo.objects.get_tree(commit.tree))
         except CkptError as exc:
             raise CkptError(
                 f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair first"
             ) from exc
-        marked.add(oid)
-        marked.add(commit.tree)
-        marked.update(entry.id for entry in tree)
-        stack.extend(commit.parents)
-    return marked
+        if oid not in cut:
+            stack.extend(commit.parents)
 
 
 def collect(

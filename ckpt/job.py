@@ -30,10 +30,12 @@ from ckpt.errors import (
     SerializationError,
     StorageError,
 )
+from ckpt.jobrecord import ForkPoint, JobRecord, read_record, update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId, is_id_prefix
 from ckpt.objects.model import (
     STATUS_ACTIVE,
     STATUS_COMPLETED,
+    STATUS_EXPIRED,
     STATUS_FAILED,
     STATUSES,
     Commit,
@@ -41,7 +43,7 @@ from ckpt.objects.model import (
     TreeEntry,
     commit_fields_valid,
 )
-from ckpt.refs import HEADS, TAGS, ReflogEntry, RefStore, now
+from ckpt.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.revisions import MIN_PREFIX, parse_revision
 from ckpt.serialize import JSONValue
 
@@ -194,8 +196,8 @@ class Job:
                 meta=meta_dict,
             )
             commit = attrs.evolve(commit, id=objects.put_commit(commit))
-            if parent_id is None:
-                self.refs.create(branch)
+            if parent_id is None and self.refs.create(branch):
+                update_record(self.repo.storage, self.name, lambda record: record)
             self.refs.update(HEADS + branch, parent_id, commit.id, reason)
         except ConflictError:
             self._seen.pop(branch, None)
@@ -299,12 +301,17 @@ class Job:
     # -- history ------------------------------------------------------------
 
     def walk(self, start: CommitId | None) -> Iterator[Commit]:
-        """Commits from ``start`` back along first parents."""
+        """Commits from ``start`` back along first parents, stopping where retention cut."""
+        cut = self.record.cut
         oid = start
         while oid is not None:
             commit = self.repo.objects.get_commit(oid)
             yield commit
-            oid = commit.parent
+            oid = None if commit.id in cut else commit.parent
+
+    def is_cut(self, commit: Commit) -> bool:
+        """True if retention removed the history before ``commit``."""
+        return commit.id in self.record.cut and commit.parent is not None
 
     def log(self, rev: str | None = None, *, limit: int | None = None) -> list[Commit]:
         """Commits from ``rev`` (default HEAD) back to the first, newest first."""
@@ -378,6 +385,7 @@ class Job:
 
     def known_commits(self) -> set[CommitId]:
         """Every commit reachable from this job's refs and reflog."""
+        cut = self.record.cut
         starts: set[CommitId] = {oid for oid in self.refs.all_refs().values() if oid}
         for entry in self.refs.reflog():
             starts.update(oid for oid in (entry.old, entry.new) if oid)
@@ -392,7 +400,8 @@ class Job:
                 commit = self.repo.objects.get_commit(oid)
             except CkptError:
                 continue
-            stack.extend(commit.parents)
+            if oid not in cut:
+                stack.extend(commit.parents)
         return seen
 
     # -- moving refs --------------------------------------------------------
@@ -480,12 +489,120 @@ class Job:
         self.refs.update(TAGS + name, oid, None, "tag: deleted")
         return oid
 
+    # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def record(self) -> JobRecord:
+        """Labels, TTL, fork point and retention state (see :mod:`ckpt.jobrecord`)."""
+        return read_record(self.repo.storage, self.name)
+
+    def _update_record(self, change: Any) -> JobRecord:
+        if not self.exists:
+            raise NotFoundError(f"job {self.name!r} not found (no checkpoints saved)")
+        return update_record(self.repo.storage, self.name, change)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.record.labels)
+
+    def set_labels(self, labels: Mapping[str, str] | None = None, /, **more: str) -> JobRecord:
+        """Add or change ``key=value`` labels (the job tags that ``ckpt jobs --tag`` filters)."""
+        new = {**(labels or {}), **more}
+        for key, value in new.items():
+            names.validate_name("label", key)
+            if not isinstance(value, str) or "\n" in value or len(value) > 1024:
+                raise CkptError(f"label {key!r}: value must be a one-line string")
+        return self._update_record(
+            lambda record: attrs.evolve(record, labels={**record.labels, **new})
+        )
+
+    def remove_labels(self, *keys: str) -> JobRecord:
+        return self._update_record(
+            lambda record: attrs.evolve(
+                record, labels={k: v for k, v in record.labels.items() if k not in keys}
+            )
+        )
+
+    def set_ttl(self, ttl: float | dt.timedelta | None) -> JobRecord:
+        """Expire the job ``ttl`` from now (seconds or timedelta); None removes the TTL."""
+        if ttl is None:
+            return self._update_record(
+                lambda record: attrs.evolve(record, ttl_seconds=None, expires_at=None)
+            )
+        seconds = ttl.total_seconds() if isinstance(ttl, dt.timedelta) else float(ttl)
+        if not seconds > 0:
+            raise CkptError(f"TTL must be positive, not {ttl!r}")
+        expires = now() + dt.timedelta(seconds=seconds)
+        return self._update_record(
+            lambda record: attrs.evolve(record, ttl_seconds=seconds, expires_at=expires)
+        )
+
+    @property
+    def is_expired(self) -> bool:
+        """True if the job's TTL has passed (whether or not ``expire()`` has marked it)."""
+        return self.record.is_expired() or self.status == STATUS_EXPIRED
+
+    def expire(self, message: str = "TTL exceeded") -> Commit:
+        """Mark the job expired with a status commit; gc ``--expired`` then removes it."""
+        return self._commit(
+            stage=None,
+            blob=None,
+            cost=0.0,
+            tokens=0,
+            message=message,
+            meta=None,
+            status=STATUS_EXPIRED,
+            reason="expire",
+        )
+
+    def fork(self, new_job: str, *, at: str | None = None, message: str = "") -> Job:
+        """Start job ``new_job`` from checkpoint ``at`` of this job (default HEAD).
+
+        The new job's first commit has the checkpoint as parent, so it has
+        all of its stages and history; its record names the fork point.
+        """
+        source = self.resolve(at)
+        target = Job(self.repo, new_job)
+        if target.exists:
+            raise ConflictError(f"job {new_job!r} already exists")
+        commit = attrs.evolve(
+            source,
+            id=CommitId(ObjectId("0" * 64)),
+            parents=(source.id,),
+            job=target.name,
+            branch=DEFAULT_BRANCH,
+            stage=None,
+            time=now(),
+            seq=source.seq + 1,
+            cost=0.0,
+            tokens=0,
+            status=STATUS_ACTIVE,
+            message=message or f"fork of {self.name} at {source.short_id}",
+            meta={"forked_from_job": self.name, "forked_from_commit": source.id},
+        )
+        commit = attrs.evolve(commit, id=self.repo.objects.put_commit(commit))
+        if not target.refs.create(DEFAULT_BRANCH):
+            raise ConflictError(f"job {new_job!r} already exists")
+        target.refs.update(
+            HEADS + DEFAULT_BRANCH, None, commit.id, f"fork: from {self.name} at {source.short_id}"
+        )
+        update_record(
+            self.repo.storage,
+            target.name,
+            lambda record: attrs.evolve(record, forked_from=ForkPoint(self.name, source.id)),
+        )
+        return target
+
     # -- summary ------------------------------------------------------------
 
     @property
     def status(self) -> str:
+        """active, completed, failed or expired (a passed TTL shows as expired)."""
         head = self.head
-        return STATUS_ACTIVE if head is None else head.status
+        status = STATUS_ACTIVE if head is None else head.status
+        if status == STATUS_ACTIVE and head is not None and self.record.is_expired():
+            return STATUS_EXPIRED
+        return status
 
     @property
     def updated(self) -> dt.datetime | None:

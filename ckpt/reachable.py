@@ -2,15 +2,17 @@
 
 Roots are a job's branches and tags, plus the old and new commit of every
 reflog entry younger than ``REFLOG_EXPIRY`` (so that a rolled-back checkout
-can still be undone).  From a commit, its tree, the tree's blobs and the
-commit's parents are reachable.  gc keeps exactly this set; verify checks it.
+can still be undone) and younger than the job's last retention prune.  From
+a commit, its tree, the tree's blobs and the commit's parents are reachable,
+except that the parents of a commit in the job's history cut (see
+:mod:`ckpt.jobrecord`) are not.  gc keeps exactly this set; verify checks it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
+from ckpt.jobrecord import read_record
 from ckpt.objects.ids import CommitId
 from ckpt.refs import RefStore, now
 from ckpt.storage.base import Storage
@@ -29,13 +31,15 @@ def job_roots(
     refs = RefStore(storage, job)
     roots: set[CommitId] = {oid for oid in refs.all_refs().values() if oid is not None}
     cutoff = (at or now()) - expiry
+    pruned_at = read_record(storage, job).pruned_at
+    if pruned_at is not None and pruned_at > cutoff:
+        cutoff = pruned_at
     for entry in refs.reflog():
         if entry.time >= cutoff:
             roots.update(oid for oid in (entry.old, entry.new) if oid is not None)
     return roots
 
 
-def all_roots(
-    storage: Storage, jobs: Iterable[str], *, expiry: dt.timedelta = REFLOG_EXPIRY
-) -> dict[str, set[CommitId]]:
-    return {job: job_roots(storage, job, expiry=expiry) for job in jobs}
+def history_cut(storage: Storage, job: str) -> frozenset[CommitId]:
+    """Commits of ``job`` whose parents retention no longer keeps."""
+    return read_record(storage, job).cut

@@ -21,7 +21,7 @@ import attrs
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit
-from ckpt.reachable import job_roots
+from ckpt.reachable import history_cut, job_roots
 from ckpt.refs import HEADS, RefStore
 from ckpt.repo import Repository
 
@@ -217,6 +217,7 @@ def _verify_job(
         )
 
     broken: set[CommitId] = set()
+    cut = history_cut(repo.storage, name)
     stack = list(job_roots(repo.storage, name))
     seen: set[CommitId] = set()
     while stack:
@@ -232,7 +233,7 @@ def _verify_job(
                 entry = damage.setdefault(bad_oid, (set(), set()))
                 entry[0].add(name)
                 entry[1].add(oid)
-        if commit is not None:
+        if commit is not None and oid not in cut:
             stack.extend(commit.parents)
 
     last_good: dict[str, CommitId | None] = {}
@@ -245,7 +246,7 @@ def _verify_job(
         while oid is not None:
             candidates.append(oid)
             commit = checker.commits.get(oid)
-            oid = commit.parent if commit is not None else None
+            oid = commit.parent if commit is not None and commit.id not in cut else None
         candidates.extend(e.new for e in reflog if e.ref == ref and e.new is not None)
         last_good[ref[len(HEADS) :]] = next(
             (c for c in candidates if c not in broken and c in checker.commits), None

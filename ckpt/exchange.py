@@ -1,0 +1,125 @@
+"""Export and import of jobs as human-readable JSON.
+
+An export holds a job's branches, tags, HEAD, record, and every commit with
+its stages' values as plain JSON.  Because stored values *are* canonical
+JSON, importing re-creates byte-identical blobs, trees and commits: the same
+ids, so an export/import round trip is lossless.
+
+Exporting one checkpoint (``rev=``) gives a single commit; importing it
+creates a job whose history starts at that checkpoint (the commit is
+re-parented, so its id differs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ckpt import serialize
+from ckpt.errors import CkptError, ConflictError
+from ckpt.job import Job
+from ckpt.jobrecord import JobRecord, update_record
+from ckpt.objects.ids import CommitId, Kind, ObjectId
+from ckpt.objects.model import Commit, Tree, TreeEntry, decode_commit, encode_commit
+from ckpt.refs import HEADS, TAGS
+from ckpt.repo import Repository
+
+EXPORT_FORMAT = "ckpt-export"
+EXPORT_VERSION = 1
+
+
+def export_job(job: Job, rev: str | None = None) -> dict[str, Any]:
+    """The job (or, with ``rev``, the one checkpoint ``rev`` names) as JSON data."""
+    objects = job.repo.objects
+    if rev is not None:
+        commits = [job.resolve(rev)]
+        branches = {job.branch_name: commits[0].id}
+        tags: dict[str, CommitId] = {}
+    else:
+        branches = job.branches()
+        tags = job.tags()
+        seen: set[CommitId] = set()
+        commits = []
+        for head in [*branches.values(), *tags.values()]:
+            for commit in job.walk(head):
+                if commit.id in seen:
+                    break
+                seen.add(commit.id)
+                commits.append(commit)
+        commits.sort(key=lambda c: (c.seq, c.time))
+    exported = []
+    for commit in commits:
+        tree = objects.get_tree(commit.tree)
+        stages = {
+            entry.name: {
+                "type": entry.type,
+                "value": serialize.parse_json(objects.get(entry.id, Kind.BLOB)),
+            }
+            for entry in tree
+        }
+        exported.append({**commit.to_json(), "stage_order": tree.names, "stages": stages})
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "job": job.name,
+        "head": job.branch_name,
+        "branches": dict(branches),
+        "tags": dict(tags),
+        "record": job.record.to_json() if rev is None else JobRecord().to_json(),
+        "partial": rev is not None,
+        "commits": exported,
+    }
+
+
+def import_job(repo: Repository, doc: Any, *, name: str | None = None) -> Job:
+    """Create a job from an export.  Refuses to overwrite an existing job."""
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise CkptError("not a ckpt export (missing format marker)")
+    if doc.get("version") != EXPORT_VERSION:
+        raise CkptError(f"unsupported export version {doc.get('version')!r}")
+    job = repo.job(name or str(doc.get("job")))
+    if job.exists:
+        raise ConflictError(f"job {job.name!r} already exists; import under another name")
+    try:
+        return _import(repo, job, doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CkptError(f"the export is malformed: {exc!r}") from exc
+
+
+def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
+    objects = repo.objects
+    renamed: dict[str, CommitId] = {}
+    partial = bool(doc.get("partial"))
+    for item in doc["commits"]:
+        entries = []
+        for stage in item["stage_order"]:
+            spec = item["stages"][stage]
+            data = serialize.canonical_json(spec["value"])
+            blob = objects.put(Kind.BLOB, data)
+            entries.append(TreeEntry(stage, blob, str(spec["type"]), len(data)))
+        tree_id = objects.put_tree(Tree(tuple(entries)))
+        fields = {k: v for k, v in item.items() if k not in ("stage_order", "stages", "id")}
+        fields["tree"] = tree_id
+        fields["job"] = job.name
+        fields["parents"] = [] if partial else [renamed.get(p, p) for p in fields["parents"]]
+        fields["v"] = 1
+        encoded = serialize.canonical_json(fields)
+        commit = decode_commit(encoded, ObjectId("0" * 64))
+        new_id = objects.put_commit(commit)
+        renamed[item["id"]] = new_id
+        _check_same(commit, encode_commit(attrs.evolve(commit, id=new_id)), encoded)
+    head = str(doc.get("head") or "main")
+    job.refs.create(head)
+    for branch, oid in doc["branches"].items():
+        job.refs.update(HEADS + branch, None, renamed[oid], "import")
+    for tag, oid in doc.get("tags", {}).items():
+        job.refs.update(TAGS + tag, None, renamed[oid], "import")
+    record = JobRecord.from_json(doc.get("record") or {}, "export record")
+    update_record(repo.storage, job.name, lambda _old: record)
+    return job
+
+
+def _check_same(commit: Commit, stored: bytes, expected: bytes) -> None:
+    if stored != expected:
+        raise CkptError(f"import of commit {commit.id[:12]} would not be lossless")

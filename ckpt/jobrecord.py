@@ -1,0 +1,152 @@
+"""The job record: what a job knows of itself beyond its commits.
+
+Stored as canonical JSON at ``jobs/JOB/meta`` and changed only by
+compare-and-swap (a read-modify-write loop that retries on conflict), so
+concurrent updates from several processes never lose each other.
+
+Fields: creation time, labels (the ``key=value`` tags of ``ckpt jobs --tag``),
+a TTL and the time it expires, the checkpoint a job was forked from, a
+``keep_last`` retention setting, and the history cut that retention made
+(``cut``: commits whose parents are no longer kept; ``pruned_at``: reflog
+entries older than this no longer keep commits alive).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+import attrs
+
+from ckpt.errors import ConflictError, CorruptRefError
+from ckpt.objects.ids import CommitId, check_object_id
+from ckpt.refs import job_prefix, now
+from ckpt.storage.base import KeyNotFoundError, Storage
+
+_MAX_RETRIES = 50
+
+
+@attrs.frozen
+class ForkPoint:
+    """The checkpoint a job was forked from."""
+
+    job: str
+    commit: CommitId
+
+
+@attrs.frozen
+class JobRecord:
+    created: dt.datetime | None = None
+    labels: dict[str, str] = attrs.field(factory=dict)
+    ttl_seconds: float | None = None
+    expires_at: dt.datetime | None = None
+    forked_from: ForkPoint | None = None
+    keep_last: int | None = None
+    cut: frozenset[CommitId] = frozenset()
+    pruned_at: dt.datetime | None = None
+
+    def is_expired(self, at: dt.datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or now())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "created": _iso(self.created),
+            "labels": dict(sorted(self.labels.items())),
+            "ttl_seconds": self.ttl_seconds,
+            "expires_at": _iso(self.expires_at),
+            "forked_from": None
+            if self.forked_from is None
+            else {
+                "job": self.forked_from.job,
+                "commit": self.forked_from.commit,
+            },
+            "keep_last": self.keep_last,
+            "cut": sorted(self.cut),
+            "pruned_at": _iso(self.pruned_at),
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, where: str) -> JobRecord:
+        try:
+            if not isinstance(doc, dict):
+                raise TypeError("not an object")
+            labels = doc.get("labels") or {}
+            if not isinstance(labels, dict):
+                raise TypeError("labels")
+            fork = doc.get("forked_from")
+            keep_last = doc.get("keep_last")
+            ttl = doc.get("ttl_seconds")
+            return cls(
+                created=_parse_time(doc.get("created")),
+                labels={str(k): str(v) for k, v in labels.items()},
+                ttl_seconds=None if ttl is None else float(ttl),
+                expires_at=_parse_time(doc.get("expires_at")),
+                forked_from=None
+                if fork is None
+                else ForkPoint(str(fork["job"]), CommitId(check_object_id(fork["commit"]))),
+                keep_last=None if keep_last is None else int(keep_last),
+                cut=frozenset(CommitId(check_object_id(c)) for c in doc.get("cut") or []),
+                pruned_at=_parse_time(doc.get("pruned_at")),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CorruptRefError(f"{where} is garbled: {exc}") from None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("time is not a string")
+    return dt.datetime.fromisoformat(value)
+
+
+def record_key(job: str) -> str:
+    return f"{job_prefix(job)}meta"
+
+
+def _encode(record: JobRecord) -> bytes:
+    return json.dumps(record.to_json(), sort_keys=True, indent=1).encode() + b"\n"
+
+
+def read_record(storage: Storage, job: str) -> JobRecord:
+    return _parse(_read(storage, job), job)
+
+
+def _parse(raw: bytes | None, job: str) -> JobRecord:
+    if raw is None:
+        return JobRecord()
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise CorruptRefError(f"job {job}: record {record_key(job)} is garbled") from None
+    return JobRecord.from_json(doc, f"job {job}: record")
+
+
+def _read(storage: Storage, job: str) -> bytes | None:
+    try:
+        return storage.get(record_key(job))
+    except KeyNotFoundError:
+        return None
+
+
+def update_record(
+    storage: Storage, job: str, change: Callable[[JobRecord], JobRecord]
+) -> JobRecord:
+    """Apply ``change`` to the job's record atomically, retrying if another writer won."""
+    for _ in range(_MAX_RETRIES):
+        raw = _read(storage, job)
+        current = _parse(raw, job)
+        if current.created is None:
+            current = attrs.evolve(current, created=now())
+        new = change(current)
+        try:
+            storage.compare_and_swap(record_key(job), raw, _encode(new))
+        except ConflictError:
+            continue
+        return new
+    raise ConflictError(f"job {job}: its record kept changing; try again")
