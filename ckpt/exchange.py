@@ -12,6 +12,7 @@ re-parented, so its id differs).
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import attrs
@@ -21,7 +22,15 @@ from ckpt.errors import CkptError, ConflictError
 from ckpt.job import Job
 from ckpt.jobrecord import JobRecord, update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId
-from ckpt.objects.model import Commit, Tree, TreeEntry, decode_commit, encode_commit
+from ckpt.objects.model import (
+    ENCODING_JSON,
+    ENCODING_RAW,
+    Commit,
+    Tree,
+    TreeEntry,
+    decode_commit,
+    encode_commit,
+)
 from ckpt.refs import HEADS, TAGS
 from ckpt.repo import Repository
 
@@ -52,11 +61,7 @@ def export_job(job: Job, rev: str | None = None) -> dict[str, Any]:
     for commit in commits:
         tree = objects.get_tree(commit.tree)
         stages = {
-            entry.name: {
-                "type": entry.type,
-                "value": serialize.parse_json(objects.get(entry.id, Kind.BLOB)),
-            }
-            for entry in tree
+            entry.name: _export_value(entry, objects.get(entry.id, Kind.BLOB)) for entry in tree
         }
         exported.append({**commit.to_json(), "stage_order": tree.names, "stages": stages})
     return {
@@ -95,9 +100,13 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
         entries = []
         for stage in item["stage_order"]:
             spec = item["stages"][stage]
-            data = serialize.canonical_json(spec["value"])
+            encoding = spec.get("encoding", ENCODING_JSON)
+            if encoding == ENCODING_RAW:
+                data = base64.b64decode(spec["base64"], validate=True)
+            else:
+                data = serialize.canonical_json(spec["value"])
             blob = objects.put(Kind.BLOB, data)
-            entries.append(TreeEntry(stage, blob, str(spec["type"]), len(data)))
+            entries.append(TreeEntry(stage, blob, str(spec["type"]), len(data), encoding))
         tree_id = objects.put_tree(Tree(tuple(entries)))
         fields = {k: v for k, v in item.items() if k not in ("stage_order", "stages", "id")}
         fields["tree"] = tree_id
@@ -118,6 +127,16 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
     record = JobRecord.from_json(doc.get("record") or {}, "export record")
     update_record(repo.storage, job.name, lambda _old: record)
     return job
+
+
+def _export_value(entry: TreeEntry, data: bytes) -> dict[str, Any]:
+    if entry.encoding == ENCODING_RAW:
+        return {
+            "type": entry.type,
+            "encoding": ENCODING_RAW,
+            "base64": base64.b64encode(data).decode("ascii"),
+        }
+    return {"type": entry.type, "value": serialize.parse_json(data)}
 
 
 def _check_same(commit: Commit, stored: bytes, expected: bytes) -> None:

@@ -33,6 +33,8 @@ from ckpt.errors import (
 from ckpt.jobrecord import ForkPoint, JobRecord, read_record, update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId, is_id_prefix
 from ckpt.objects.model import (
+    ENCODING_JSON,
+    ENCODING_RAW,
     STATUS_ACTIVE,
     STATUS_COMPLETED,
     STATUS_EXPIRED,
@@ -52,6 +54,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _UNSET: Any = object()
+
+
+@attrs.frozen
+class StageBlob:
+    """A stage value ready to store: its bytes, type name and encoding."""
+
+    data: bytes
+    type: str
+    encoding: str
 
 
 @attrs.frozen
@@ -127,15 +138,18 @@ class Job:
         last read it.
         """
         names.stage_name(stage)
-        try:
-            data = serialize.dumps(value, as_type=type)
-        except SerializationError as exc:
-            raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
-        value_type = type if type is not None else value.__class__
-        entry_type = serialize.type_name(value_type)
+        if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
+            blob = StageBlob(bytes(value), "bytes", ENCODING_RAW)
+        else:
+            try:
+                data = serialize.dumps(value, as_type=type)
+            except SerializationError as exc:
+                raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
+            value_type = type if type is not None else value.__class__
+            blob = StageBlob(data, serialize.type_name(value_type), ENCODING_JSON)
         return self._commit(
             stage=stage,
-            blob=(data, entry_type),
+            blob=blob,
             cost=cost,
             tokens=tokens,
             message=message,
@@ -148,7 +162,7 @@ class Job:
         self,
         *,
         stage: str | None,
-        blob: tuple[bytes, str] | None,
+        blob: StageBlob | None,
         cost: float,
         tokens: int,
         message: str,
@@ -174,9 +188,9 @@ class Job:
             parent = None if parent_id is None else objects.get_commit(parent_id)
             tree = Tree() if parent is None else objects.get_tree(parent.tree)
             if blob is not None and stage is not None:
-                data, entry_type = blob
-                blob_id = objects.put(Kind.BLOB, data)
-                tree = tree.with_entry(TreeEntry(stage, blob_id, entry_type, len(data)))
+                blob_id = objects.put(Kind.BLOB, blob.data)
+                entry = TreeEntry(stage, blob_id, blob.type, len(blob.data), blob.encoding)
+                tree = tree.with_entry(entry)
             tree_id = objects.put_tree(tree)
             commit = Commit(
                 id=CommitId(ObjectId("0" * 64)),
@@ -273,6 +287,14 @@ class Job:
                 f"(stages: {', '.join(self.stages(commit.id)) or 'none'})"
             )
         data = self.repo.objects.get(entry.id, Kind.BLOB)
+        if entry.encoding == ENCODING_RAW:
+            if type is None or type is bytes:
+                return data
+            if type is bytearray:
+                return bytearray(data)
+            raise SerializationError(
+                f"stage {stage!r} of job {self.name!r} holds bytes, not {serialize.type_name(type)}"
+            )
         try:
             return serialize.loads(data, type)
         except SerializationError as exc:

@@ -33,14 +33,23 @@ STATUS_EXPIRED = "expired"
 STATUSES = (STATUS_ACTIVE, STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
 
 
+#: How a blob's bytes encode a stage value: canonical JSON (the default), or
+#: the raw bytes of a ``bytes`` value (no base64, so large binary values can be
+#: written and read without inflating them).
+ENCODING_JSON = "json"
+ENCODING_RAW = "raw"
+ENCODINGS = (ENCODING_JSON, ENCODING_RAW)
+
+
 @attrs.frozen
 class TreeEntry:
-    """One stage in a tree: the blob holding its value, the value's type name and size."""
+    """One stage in a tree: its blob, the value's type name, size and encoding."""
 
     name: str
     id: ObjectId
     type: str
     size: int
+    encoding: str = ENCODING_JSON
 
 
 @attrs.frozen
@@ -81,7 +90,7 @@ class Tree:
         return canonical_json(
             {
                 "v": ENCODING_VERSION,
-                "stages": [[e.name, e.id, e.type, e.size] for e in self.entries],
+                "stages": [[e.name, e.id, e.type, e.size, e.encoding] for e in self.entries],
             }
         )
 
@@ -93,17 +102,18 @@ class Tree:
             raise CorruptObjectError(oid, "tree has no stage list")
         entries = []
         for item in stages:
-            if not (isinstance(item, list) and len(item) == 4):
+            if not (isinstance(item, list) and len(item) == 5):
                 raise CorruptObjectError(oid, "malformed tree entry")
-            name, blob, type_name, size = item
+            name, blob, type_name, size, encoding = item
             if not (
                 isinstance(name, str)
                 and isinstance(type_name, str)
                 and type(size) is int
                 and size >= 0
+                and encoding in ENCODINGS
             ):
                 raise CorruptObjectError(oid, "malformed tree entry")
-            entries.append(TreeEntry(name, _oid(blob, oid), type_name, size))
+            entries.append(TreeEntry(name, _oid(blob, oid), type_name, size, encoding))
         return cls(tuple(entries))
 
 
