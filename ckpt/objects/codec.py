@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 
 import zstandard
 
@@ -35,13 +36,17 @@ MAX_OBJECT_SIZE = 1 << 34
 _READ_STEP = 1 << 20
 COMPRESSION_LEVEL = 3
 
-_compressors: dict[int, zstandard.ZstdCompressor] = {}
+# zstd contexts are not thread-safe: each thread keeps its own.
+_local = threading.local()
 
 
 def _compressor(level: int) -> zstandard.ZstdCompressor:
-    comp = _compressors.get(level)
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    comp = cache.get(level)
     if comp is None:
-        comp = _compressors[level] = zstandard.ZstdCompressor(level=level)
+        comp = cache[level] = zstandard.ZstdCompressor(level=level)
     return comp
 
 
