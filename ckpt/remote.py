@@ -1,0 +1,314 @@
+"""Remotes: push and pull jobs between stores, git-style.
+
+A remote is another store (any backend URL or path) registered under a name
+(``remotes/NAME`` in the local store).  ``push`` and ``pull`` transfer a
+job's branches and tags:
+
+1. For each ref, refuse a **non-fast-forward** (the destination's commit is
+   not an ancestor of the source's) unless ``force``.
+2. Copy only the objects the destination lacks: walk back from the source
+   tips and stop at commits the destination already has (a store never holds
+   a commit without the objects below it, because objects are always written
+   before anything that names them).  Every object is read through the
+   hash-checking reader on the way out and its id is checked again on arrival.
+   Blobs and trees go first, in parallel; then commits oldest first.
+3. Move the destination's refs by compare-and-swap from the value read in
+   step 1; a concurrent writer there makes that ref fail with a conflict
+   (reported, nothing lost) instead of being overwritten.
+
+A transfer killed halfway leaves the destination consistent (some extra
+objects, refs untouched or moved whole) and the next run copies only what is
+still missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+
+from ckpt.errors import CkptError, ConflictError, NotFoundError
+from ckpt.job import Job
+from ckpt.jobrecord import read_record, record_key
+from ckpt.names import validate_name
+from ckpt.objects.ids import CommitId, Kind, ObjectId
+from ckpt.objects.model import Commit
+from ckpt.refs import HEADS, TAGS
+from ckpt.repo import Repository, init, open
+from ckpt.storage.base import KeyNotFoundError
+
+REMOTES_PREFIX = "remotes/"
+DEFAULT_REMOTE = "origin"
+ProgressFn = Callable[[int], None]
+
+
+@attrs.frozen
+class RefUpdate:
+    job: str
+    ref: str
+    old: CommitId | None
+    new: CommitId
+    status: str  # "created" | "fast-forward" | "forced" | "up-to-date" | "rejected" | "conflict"
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class TransferReport:
+    objects_copied: int
+    bytes_copied: int
+    updates: tuple[RefUpdate, ...]
+
+    @property
+    def rejected(self) -> list[RefUpdate]:
+        return [u for u in self.updates if u.status in ("rejected", "conflict")]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objects_copied": self.objects_copied,
+            "bytes_copied": self.bytes_copied,
+            "updates": [u.to_json() for u in self.updates],
+        }
+
+
+# -- remote registry ----------------------------------------------------------
+
+
+def add_remote(repo: Repository, name: str, url: str) -> None:
+    """Register ``url`` as remote ``name``; refuse if the name is taken."""
+    validate_name("remote", name)
+    doc = json.dumps({"url": url}).encode() + b"\n"
+    try:
+        repo.storage.compare_and_swap(REMOTES_PREFIX + name, None, doc)
+    except ConflictError:
+        raise ConflictError(f"remote {name!r} already exists") from None
+
+
+def remove_remote(repo: Repository, name: str) -> None:
+    validate_name("remote", name)
+    if not repo.storage.delete(REMOTES_PREFIX + name):
+        raise NotFoundError(f"no remote named {name!r}")
+
+
+def remotes(repo: Repository) -> dict[str, str]:
+    """Remote name -> URL."""
+    out: dict[str, str] = {}
+    for info in repo.storage.list(REMOTES_PREFIX):
+        name = info.key[len(REMOTES_PREFIX) :]
+        try:
+            out[name] = str(json.loads(repo.storage.get(info.key))["url"])
+        except (KeyNotFoundError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def remote_url(repo: Repository, name_or_url: str) -> str:
+    """The URL of a registered remote, or the argument itself if it is not a name."""
+    known = remotes(repo)
+    if name_or_url in known:
+        return known[name_or_url]
+    if "/" in name_or_url or "://" in name_or_url or name_or_url.startswith("."):
+        return name_or_url
+    raise NotFoundError(
+        f"no remote named {name_or_url!r} (add one with `ckpt remote add {name_or_url} URL`)"
+    )
+
+
+# -- transfer -----------------------------------------------------------------
+
+
+def push(
+    repo: Repository,
+    remote: str = DEFAULT_REMOTE,
+    jobs: Iterable[str] | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    workers: int = 8,
+) -> TransferReport:
+    """Send jobs (default: all) to ``remote`` (a remote name or a store URL)."""
+    with open(remote_url(repo, remote)) as dest:
+        names = list(jobs) if jobs is not None else repo.job_names()
+        return _transfer(repo, dest, names, force=force, progress=progress, workers=workers)
+
+
+def pull(
+    repo: Repository,
+    remote: str = DEFAULT_REMOTE,
+    jobs: Iterable[str] | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    workers: int = 8,
+) -> TransferReport:
+    """Fetch jobs (default: all the remote has) from ``remote`` into this store."""
+    with open(remote_url(repo, remote)) as source:
+        names = list(jobs) if jobs is not None else source.job_names()
+        return _transfer(source, repo, names, force=force, progress=progress, workers=workers)
+
+
+def clone(
+    url: str, path: str, *, progress: ProgressFn | None = None, workers: int = 8
+) -> tuple[Repository, TransferReport]:
+    """Create a store at ``path`` with remote ``origin`` = ``url`` and every job of it."""
+    with open(url):
+        pass  # fail before creating anything if the source is not a store
+    repo = init(path)
+    add_remote(repo, DEFAULT_REMOTE, url)
+    return repo, pull(repo, DEFAULT_REMOTE, progress=progress, workers=workers)
+
+
+def _transfer(
+    source: Repository,
+    dest: Repository,
+    names: list[str],
+    *,
+    force: bool,
+    progress: ProgressFn | None,
+    workers: int,
+) -> TransferReport:
+    copier = _Copier(source, dest, progress, workers)
+    updates: list[RefUpdate] = []
+    for name in names:
+        src_job = source.job(name)
+        if not src_job.exists:
+            raise NotFoundError(f"job {name!r} not found in {source.location}")
+        dst_job = dest.job(name)
+        plan = _plan(src_job, dst_job, force)
+        wanted = [u.new for u in plan if u.status not in ("rejected", "up-to-date")]
+        copier.copy_history(wanted)
+        updates.extend(_apply(src_job, dst_job, plan))
+    return TransferReport(copier.objects, copier.bytes, tuple(updates))
+
+
+def _plan(src: Job, dst: Job, force: bool) -> list[RefUpdate]:
+    plan = []
+    dst_refs = dst.refs.all_refs() if dst.exists else {}
+    for kind, refs in ((HEADS, src.branches()), (TAGS, src.tags())):
+        for name, new in sorted(refs.items()):
+            ref = kind + name
+            old = dst_refs.get(ref)
+            if old == new:
+                plan.append(RefUpdate(src.name, ref, old, new, "up-to-date"))
+            elif old is None:
+                plan.append(RefUpdate(src.name, ref, None, new, "created"))
+            elif kind == HEADS and _is_ancestor(src, old, new):
+                plan.append(RefUpdate(src.name, ref, old, new, "fast-forward"))
+            elif force:
+                plan.append(RefUpdate(src.name, ref, old, new, "forced"))
+            else:
+                why = "non-fast-forward" if kind == HEADS else "tag exists with another target"
+                plan.append(
+                    RefUpdate(
+                        src.name, ref, old, new, "rejected", f"{why}; use --force to overwrite"
+                    )
+                )
+    return plan
+
+
+def _is_ancestor(job: Job, ancestor: CommitId, tip: CommitId) -> bool:
+    stack, seen = [tip], set()
+    while stack:
+        oid = stack.pop()
+        if oid == ancestor:
+            return True
+        if oid in seen:
+            continue
+        seen.add(oid)
+        try:
+            stack.extend(job.repo.objects.get_commit(oid).parents)
+        except CkptError:
+            continue
+    return False
+
+
+def _apply(src: Job, dst: Job, plan: list[RefUpdate]) -> list[RefUpdate]:
+    if not dst.exists and any(u.status != "rejected" for u in plan):
+        dst.refs.create(src.branch_name)
+    _copy_record(src, dst)
+    done = []
+    for update in plan:
+        if update.status in ("rejected", "up-to-date"):
+            done.append(update)
+            continue
+        try:
+            dst.refs.update(update.ref, update.old, update.new, f"transfer: {update.status}")
+            done.append(update)
+        except ConflictError as exc:
+            done.append(attrs.evolve(update, status="conflict", reason=str(exc)))
+    return done
+
+
+def _copy_record(src: Job, dst: Job) -> None:
+    storage = dst.repo.storage
+    if storage.stat(record_key(dst.name)) is not None:
+        return
+    try:
+        raw = src.repo.storage.get(record_key(src.name))
+    except KeyNotFoundError:
+        return
+    read_record(src.repo.storage, src.name)  # refuse to spread a garbled record
+    with contextlib.suppress(ConflictError):  # created meanwhile: theirs stands
+        storage.compare_and_swap(record_key(dst.name), None, raw)
+
+
+class _Copier:
+    """Copies objects the destination lacks, verifying ids on both ends."""
+
+    def __init__(
+        self, source: Repository, dest: Repository, progress: ProgressFn | None, workers: int
+    ) -> None:
+        self.source = source
+        self.dest = dest
+        self.progress = progress
+        self.workers = max(1, workers)
+        self.objects = 0
+        self.bytes = 0
+
+    def copy_history(self, tips: list[CommitId]) -> None:
+        commits = self._missing_commits(tips)
+        leaves: set[ObjectId] = set()
+        for commit in commits:
+            leaves.add(commit.tree)
+            leaves.update(entry.id for entry in self.source.objects.get_tree(commit.tree))
+        with ThreadPoolExecutor(self.workers) as pool:
+            wanted = list(leaves)
+            present = list(pool.map(self.dest.objects.has, wanted))
+            missing = [oid for oid, there in zip(wanted, present, strict=True) if not there]
+            # Blobs before trees: a tree never lands before what it names.
+            blobs = [oid for oid in missing if self.source.objects.kind_of(oid) is Kind.BLOB]
+            blob_set = set(blobs)
+            trees = [oid for oid in missing if oid not in blob_set]
+            for batch in (blobs, trees):
+                for _ in pool.map(self._copy, batch):
+                    pass
+        for commit in sorted(commits, key=lambda c: c.seq):
+            self._copy(commit.id)
+
+    def _missing_commits(self, tips: list[CommitId]) -> list[Commit]:
+        found: dict[CommitId, Commit] = {}
+        stack = list(tips)
+        while stack:
+            oid = stack.pop()
+            if oid in found or self.dest.objects.has(oid):
+                continue
+            commit = self.source.objects.get_commit(oid)
+            found[oid] = commit
+            stack.extend(commit.parents)
+        return list(found.values())
+
+    def _copy(self, oid: ObjectId) -> None:
+        kind = self.source.objects.kind_of(oid)
+        data = self.source.objects.get(oid, kind)
+        written = self.dest.objects.put(kind, data)
+        if written != oid:
+            raise CkptError(f"object {oid} arrived as {written}; transfer aborted")
+        self.objects += 1
+        self.bytes += len(data)
+        if self.progress is not None:
+            self.progress(1)
