@@ -1,0 +1,131 @@
+"""Remotes: push, pull, clone, fast-forward rules, and a push killed halfway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import ckpt
+from ckpt.errors import ConflictError, NotFoundError
+from ckpt.remote import add_remote, clone, pull, push, remotes, remove_remote
+
+
+def _stores(tmp_path: Path) -> tuple[ckpt.Repository, ckpt.Repository]:
+    local = ckpt.init(tmp_path / "local")
+    remote = ckpt.init(tmp_path / "remote")
+    add_remote(local, "origin", str(tmp_path / "remote"))
+    return local, remote
+
+
+def _fill(job: ckpt.Job, stages: int, start: int = 0) -> None:
+    for i in range(start, start + stages):
+        job.save(f"s{i}", {"i": i, "text": "x" * i}, cost=0.5, tokens=10)
+
+
+def test_remote_registry(tmp_path: Path) -> None:
+    local, _ = _stores(tmp_path)
+    assert remotes(local) == {"origin": str(tmp_path / "remote")}
+    with pytest.raises(ConflictError, match="remote 'origin' already exists"):
+        add_remote(local, "origin", "elsewhere")
+    remove_remote(local, "origin")
+    assert remotes(local) == {}
+    with pytest.raises(NotFoundError, match="no remote named 'origin'"):
+        push(local, "origin")
+
+
+def test_push_copies_only_missing_objects_and_is_idempotent(tmp_path: Path) -> None:
+    local, remote = _stores(tmp_path)
+    _fill(local.job("novel"), 4)
+    report = push(local, "origin")
+    assert [u.status for u in report.updates] == ["created"]
+    assert report.objects_copied == len(list(local.objects))
+    assert remote.job("novel").stages() == ["s0", "s1", "s2", "s3"]
+    assert remote.job("novel").head.total_cost == 2.0
+    again = push(local, "origin")
+    assert again.objects_copied == 0
+    assert [u.status for u in again.updates] == ["up-to-date"]
+    _fill(local.job("novel"), 1, start=4)
+    third = push(local, "origin")
+    assert third.objects_copied == 3  # blob, tree, commit of the new stage
+    assert [u.status for u in third.updates] == ["fast-forward"]
+    assert remote.verify(full=True).ok
+
+
+def test_non_fast_forward_is_refused_unless_forced(tmp_path: Path) -> None:
+    local, remote = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 3)
+    push(local, "origin")
+    job.checkout("HEAD~1")
+    job.save("s2", {"i": "alternative"})
+    report = push(local, "origin")
+    assert [(u.status, u.reason) for u in report.updates] == [
+        ("rejected", "non-fast-forward; use --force to overwrite")
+    ]
+    assert remote.job("novel").load("s2") == {"i": 2, "text": "xx"}
+    forced = push(local, "origin", force=True)
+    assert [u.status for u in forced.updates] == ["forced"]
+    assert remote.job("novel").load("s2") == {"i": "alternative"}
+
+
+def test_clone_resume_and_push_back(tmp_path: Path) -> None:
+    local, remote = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 2)
+    job.tag("first", "s0")
+    push(local, "origin")
+    clone_repo, report = clone(str(tmp_path / "remote"), str(tmp_path / "clone"))
+    assert {u.ref for u in report.updates} == {"refs/heads/main", "refs/tags/first"}
+    cloned = clone_repo.job("novel")
+    assert cloned.stages() == ["s0", "s1"]
+    _fill(cloned, 1, start=2)  # resume the job on the clone
+    assert [u.status for u in push(clone_repo).updates if u.ref == "refs/heads/main"] == [
+        "fast-forward"
+    ]
+    assert [u.status for u in pull(local).updates if u.ref == "refs/heads/main"] == ["fast-forward"]
+    assert local.job("novel").stages() == ["s0", "s1", "s2"]
+    assert local.job("novel").head.total_cost == 1.5
+    assert local.verify(full=True).ok and remote.verify(full=True).ok
+
+
+def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: Path) -> None:
+    local, remote = _stores(tmp_path)
+    job = local.job("big")
+    for i in range(40):
+        job.save(f"s{i}", os.urandom(200_000), cost=0.1)
+    script = tmp_path / "push.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import ckpt
+            from ckpt.remote import push
+            repo = ckpt.open({str(tmp_path / "local")!r})
+            push(repo, "origin", workers=1, progress=lambda n: print("obj", flush=True))
+            """
+        )
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    copied = 0
+    deadline = time.monotonic() + 60
+    while copied < 10 and time.monotonic() < deadline:
+        if child.stdout.readline().startswith("obj"):
+            copied += 1
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert copied == 10
+    assert not remote.job("big").exists or remote.job("big").head is None
+    assert remote.verify(full=True).ok
+    assert local.verify(full=True).ok
+    report = push(local, "origin")
+    assert report.objects_copied < len(list(local.objects))
+    assert [u.status for u in report.updates] == ["created"]
+    assert remote.job("big").load("s39", type=bytes) == job.load("s39", type=bytes)
+    assert remote.verify(full=True).ok
