@@ -129,3 +129,42 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
     assert [u.status for u in report.updates] == ["created"]
     assert remote.job("big").load("s39", type=bytes) == job.load("s39", type=bytes)
     assert remote.verify(full=True).ok
+
+
+def test_repair_quarantines_and_heals_from_remote(tmp_path: Path) -> None:
+    from ckpt.objects.ids import Kind
+    from ckpt.objects.store import object_key
+    from ckpt.repair import repair
+
+    local, _remote = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 3)
+    push(local, "origin")
+    blob = job.tree().get("s1")
+    assert blob is not None
+    path = tmp_path / "local" / object_key(blob.id)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert not local.verify(full=True).ok
+    report = repair(local, remote="origin")
+    assert report.quarantined == (blob.id,)
+    assert report.healed == (blob.id,)
+    assert report.after.ok
+    assert job.load("s1") == {"i": 1, "text": "x"}
+    assert local.objects.kind_of(blob.id) is Kind.BLOB
+
+
+def test_resaving_the_same_value_heals_a_quarantined_blob(tmp_path: Path) -> None:
+    from ckpt.repair import repair
+
+    local, _ = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 2)
+    blob = job.tree().get("s0")
+    assert blob is not None
+    local.objects.delete(blob.id)
+    report = repair(local)
+    assert report.unhealed == (blob.id,) and not report.after.ok
+    local.job("other").save("copy", {"i": 0, "text": ""})
+    assert local.verify(full=True).ok

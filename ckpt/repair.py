@@ -1,0 +1,65 @@
+"""Repair: move corrupt objects aside and heal them from a clean copy.
+
+``repair`` runs a full verify, moves every corrupt object to
+``quarantine/ID`` (so that a clean copy of it can be stored again), and, if a
+remote is given, copies a clean copy of every corrupt or missing object from
+there (each copy is hash-checked on the way out and on arrival).  Objects it
+cannot heal stay reported; re-saving the same value heals a blob too, since
+the value's bytes give the same id.  Nothing that is intact is ever touched.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ckpt.errors import CkptError
+from ckpt.objects.ids import ObjectId
+from ckpt.remote import remote_url
+from ckpt.repo import Repository, open
+from ckpt.verify import VerifyReport, verify
+
+
+@attrs.frozen
+class RepairReport:
+    quarantined: tuple[ObjectId, ...]
+    healed: tuple[ObjectId, ...]
+    unhealed: tuple[ObjectId, ...]
+    after: VerifyReport
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "quarantined": list(self.quarantined),
+            "healed": list(self.healed),
+            "unhealed": list(self.unhealed),
+            "after": self.after.to_json(),
+        }
+
+
+def repair(repo: Repository, *, remote: str | None = None) -> RepairReport:
+    """Quarantine corrupt objects and, with ``remote``, restore clean copies from it."""
+    before = verify(repo, full=True)
+    broken = [
+        ObjectId(p.subject)
+        for p in before.problems
+        if p.kind in ("corrupt-object", "missing-object")
+    ]
+    quarantined = tuple(
+        oid
+        for oid in broken
+        if any(p.subject == oid and p.kind == "corrupt-object" for p in before.problems)
+        and repo.objects.quarantine(oid)
+    )
+    healed: list[ObjectId] = []
+    if remote is not None and broken:
+        with open(remote_url(repo, remote)) as source:
+            for oid in broken:
+                try:
+                    kind = source.objects.verify(oid)
+                    written = repo.objects.put(kind, source.objects.get(oid, kind))
+                except CkptError:
+                    continue
+                if written == oid:
+                    healed.append(oid)
+    after = verify(repo, full=True)
+    unhealed = tuple(oid for oid in broken if oid not in healed)
+    return RepairReport(quarantined, tuple(healed), unhealed, after)
