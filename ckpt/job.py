@@ -16,7 +16,9 @@ it.  If another writer moved the branch meanwhile, ``save`` raises
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
@@ -53,13 +55,15 @@ if TYPE_CHECKING:
     from ckpt.repo import Repository
 
 T = TypeVar("T")
+_RETRIES = 20
 _UNSET: Any = object()
 
 
 @attrs.frozen
 class StageBlob:
-    """A stage value ready to store: its bytes, type name and encoding."""
+    """A stage value ready to store: its stage, bytes, type name and encoding."""
 
+    stage: str
     data: bytes
     type: str
     encoding: str
@@ -127,6 +131,7 @@ class Job:
         message: str = "",
         meta: Mapping[str, JSONValue] | None = None,
         status: str = STATUS_ACTIVE,
+        retry: bool = False,
     ) -> Commit:
         """Checkpoint ``value`` as ``stage``; return the new commit.
 
@@ -135,40 +140,86 @@ class Job:
         running totals of the branch.  Raises SerializationError (naming the
         stage and type) before anything is written if the value cannot be
         serialized, and ConflictError if the branch moved since this handle
-        last read it.
+        last read it.  With ``retry=True`` a save that lost such a race is
+        rebuilt on top of the new head instead (safe when concurrent writers
+        save different stages, or when the last save should win).
         """
-        names.stage_name(stage)
-        if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
-            blob = StageBlob(bytes(value), "bytes", ENCODING_RAW)
-        else:
-            try:
-                data = serialize.dumps(value, as_type=type)
-            except SerializationError as exc:
-                raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
-            value_type = type if type is not None else value.__class__
-            blob = StageBlob(data, serialize.type_name(value_type), ENCODING_JSON)
+        blob = self._encode(stage, value, type)
         return self._commit(
             stage=stage,
-            blob=blob,
+            blobs=(blob,),
             cost=cost,
             tokens=tokens,
             message=message,
             meta=meta,
             status=status,
             reason=f"save: {stage}",
+            retry=retry,
         )
+
+    def save_many(
+        self,
+        values: Mapping[str, object],
+        *,
+        types: Mapping[str, Any] | None = None,
+        drop: Iterable[str] = (),
+        stage: str | None = None,
+        cost: float = 0.0,
+        tokens: int = 0,
+        message: str = "",
+        meta: Mapping[str, JSONValue] | None = None,
+        status: str = STATUS_ACTIVE,
+        retry: bool = False,
+    ) -> Commit:
+        """Checkpoint several stage values (and remove ``drop``) in one commit.
+
+        ``stage`` names the commit's stage (default: the last key of
+        ``values``).  Every value is serialized before anything is written.
+        """
+        blobs = tuple(
+            self._encode(name, value, (types or {}).get(name)) for name, value in values.items()
+        )
+        dropped = tuple(names.stage_name(name) for name in drop)
+        label = stage if stage is not None else (blobs[-1].stage if blobs else None)
+        if label is not None:
+            names.stage_name(label)
+        return self._commit(
+            stage=label,
+            blobs=blobs,
+            drop=dropped,
+            cost=cost,
+            tokens=tokens,
+            message=message,
+            meta=meta,
+            status=status,
+            reason=f"save: {', '.join(b.stage for b in blobs) or 'no stage'}",
+            retry=retry,
+        )
+
+    def _encode(self, stage: str, value: object, type: Any) -> StageBlob:
+        names.stage_name(stage)
+        if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
+            return StageBlob(stage, bytes(value), "bytes", ENCODING_RAW)
+        try:
+            data = serialize.dumps(value, as_type=type)
+        except SerializationError as exc:
+            raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
+        value_type = type if type is not None else value.__class__
+        return StageBlob(stage, data, serialize.type_name(value_type), ENCODING_JSON)
 
     def _commit(
         self,
         *,
         stage: str | None,
-        blob: StageBlob | None,
+        blobs: Sequence[StageBlob] = (),
+        drop: Sequence[str] = (),
         cost: float,
         tokens: int,
         message: str,
         meta: Mapping[str, JSONValue] | None,
         status: str,
         reason: str,
+        retry: bool = False,
     ) -> Commit:
         commit_fields_valid(cost, tokens)
         if status not in STATUSES:
@@ -180,6 +231,29 @@ class Job:
             raise SerializationError(f"metadata of stage {stage!r}: {exc}") from exc
         if not isinstance(message, str):
             raise SerializationError("message must be a string")
+        for attempt in range(_RETRIES if retry else 1):
+            try:
+                return self._try_commit(
+                    stage, blobs, drop, cost, tokens, message, meta_dict, status, reason
+                )
+            except ConflictError:
+                if attempt + 1 >= (_RETRIES if retry else 1):
+                    raise
+                time.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _try_commit(
+        self,
+        stage: str | None,
+        blobs: Sequence[StageBlob],
+        drop: Sequence[str],
+        cost: float,
+        tokens: int,
+        message: str,
+        meta: dict[str, JSONValue],
+        status: str,
+        reason: str,
+    ) -> Commit:
         branch = self.branch_name
         parent_id = self._head_id(branch)
         what = f"stage {stage!r}" if stage else "status"
@@ -187,9 +261,11 @@ class Job:
             objects = self.repo.objects
             parent = None if parent_id is None else objects.get_commit(parent_id)
             tree = Tree() if parent is None else objects.get_tree(parent.tree)
-            if blob is not None and stage is not None:
+            for name in drop:
+                tree = tree.without(name)
+            for blob in blobs:
                 blob_id = objects.put(Kind.BLOB, blob.data)
-                entry = TreeEntry(stage, blob_id, blob.type, len(blob.data), blob.encoding)
+                entry = TreeEntry(blob.stage, blob_id, blob.type, len(blob.data), blob.encoding)
                 tree = tree.with_entry(entry)
             tree_id = objects.put_tree(tree)
             commit = Commit(
@@ -207,7 +283,7 @@ class Job:
                 total_tokens=(0 if parent is None else parent.total_tokens) + int(tokens),
                 status=status,
                 message=message,
-                meta=meta_dict,
+                meta=meta,
             )
             commit = attrs.evolve(commit, id=objects.put_commit(commit))
             if parent_id is None and self.refs.create(branch):
@@ -227,7 +303,6 @@ class Job:
         """Mark the job completed with a commit that saves no stage."""
         return self._commit(
             stage=None,
-            blob=None,
             cost=0.0,
             tokens=0,
             message=message,
@@ -254,7 +329,6 @@ class Job:
             info["failed_stage"] = names.stage_name(stage)
         return self._commit(
             stage=None,
-            blob=None,
             cost=0.0,
             tokens=0,
             message=f"failed: {info.get('error', '')}"[:500],
@@ -568,7 +642,6 @@ class Job:
         """Mark the job expired with a status commit; gc ``--expired`` then removes it."""
         return self._commit(
             stage=None,
-            blob=None,
             cost=0.0,
             tokens=0,
             message=message,
