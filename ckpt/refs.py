@@ -146,7 +146,7 @@ class RefStore:
             current = self.read(ref)
             raise ConflictError(
                 f"job {self.job}: {_pretty(ref)} moved to {_short(current)} while this "
-                f"handle expected {_short(old)}; reload the job and try again"
+                f"handle expected {_short(old)}; call job.refresh() and try again"
             ) from None
         self.log(ref, old, new, reason)
 
