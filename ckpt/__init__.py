@@ -46,9 +46,30 @@ _EXPORTS = {
     "InvalidRevisionError": "ckpt.errors",
     "SerializationError": "ckpt.errors",
     "StorageError": "ckpt.errors",
+    "Pipeline": "ckpt.pipeline",
+    "RunResult": "ckpt.pipeline",
+    "StageContext": "ckpt.pipeline",
+    "StageEvent": "ckpt.pipeline",
+    "CostLimitExceeded": "ckpt.pipeline",
+    "InputMismatchError": "ckpt.pipeline",
+    "Stage": "ckpt.stages",
+    "StageResult": "ckpt.stages",
+    "stage": "ckpt.stages",
+    "Progress": "ckpt.progress",
+    "watch": "ckpt.progress",
+    "click_options": "ckpt.clickopts",
+    "Runner": "ckpt.clickopts",
+    "AgentRun": "ckpt.agent",
+    "AgentState": "ckpt.agent",
+    "Message": "ckpt.agent",
+    "ToolCall": "ckpt.agent",
+    "list_jobs": "ckpt.listing",
+    "expire_due": "ckpt.listing",
 }
 
 __all__ = [
+    "AgentRun",
+    "AgentState",
     "CheckoutResult",
     "CkptError",
     "Commit",
@@ -56,29 +77,48 @@ __all__ = [
     "ConflictError",
     "CorruptObjectError",
     "CorruptRefError",
+    "CostLimitExceeded",
     "GcReport",
+    "InputMismatchError",
     "InvalidNameError",
     "InvalidRevisionError",
     "Job",
+    "Message",
     "NotFoundError",
     "ObjectId",
     "ObjectNotFoundError",
+    "Pipeline",
+    "Progress",
     "ReflogEntry",
     "Repository",
+    "RunResult",
+    "Runner",
     "SerializationError",
+    "Stage",
+    "StageContext",
+    "StageEvent",
+    "StageResult",
     "StorageError",
     "StoreExistsError",
     "StoreNotFoundError",
+    "ToolCall",
     "Tree",
     "TreeEntry",
     "VerifyReport",
     "__version__",
+    "click_options",
+    "expire_due",
     "find_store",
     "init",
+    "list_jobs",
     "open",
+    "stage",
+    "watch",
 ]
 
 if TYPE_CHECKING:
+    from ckpt.agent import AgentRun, AgentState, Message, ToolCall
+    from ckpt.clickopts import Runner, click_options
     from ckpt.errors import (
         CkptError,
         ConflictError,
@@ -95,10 +135,21 @@ if TYPE_CHECKING:
     )
     from ckpt.gc import GcReport
     from ckpt.job import CheckoutResult, Job
+    from ckpt.listing import expire_due, list_jobs
     from ckpt.objects.ids import CommitId, ObjectId
     from ckpt.objects.model import Commit, Tree, TreeEntry
+    from ckpt.pipeline import (
+        CostLimitExceeded,
+        InputMismatchError,
+        Pipeline,
+        RunResult,
+        StageContext,
+        StageEvent,
+    )
+    from ckpt.progress import Progress, watch
     from ckpt.refs import ReflogEntry
     from ckpt.repo import Repository, find_store, init, open
+    from ckpt.stages import Stage, StageResult, stage
     from ckpt.verify import VerifyReport
 
 
