@@ -359,6 +359,8 @@ class Run:
             meta = {**self._meta_json(self.meta), **(extra or {})}
             self.head = self.job.fail(exc, stage=stage, meta=meta)
             self.failure_recorded = True
+            if self.pipeline.keep_last is not None:
+                prune_job(self.job, self.pipeline.keep_last)
         except BaseException as problem:
             exc.add_note(f"ckpt: could not record the failure: {problem}")
 
