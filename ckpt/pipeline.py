@@ -34,6 +34,7 @@ from typing import Any, Literal
 import attrs
 
 from ckpt import names, serialize
+from ckpt import repo as repo_module
 from ckpt.errors import (
     CkptError,
     NotFoundError,
@@ -68,8 +69,6 @@ class InputMismatchError(CkptError):
 
 def open_store(store: Store | None) -> Repository:
     """A Repository for ``store``: an open one, a path (created if absent) or None (found)."""
-    from ckpt import repo as repo_module
-
     if isinstance(store, Repository):
         return store
     if store is None:
@@ -151,6 +150,12 @@ class Pipeline:
     @property
     def is_async(self) -> bool:
         return any(s.is_async for s in self.stages)
+
+    def output_types(self) -> dict[str, Any]:
+        """Stage name (and the input's name) -> the type its value is loaded as."""
+        types = {s.name: s.output_type for s in self.stages}
+        types[self.input_name] = self.input_type
+        return types
 
     def add(self, new: Stage) -> Stage:
         """Append a stage; raise CkptError if a parameter names nothing it can receive."""
@@ -283,10 +288,9 @@ class Pipeline:
             raise NotFoundError(f"job {job_id!r} holds no pipeline run")
         head = job.head
         assert head is not None
-        run = Run(self, job.name, job, found[1])
-        run.outputs = Outputs(job, head.id, run.outputs.types)
+        outputs = Outputs(job, head.id, self.output_types())
         for name in (self.input_name, *found[1].done):
-            run.outputs.add_stored(name)
+            outputs.add_stored(name)
         return RunResult(
             job=job.name,
             status=job.status,
@@ -294,7 +298,7 @@ class Pipeline:
             completed=found[1].done,
             ran=(),
             skipped=(),
-            outputs=run.outputs,
+            outputs=outputs,
             cost=round(head.total_cost - found[1].base_cost, 9),
             tokens=head.total_tokens - found[1].base_tokens,
             head=head,
@@ -411,7 +415,7 @@ class Pipeline:
         run.head = head
         run.cost = round(head.total_cost - meta.base_cost, 9)
         run.tokens = head.total_tokens - meta.base_tokens
-        run.outputs = Outputs(job, head.id, run.outputs.types)
+        run.outputs = Outputs(job, head.id, self.output_types())
         for name in (self.input_name, *meta.done):
             run.outputs.add_stored(name)
         if meta.partial is not None and meta.partial not in meta.done:

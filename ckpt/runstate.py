@@ -85,6 +85,9 @@ class Outputs(Mapping[str, Any]):
         self._values[stage] = value
         return value
 
+    def __contains__(self, stage: object) -> bool:
+        return stage in self._values or stage in self._stored
+
     def __iter__(self) -> Iterator[str]:
         yield from self._values
         yield from (s for s in self._stored if s not in self._values)
@@ -215,9 +218,7 @@ class Run:
         self.head: Commit | None = None
         self.failure_recorded = False
         self.partials_saved: set[str] = set()  # partial entries in the tree, dropped on completion
-        types = {s.name: s.output_type for s in pipeline.stages}
-        types[pipeline.input_name] = pipeline.input_type
-        self.outputs = Outputs(job, None, types)
+        self.outputs = Outputs(job, None, pipeline.output_types())
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -227,7 +228,7 @@ class Run:
         return compute_progress(
             job=self.job_name,
             branch=self.job.branch_name if self.job is not None else "",
-            status=head.status if head is not None else "active",
+            status="active",  # this run is going on, whatever the last status written
             meta=meta,
             total_cost=round(self.meta.base_cost + self.cost, 9),
             total_tokens=self.meta.base_tokens + self.tokens,
