@@ -4,8 +4,14 @@
 
 * a plain path or ``file://PATH``: :class:`~ckpt.storage.local.LocalStorage`
 * ``memory://NAME``: :class:`~ckpt.storage.memory.MemoryStorage`
+* ``sqlite:///PATH/store.db``: :class:`~ckpt.storage.sqlite.SqliteStorage`
+* ``redis://HOST:PORT/DB``: :class:`~ckpt.storage.redis.RedisStorage` (``ckpt[redis]``)
+* ``s3://BUCKET/PREFIX``: :class:`~ckpt.storage.s3.S3Storage` (``ckpt[s3]``)
 
-Backends are imported only when used, so that ``import ckpt`` stays fast.
+Backends are imported only when used, so that ``import ckpt`` stays fast
+and the optional client libraries (boto3, redis) are needed only by the
+stores that use them.  ``docs/backends.md`` describes each backend's
+guarantees.
 """
 
 from __future__ import annotations
@@ -13,6 +19,13 @@ from __future__ import annotations
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage, check_key
 
 __all__ = ["KeyInfo", "KeyNotFoundError", "Storage", "check_key", "is_url", "open_storage"]
+
+#: URL scheme -> (pip extra, client libraries) of the backends that need one.
+_EXTRAS = {
+    "redis": ("redis", ("redis",)),
+    "rediss": ("redis", ("redis",)),
+    "s3": ("s3", ("boto3", "botocore")),
+}
 
 
 def is_url(location: str) -> bool:
@@ -22,7 +35,12 @@ def is_url(location: str) -> bool:
 
 
 def open_storage(location: str, *, durable: bool = True) -> Storage:
-    """Return the backend for ``location`` (a path or a URL)."""
+    """Return the backend for ``location`` (a path or a URL).
+
+    ``durable=False`` lets a backend that can choose skip flushing each write
+    to stable storage (local files, SQLite); S3 is always durable, Redis as
+    durable as its server is configured to be.
+    """
     from ckpt.errors import CkptError
 
     if location.startswith("file://"):
@@ -32,8 +50,39 @@ def open_storage(location: str, *, durable: bool = True) -> Storage:
 
         return LocalStorage(location, durable=durable)
     scheme, _, rest = location.partition("://")
+    try:
+        return _open_url(scheme, rest, location, durable=durable)
+    except ModuleNotFoundError as exc:
+        extra, libraries = _EXTRAS.get(scheme, ("", ()))
+        if exc.name not in libraries:
+            raise
+        raise CkptError(
+            f"{scheme}:// stores need the {exc.name} package: pip install 'ckpt[{extra}]'"
+        ) from None
+
+
+def _open_url(scheme: str, rest: str, location: str, *, durable: bool) -> Storage:
+    from ckpt.errors import CkptError
+
     if scheme == "memory":
         from ckpt.storage.memory import MemoryStorage
 
         return MemoryStorage(rest)
-    raise CkptError(f"unknown store URL scheme {scheme!r} in {location!r}")
+    if scheme == "sqlite":
+        from ckpt.storage.sqlite import SqliteStorage
+
+        if not rest:
+            raise CkptError(f"no database file in {location!r} (use sqlite:///path/to/store.db)")
+        return SqliteStorage(rest, durable=durable)
+    if scheme in ("redis", "rediss"):
+        from ckpt.storage.redis import RedisStorage
+
+        return RedisStorage(location)
+    if scheme == "s3":
+        from ckpt.storage.s3 import S3Storage
+
+        return S3Storage(location)
+    raise CkptError(
+        f"unknown store URL scheme {scheme!r} in {location!r} "
+        "(use a path, file://, memory://, sqlite://, redis:// or s3://)"
+    )

@@ -1,0 +1,251 @@
+"""What is particular to one backend: URLs, configuration, and errors for people."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+import ckpt
+from ckpt.errors import CkptError, InvalidNameError, StorageError, StoreNotFoundError
+from ckpt.storage import open_storage
+
+
+def test_an_unknown_scheme_is_refused() -> None:
+    with pytest.raises(CkptError, match="unknown store URL scheme 'ftp'"):
+        open_storage("ftp://example/store")
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "library", "extra"),
+    [
+        ("s3://bucket/prefix", "ckpt.storage.s3", "boto3", "s3"),
+        ("redis://127.0.0.1:1/0", "ckpt.storage.redis", "redis", "redis"),
+    ],
+)
+def test_a_missing_client_library_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, url: str, module: str, library: str, extra: str
+) -> None:
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setitem(sys.modules, library, None)  # makes `import LIBRARY` fail
+    with pytest.raises(CkptError) as info:
+        open_storage(url)
+    assert str(info.value) == (
+        f"{url.partition(':')[0]}:// stores need the {library} package: pip install 'ckpt[{extra}]'"
+    )
+
+
+def test_import_ckpt_loads_no_backend_library() -> None:
+    import subprocess
+
+    code = (
+        "import sys, ckpt, ckpt.storage, ckpt.repo; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'redis') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- SQLite -------------------------------------------------------------------------
+
+
+def test_sqlite_opening_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'sub' / 'store.db'}"
+    with pytest.raises(StoreNotFoundError):
+        ckpt.open(url)
+    assert not (tmp_path / "sub").exists()
+    ckpt.init(url).close()
+    assert (tmp_path / "sub" / "store.db").is_file()
+
+
+def test_sqlite_uses_wal_and_the_asked_durability(tmp_path: Path) -> None:
+    from ckpt.storage.sqlite import SqliteStorage
+
+    path = tmp_path / "store.db"
+    for durable, level in ((True, 2), (False, 1)):  # synchronous = FULL, NORMAL
+        storage = open_storage(f"sqlite://{path}", durable=durable)
+        assert isinstance(storage, SqliteStorage)
+        storage.put_if_absent(f"k{level}", b"x")
+        assert storage.durable is durable
+        assert storage._connect().execute("PRAGMA synchronous").fetchone()[0] == level
+        storage.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_relative_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage("sqlite://rel/store.db")
+    storage.put_if_absent("k", b"v")
+    storage.close()
+    assert storage.url == f"sqlite://{tmp_path / 'rel' / 'store.db'}"
+    assert (tmp_path / "rel" / "store.db").is_file()
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    storage = open_storage(f"sqlite://{path}")
+    with pytest.raises(StorageError, match="is not a usable SQLite database"):
+        storage.get("config")
+
+
+# -- Redis ---------------------------------------------------------------------------
+
+
+def test_redis_url_forms() -> None:
+    from ckpt.storage.redis import parse_url
+
+    assert parse_url("redis://h:1/2?prefix=team/a") == (
+        "redis://h:1/2",
+        "team/a",
+        "redis://h:1/2?prefix=team/a",
+    )
+    assert parse_url("redis://h:1/3/team/b")[1:] == ("team/b", "redis://h:1/3?prefix=team/b")
+    assert parse_url("redis://h")[1:] == ("ckpt", "redis://h/0?prefix=ckpt")
+    client_url, _namespace, shown = parse_url("rediss://:secret@h:1/0?socket_timeout=5")
+    assert client_url == "rediss://:secret@h:1/0?socket_timeout=5"
+    assert "secret" not in shown
+    for bad in ("redis://h/x", "redis://h/0/a?prefix=b", "redis://h/0?prefix=a*b"):
+        with pytest.raises(InvalidNameError):
+            parse_url(bad)
+
+
+def test_redis_unreachable_server_is_one_clear_error() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        with pytest.raises(
+            StorageError, match=f"cannot connect to Redis at redis://127.0.0.1:{port}"
+        ):
+            open_storage(f"redis://127.0.0.1:{port}/0")
+
+
+def test_redis_namespaces_are_separate(redis_server: str) -> None:
+    first = open_storage(f"{redis_server}/0?prefix=ns-one")
+    second = open_storage(f"{redis_server}/0/ns-two")
+    try:
+        first.put_if_absent("k", b"one")
+        first.append("log", b"one")
+        assert second.stat("k") is None
+        assert second.read_log("log") == []
+        assert [info.key for info in second.list()] == []
+        assert [info.key for info in first.list()] == ["k"]
+    finally:
+        for storage in (first, second):
+            storage.delete("k")
+            storage.delete_log("log")
+            storage.close()
+
+
+def test_redis_reports_the_servers_durability(redis_server: str) -> None:
+    storage = open_storage(f"{redis_server}/0?prefix=durability")
+    try:
+        assert storage.durable is False  # the test server runs with appendonly no
+    finally:
+        storage.close()
+
+
+def test_redis_expire_prefix(redis_server: str) -> None:
+    import redis
+
+    from ckpt.storage.redis import RedisStorage
+
+    storage = open_storage(f"{redis_server}/0?prefix=expiry")
+    assert isinstance(storage, RedisStorage)
+    client = redis.Redis.from_url(redis_server)
+    try:
+        storage.put_if_absent("jobs/a/HEAD", b"main")
+        storage.append("jobs/a/reflog", b"r")
+        storage.put_if_absent("jobs/b/HEAD", b"main")
+        assert storage.expire_prefix("jobs/a/", 3600) == 2
+        assert 0 < client.ttl("expiry:v:jobs/a/HEAD") <= 3600
+        assert 0 < client.ttl("expiry:l:jobs/a/reflog") <= 3600
+        assert client.ttl("expiry:v:jobs/b/HEAD") == -1
+        with pytest.raises(ValueError):
+            storage.expire_prefix("jobs/", 0)
+    finally:
+        client.delete("expiry:v:jobs/a/HEAD", "expiry:l:jobs/a/reflog", "expiry:v:jobs/b/HEAD")
+        client.close()
+        storage.close()
+
+
+# -- S3 --------------------------------------------------------------------------------
+
+
+def test_s3_url_forms() -> None:
+    from ckpt.storage.s3 import parse_url
+
+    assert parse_url("s3://bucket") == ("bucket", "", False)
+    assert parse_url("s3://bucket/a/b/") == ("bucket", "a/b/", False)
+    assert parse_url("s3://bucket/p?single_writer=1") == ("bucket", "p/", True)
+    for bad in ("s3://b/p", "s3://bucket/../x", "s3://bucket/p?other=1", "s3://bu cket/p"):
+        with pytest.raises(InvalidNameError):
+            parse_url(bad)
+
+
+def test_s3_missing_bucket_is_store_not_found(s3_server: str) -> None:
+    with pytest.raises(StoreNotFoundError, match="S3 bucket 'no-such-bucket-here' does not exist"):
+        ckpt.open("s3://no-such-bucket-here/store")
+
+
+def test_s3_unreachable_endpoint_is_one_clear_error(
+    s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        with pytest.raises(StorageError, match=f"cannot reach the S3 endpoint {endpoint}"):
+            open_storage("s3://bucket/store")
+
+
+def test_s3_probe_leaves_nothing_behind_and_finds_conditional_deletes(s3_bucket: str) -> None:
+    import boto3
+
+    from ckpt.storage.s3 import S3Storage
+
+    storage = open_storage(f"s3://{s3_bucket}/store")
+    assert isinstance(storage, S3Storage)
+    assert storage.conditional_delete is True  # moto honours If-Match on DELETE
+    assert storage.durable is True
+    listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)
+    assert listing.get("Contents", []) == []
+    storage.close()
+
+
+def test_s3_log_records_are_separate_objects(s3_bucket: str) -> None:
+    import boto3
+
+    storage = open_storage(f"s3://{s3_bucket}/store")
+    for record in (b"one", b"two", b"three"):
+        storage.append("jobs/j/reflog", record)
+    storage.close()
+    listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)
+    names = sorted(item["Key"] for item in listing["Contents"])
+    assert len(names) == 3
+    assert all(name.startswith("store/jobs/j/reflog.log/") for name in names)
+
+
+def test_s3_single_writer_mode(s3_bucket: str) -> None:
+    """Without conditional requests the store still detects what a lone writer can see."""
+    from ckpt.errors import ConflictError
+
+    storage = open_storage(f"s3://{s3_bucket}/store?single_writer=1")
+    assert storage.url == f"s3://{s3_bucket}/store?single_writer=1"
+    assert storage.put_if_absent("k", b"1") is True
+    assert storage.put_if_absent("k", b"2") is False
+    storage.compare_and_swap("k", b"1", b"3")
+    with pytest.raises(ConflictError):
+        storage.compare_and_swap("k", b"1", b"4")
+    with pytest.raises(ConflictError):
+        storage.compare_and_swap("k", None, b"4")
+    assert storage.get("k") == b"3"
+    storage.close()
