@@ -75,4 +75,10 @@ class SerializationError(CkptError, TypeError):
 
 
 class StorageError(CkptError, OSError):
-    """The storage backend failed (disk full, I/O error, network) while reading or writing."""
+    """The storage backend failed (disk full, I/O error, network) while reading or writing.
+
+    ``errno`` holds the operating system's error number where there is one.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror if isinstance(self.strerror, str) else super().__str__()
