@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -43,7 +43,7 @@ from ckpt.errors import (
 )
 from ckpt.job import Job
 from ckpt.objects.model import STATUS_COMPLETED, Commit
-from ckpt.progress import Progress, RunMeta, job_progress, run_commit
+from ckpt.progress import Progress, RunMeta, read_progress, run_commit
 from ckpt.refs import now
 from ckpt.repo import Repository
 from ckpt.retention import set_keep_last
@@ -61,6 +61,7 @@ from ckpt.stages import PARTIAL_SUFFIX, Stage, StageResult, as_stage, stage
 OnSuccess = Literal["keep", "final", "delete"]
 Store = Repository | str | os.PathLike[str]
 _MISSING: Any = object()
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class InputMismatchError(CkptError):
@@ -173,6 +174,20 @@ class Pipeline:
         self.stages.append(new)
         return new
 
+    @overload
+    def stage(self, fn: F, /) -> F: ...
+
+    @overload
+    def stage(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        partial_every: int | None = None,
+        partial_interval: float | None = None,
+    ) -> Callable[[F], F]: ...
+
     def stage(
         self,
         fn: Callable[..., Any] | None = None,
@@ -278,7 +293,7 @@ class Pipeline:
 
     def progress(self, job_id: str, store: Store | None = None) -> Progress | None:
         """Progress of the job's current run, read from the store (None: no run)."""
-        return job_progress(self.job(job_id, store))
+        return read_progress(self.job(job_id, store))
 
     def state(self, job_id: str, store: Store | None = None) -> RunResult:
         """The job as it stands: stages done, their outputs (loaded on access), cost, tokens."""

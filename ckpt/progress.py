@@ -254,7 +254,7 @@ def compute_progress(
     )
 
 
-def job_progress(job: Job) -> Progress | None:
+def read_progress(job: Job) -> Progress | None:
     """The progress of the run at the job's HEAD, read fresh from the store.
 
     None if the job does not exist or holds no run of the stage runner.
@@ -309,7 +309,7 @@ async def watch(
         if position != last and position[1] is not None:
             seen_job = True
             last = position
-            progress = await asyncio.to_thread(job_progress, handle)
+            progress = await asyncio.to_thread(read_progress, handle)
             if progress is not None:
                 yield progress
                 if until_done and progress.done:
