@@ -1,14 +1,155 @@
-"""Entry point of the ``ckpt`` command."""
+"""Entry point of the ``ckpt`` command: the root group, its options and the command table.
+
+Commands live in modules grouped by idea and are imported only when used
+(``ckpt log`` imports :mod:`ckpt.cli.history` and nothing of the other
+command modules); command modules import the library inside their command
+functions, so ``ckpt --help`` loads click and these small modules only.
+Adding a module of commands is one line in :data:`COMMAND_MODULES`.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import click
 
+from ckpt import __version__
+from ckpt.cli.context import settings
+from ckpt.cli.exits import EXIT_CODE_HELP, ExitCode, report
+from ckpt.cli.output import colour_setting
 
-@click.group()
-def cli() -> None:
-    """ckpt: a content-addressed checkpoint store for long pipelines."""
+#: (module, section title in ``--help``, the commands it defines), in help order.
+COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ckpt.cli.setup", "Getting started", ("init", "demo", "completion")),
+    ("ckpt.cli.jobs", "Jobs", ("jobs", "status", "watch")),
+    ("ckpt.cli.history", "History", ("log", "show", "cat", "diff", "reflog")),
+    ("ckpt.cli.refs", "Rolling back and branching", ("checkout", "branch", "switch", "tag")),
+    ("ckpt.cli.maintenance", "Maintenance", ("verify", "gc", "stats", "rm")),
+    ("ckpt.cli.transfer", "Moving jobs", ("export", "import")),
+)
+
+ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (
+    ("CKPT_DIR", "the store to use when --store is not given"),
+    ("NO_COLOR", "set to anything to turn colour off (unless --color always)"),
+    ("CKPT_DEBUG", "set to 1 to show tracebacks, like --debug"),
+)
 
 
-def main() -> None:
-    cli()
+def find_command(module_name: str, name: str) -> click.Command:
+    """The command called ``name`` defined in ``module_name``."""
+    # __import__ rather than importlib.import_module: the same import, but one that
+    # `python -X importtime` reports, so the start-up cost of a command is measurable.
+    __import__(module_name)
+    module = sys.modules[module_name]
+    for value in vars(module).values():
+        if isinstance(value, click.Command) and value.name == name:
+            return value
+    raise LookupError(f"{module_name} defines no command {name!r}")
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, listed by section in help,
+    and whose errors all pass through :func:`ckpt.cli.exits.report`."""
+
+    def __init__(
+        self, *args: Any, modules: Sequence[tuple[str, str, tuple[str, ...]]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules = tuple(modules)
+        self.module_of = {name: module for module, _, names in self.modules for name in names}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for _, _, names in self.modules for name in names]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in self.module_of:
+            command = find_command(self.module_of[cmd_name], cmd_name)
+            self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        width = formatter.width - 6 - max(len(name) for name in self.module_of)
+        for _, title, names in self.modules:
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=max(width, 30))))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Exit status"):
+            formatter.write_dl([(str(int(code)), text) for code, text in EXIT_CODE_HELP])
+        with formatter.section("Environment"):
+            formatter.write_dl(list(ENVIRONMENT_HELP))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
+        except Exception as exc:
+            raise click.exceptions.Exit(report(exc, debug=settings(ctx).debug)) from None
+
+
+@click.group(
+    cls=LazyGroup,
+    modules=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--store",
+    metavar="PATH",
+    help="The store to use (default: $CKPT_DIR, then .ckpt here or in a parent).",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="CKPT_DEBUG",
+    help="Show the traceback of an error.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour output; auto colours a terminal unless NO_COLOR is set.",
+)
+@click.version_option(__version__, "--version", prog_name="ckpt", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
+    """ckpt: a content-addressed checkpoint store for long, expensive pipelines.
+
+    A job saves one checkpoint per pipeline stage.  ckpt shows a job's
+    history, rolls it back to any stage to re-run from there, branches it to
+    try an alternative, verifies that nothing on disk is corrupt and
+    collects garbage.
+
+    The store is found from --store, then $CKPT_DIR, then a .ckpt directory
+    in the current directory or a parent (`ckpt init` creates one).
+
+    A REV is HEAD, HEAD~N (N checkpoints back), a branch, a tag, a stage
+    name (the newest checkpoint that saved it) or a commit-id prefix of 6 or
+    more hex digits.  Try `ckpt demo` for a guided first minute.
+    """
+    state = settings(ctx)
+    state.store = store
+    state.debug = debug
+    ctx.color = colour_setting(color)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Run the ``ckpt`` command (console-script entry point); exits the process."""
+    cli.main(args=None if args is None else list(args), prog_name="ckpt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""What every command needs from the root: the store it works on, and a job by name.
+
+The store is found once per invocation, as the library finds it
+(``--store``, then ``$CKPT_DIR``, then ``.ckpt`` in the current directory or
+a parent), opened lazily on first use and closed when the command ends.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from ckpt.job import Job
+    from ckpt.repo import Repository
+
+
+@dataclass
+class Settings:
+    """Root options, kept on ``ctx.obj`` for every subcommand."""
+
+    store: str | None = None
+    debug: bool = False
+    repo: Repository | None = None
+
+
+def settings(ctx: click.Context | None = None) -> Settings:
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = Settings()
+    return root.obj
+
+
+def open_repo(ctx: click.Context | None = None) -> Repository:
+    """The store of this invocation, opened on first use (raises StoreNotFoundError)."""
+    ctx = ctx or click.get_current_context()
+    state = settings(ctx)
+    if state.repo is None:
+        from ckpt.repo import open as open_store
+
+        repo = open_store(state.store)
+        state.repo = repo
+        ctx.find_root().call_on_close(repo.close)
+    return state.repo
+
+
+def get_job(name: str, ctx: click.Context | None = None) -> Job:
+    """Job ``name``, which must exist; the error suggests close names and ``ckpt jobs``."""
+    from ckpt.errors import NotFoundError
+    from ckpt.names import job_name
+
+    repo = open_repo(ctx)
+    job = repo.job(job_name(name))
+    if not job.exists:
+        known = repo.job_names()
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif known:
+            hint = "`ckpt jobs` lists the jobs"
+        else:
+            hint = "the store has no jobs yet"
+        raise NotFoundError(f"job {name!r} not found in {repo.location}; {hint}")
+    return job
+
+
+def command_line(*args: str, ctx: click.Context | None = None) -> str:
+    """The ``ckpt ...`` command that does ``args`` on this invocation's store, shell-quoted."""
+    import shlex
+
+    store = settings(ctx).store
+    words = ["ckpt", *(["--store", store] if store else []), *args]
+    return " ".join(shlex.quote(word) for word in words)

@@ -1,0 +1,484 @@
+"""Reading a job's history: ``log``, ``show``, ``cat``, ``diff``, ``reflog``.
+
+These commands only read.  Each offers ``--json`` (``cat`` prints JSON by
+nature) with the schema documented in ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ckpt.cli import output as out
+from ckpt.cli.complete import complete_jobs, complete_revisions
+from ckpt.cli.context import command_line, get_job
+from ckpt.cli.exits import UserError
+
+if TYPE_CHECKING:
+    from ckpt.job import Job
+    from ckpt.objects.model import Commit
+
+CUT_NOTE = "(history before this checkpoint was removed by retention)"
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli.md)."
+)
+
+
+# -- shared formatting ----------------------------------------------------------
+
+
+def decorations(job: Job) -> dict[str, list[str]]:
+    """Commit id -> ref labels, git style: ``HEAD -> main``, ``other``, ``tag: v1``."""
+    labels: dict[str, list[str]] = {}
+    current = job.branch_name
+    for name, oid in sorted(job.branches().items(), key=lambda item: item[0] != current):
+        labels.setdefault(oid, []).append(f"HEAD -> {name}" if name == current else name)
+    for name, oid in sorted(job.tags().items()):
+        labels.setdefault(oid, []).append(f"tag: {name}")
+    return labels
+
+
+def _decoration_text(refs: Sequence[str]) -> str:
+    if not refs:
+        return ""
+    parts = []
+    for ref in refs:
+        if ref.startswith("HEAD -> "):
+            parts.append(
+                out.style("HEAD -> ", fg="cyan", bold=True)
+                + out.style(ref[8:], fg="green", bold=True)
+            )
+        elif ref.startswith("tag: "):
+            parts.append(out.style(ref, fg="yellow", bold=True))
+        else:
+            parts.append(out.style(ref, fg="green", bold=True))
+    return "(" + ", ".join(parts) + ")"
+
+
+def what(commit: Commit) -> str:
+    """What a commit recorded: its stage, or its status for a status-only commit."""
+    if commit.stage is not None:
+        return commit.stage
+    return f"[{commit.status}]"
+
+
+def cost_line(commit: Commit) -> str:
+    return (
+        f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens "
+        f"(total {out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens)"
+    )
+
+
+def _commit_block(commit: Commit, refs: Sequence[str]) -> list[str]:
+    head = out.style(f"commit {commit.short_id}", fg="yellow")
+    decoration = _decoration_text(refs)
+    lines = [f"{head} {decoration}".rstrip()]
+    lines.append(f"Stage:  {what(commit)}")
+    lines.append(f"Date:   {out.timestamp(commit.time)} ({out.relative_time(commit.time)})")
+    lines.append(f"Cost:   {cost_line(commit)}")
+    if commit.status != "active":
+        lines.append(f"Status: {out.status_text(commit.status)}")
+    if commit.message:
+        lines.append("")
+        lines.extend(f"    {line}" for line in commit.message.splitlines())
+    return lines
+
+
+def _oneline(commit: Commit, refs: Sequence[str], stage_width: int) -> str:
+    parts = [
+        out.style(commit.short_id, fg="yellow"),
+        what(commit).ljust(stage_width),
+        out.money(commit.cost).rjust(9),
+        out.relative_time(commit.time).ljust(15),
+    ]
+    decoration = _decoration_text(refs)
+    if decoration:
+        parts.append(decoration)
+    if commit.message:
+        parts.append(commit.message.splitlines()[0])
+    return " ".join(parts).rstrip()
+
+
+def log_commits(job: Job, rev: str | None, *, all_refs: bool, limit: int | None) -> list[Commit]:
+    """The commits ``ckpt log`` shows, newest first (children before parents)."""
+    from ckpt.cli.graph import topological
+
+    if not all_refs:
+        return job.log(rev, limit=limit)
+    seen: dict[str, Commit] = {}
+    heads = [*job.branches().values(), *job.tags().values()]
+    for head in heads:
+        for commit in job.walk(head):
+            if commit.id in seen:
+                break
+            seen[commit.id] = commit
+    ordered = topological(list(seen.values()))
+    return ordered if limit is None else ordered[:limit]
+
+
+def log_lines(
+    job: Job,
+    commits: Sequence[Commit],
+    *,
+    oneline: bool = False,
+    graph: bool = False,
+) -> list[str]:
+    """The text of ``ckpt log`` for ``commits`` (from :func:`log_commits`)."""
+    from ckpt.cli.graph import layout
+
+    refs = decorations(job)
+    shown = {c.id for c in commits}
+    width = max((len(what(c)) for c in commits), default=0)
+    cut = job.record.cut
+
+    def is_cut(commit: Commit) -> bool:
+        return commit.id in cut and commit.parent is not None
+
+    def parents_of(commit: Commit) -> list[str]:
+        if is_cut(commit):
+            return []
+        return [p for p in commit.parents if p in shown]
+
+    rows = layout(commits, parents_of) if graph else None
+    lines: list[str] = []
+    for index, commit in enumerate(commits):
+        node = padding = ""
+        after: tuple[str, ...] = ()
+        if rows is not None:
+            row = rows[index]
+            node, padding, after = row.node + " ", row.padding + " ", row.after
+        labels = refs.get(commit.id, [])
+        if oneline:
+            lines.append(node + _oneline(commit, labels, width))
+        else:
+            block = _commit_block(commit, labels)
+            lines.append(node + block[0])
+            lines.extend((padding + line).rstrip() for line in block[1:])
+        if is_cut(commit):
+            lines.append(padding + out.style(CUT_NOTE, fg="bright_black"))
+        if not oneline and index < len(commits) - 1:
+            lines.append(padding.rstrip())
+        lines.extend(after)
+    return lines
+
+
+def commit_json(commit: Commit, refs: Sequence[str], cut: bool) -> dict[str, Any]:
+    return {**commit.to_json(), "refs": list(refs), "cut": cut}
+
+
+# -- commands -------------------------------------------------------------------
+
+
+@click.command("log")
+@click.argument("job", shell_complete=complete_jobs)
+@click.argument("rev", required=False, shell_complete=complete_revisions)
+@click.option(
+    "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N checkpoints."
+)
+@click.option("--oneline", is_flag=True, help="One line per checkpoint.")
+@click.option("--graph", is_flag=True, help="Draw branches and forks on the left, like git.")
+@click.option(
+    "--all", "all_refs", is_flag=True, help="Show every branch and tag, not only REV's history."
+)
+@json_option
+def log(
+    job: str,
+    rev: str | None,
+    limit: int | None,
+    oneline: bool,
+    graph: bool,
+    all_refs: bool,
+    as_json: bool,
+) -> None:
+    """Show the checkpoints of JOB, newest first.
+
+    Starts at REV (default HEAD) and follows first parents back to the first
+    checkpoint, or to where retention cut the history.
+    """
+    if all_refs and rev is not None:
+        raise UserError("give either REV or --all, not both")
+    the_job = get_job(job)
+    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit)
+    if as_json:
+        refs = decorations(the_job)
+        cut = the_job.record.cut
+        out.emit_json(
+            {
+                "job": the_job.name,
+                "commits": [
+                    commit_json(c, refs.get(c.id, []), c.id in cut and c.parent is not None)
+                    for c in commits
+                ],
+            }
+        )
+        return
+    out.echo_lines(log_lines(the_job, commits, oneline=oneline, graph=graph))
+
+
+@click.command("show")
+@click.argument("job", shell_complete=complete_jobs)
+@click.argument("rev", required=False, shell_complete=complete_revisions)
+@json_option
+def show(job: str, rev: str | None, as_json: bool) -> None:
+    """Show one checkpoint of JOB (default HEAD) and the stages it holds.
+
+    Stages marked + were added and ~ changed by this checkpoint.
+    """
+    from ckpt.diff import diff_trees
+
+    the_job = get_job(job)
+    commit = the_job.resolve(rev)
+    objects = the_job.repo.objects
+    tree = objects.get_tree(commit.tree)
+    changes: dict[str, str] = {}
+    if commit.parent is not None and not the_job.is_cut(commit):
+        parent = objects.get_commit(commit.parent)
+        changes = {c.stage: c.change for c in diff_trees(objects.get_tree(parent.tree), tree)}
+    elif commit.parent is None:
+        changes = {entry.name: "added" for entry in tree}
+    refs = decorations(the_job).get(commit.id, [])
+    if as_json:
+        out.emit_json(
+            {
+                "job": the_job.name,
+                "commit": commit_json(commit, refs, the_job.is_cut(commit)),
+                "stages": [
+                    {
+                        "name": entry.name,
+                        "id": entry.id,
+                        "type": entry.type,
+                        "size": entry.size,
+                        "encoding": entry.encoding,
+                        "change": changes.get(entry.name),
+                    }
+                    for entry in tree
+                ],
+            }
+        )
+        return
+    lines = [f"{out.style('commit ' + commit.id, fg='yellow')} {_decoration_text(refs)}".rstrip()]
+    fields = [
+        ("Job", the_job.name),
+        ("Branch", commit.branch),
+        ("Parents", ", ".join(p[:12] for p in commit.parents) or "none (first checkpoint)"),
+        ("Date", f"{out.timestamp(commit.time)} ({out.relative_time(commit.time)})"),
+        ("Stage", what(commit)),
+        ("Cost", f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens (this stage)"),
+        ("Total", f"{out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens"),
+        ("Status", out.status_text(commit.status)),
+    ]
+    if commit.message:
+        fields.append(("Message", commit.message))
+    lines.extend(f"{name + ':':<9} {value}" for name, value in fields)
+    if the_job.is_cut(commit):
+        lines.append(CUT_NOTE)
+    if commit.meta:
+        import json
+
+        lines.append("Metadata:")
+        lines.extend(
+            f"  {key}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in sorted(commit.meta.items())
+        )
+    lines.append("")
+    lines.append(f"Stages ({len(tree)}):")
+    marks = {"added": "+", "changed": "~"}
+    rows = [
+        [marks.get(changes.get(e.name, ""), " "), e.name, e.type, out.size(e.size)] for e in tree
+    ]
+    lines.extend(
+        "  " + line for line in out.table(["", "STAGE", "TYPE", "SIZE"], rows, align_right=[3])
+    )
+    out.echo_lines(lines)
+
+
+def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
+    if len(args) == 1:
+        return None, args[0]
+    if len(args) == 2:
+        return args[0], args[1]
+    raise click.UsageError("expected [REV] STAGE after JOB")
+
+
+@click.command("cat")
+@click.argument("job", shell_complete=complete_jobs)
+@click.argument(
+    "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
+)
+@click.option("--raw", is_flag=True, help="Write the stored canonical bytes, unformatted.")
+def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
+    """Print the value of STAGE at REV (default HEAD) as pretty JSON."""
+    from ckpt.diff import value_text
+    from ckpt.errors import NotFoundError
+    from ckpt.names import stage_name
+
+    rev, stage = _split_cat_args(args)
+    the_job = get_job(job)
+    stage_name(stage)
+    commit = the_job.resolve(rev)
+    entry = the_job.repo.objects.get_tree(commit.tree).get(stage)
+    if entry is None:
+        stages = ", ".join(the_job.stages(commit.id)) or "none"
+        raise NotFoundError(
+            f"job {the_job.name!r} has no stage {stage!r} at {commit.short_id} (stages: {stages})"
+        )
+    if raw:
+        click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
+        return
+    if entry.encoding == "raw":
+        raise UserError(
+            f"stage {stage!r} holds {out.count(entry.size)} bytes of binary data; add --raw "
+            f"to write them ({command_line('cat', the_job.name, commit.short_id, stage, '--raw')} "
+            "> FILE)"
+        )
+    click.echo(value_text(the_job, entry), nl=False)
+
+
+def _split_diff_args(job: Job, args: Sequence[str]) -> tuple[str, str | None, str | None]:
+    if len(args) == 1:
+        return args[0], None, None
+    if len(args) == 3:
+        return args[0], args[1], args[2]
+    if len(args) == 2:
+        first, second = args
+        named = set(job.tree(first).names) | set(job.stages())
+        if second in named:
+            return first, None, second
+        return first, second, None
+    raise click.UsageError("expected REV1 [REV2] [STAGE] after JOB")
+
+
+def _diff_line(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return out.style(line, bold=True)
+    if line.startswith("@@"):
+        return out.style(line, fg="cyan")
+    if line.startswith("+"):
+        return out.style(line, fg="green")
+    if line.startswith("-"):
+        return out.style(line, fg="red")
+    return line
+
+
+@click.command("diff")
+@click.argument("job", shell_complete=complete_jobs)
+@click.argument(
+    "args",
+    nargs=-1,
+    required=True,
+    metavar="REV1 [REV2] [STAGE]",
+    shell_complete=complete_revisions,
+)
+@click.option("--stat", "stat_only", is_flag=True, help="List changed stages only, no value diffs.")
+@click.option(
+    "-U",
+    "--unified",
+    "context",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Lines of context around each change.",
+)
+@json_option
+def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json: bool) -> None:
+    """Show the stages added, changed and removed from REV1 to REV2 (default HEAD),
+    and a diff of each changed value's JSON.
+
+    With two revisions given, the second is taken as a STAGE when REV1 or
+    HEAD has a stage of that name; give all three to compare one stage
+    between two revisions.
+    """
+    from ckpt.diff import diff_commits, value_diff
+    from ckpt.errors import NotFoundError
+    from ckpt.names import stage_name
+
+    the_job = get_job(job)
+    rev1, rev2, stage = _split_diff_args(the_job, args)
+    result = diff_commits(the_job, rev1, rev2)
+    changes = result.changes
+    old_id, new_id = result.old.short_id, result.new.short_id
+    if stage is not None:
+        stage_name(stage)
+        objects = the_job.repo.objects
+        if stage not in objects.get_tree(result.old.tree) and stage not in objects.get_tree(
+            result.new.tree
+        ):
+            raise NotFoundError(
+                f"job {the_job.name!r} has no stage {stage!r} at {old_id} or {new_id}"
+            )
+        changes = tuple(c for c in changes if c.stage == stage)
+    diffs = {
+        c.stage: ([] if stat_only else value_diff(the_job, c, context=context)) for c in changes
+    }
+    if as_json:
+        out.emit_json(
+            {
+                "job": the_job.name,
+                "old": result.old.id,
+                "new": result.new.id,
+                "changes": [{**c.to_json(), "diff": diffs[c.stage]} for c in changes],
+            }
+        )
+        return
+    if not changes:
+        subject = f"stage {stage!r}" if stage is not None else "no stage"
+        verb = "is the same" if stage is not None else "differs"
+        out.echo(f"{subject} {verb} between {old_id} and {new_id}")
+        return
+    out.echo(out.style(f"diff {the_job.name} {old_id}..{new_id}", bold=True))
+    marks = {"added": "A", "changed": "M", "removed": "D"}
+    rows = []
+    for c in changes:
+        entry = c.new or c.old
+        if c.old is not None and c.new is not None:
+            sizes = f"{out.size(c.old.size)} -> {out.size(c.new.size)}"
+        else:
+            sizes = out.size(None if entry is None else entry.size)
+        rows.append([marks[c.change], c.stage, "" if entry is None else entry.type, sizes])
+    out.echo_lines(out.table(["", "STAGE", "TYPE", "SIZE"], rows))
+    for c in changes:
+        if diffs[c.stage]:
+            out.echo()
+            out.echo_lines([_diff_line(line) for line in diffs[c.stage]])
+
+
+@click.command("reflog")
+@click.argument("job", shell_complete=complete_jobs)
+@click.option(
+    "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N moves."
+)
+@json_option
+def reflog(job: str, limit: int | None, as_json: bool) -> None:
+    """Show every move of JOB's branches and tags, newest first.
+
+    A rolled-back checkpoint stays reachable from here (for 30 days, or
+    until retention prunes the job): `ckpt checkout JOB ID` brings it back.
+    """
+    the_job = get_job(job)
+    entries = the_job.reflog()
+    if limit is not None:
+        entries = entries[:limit]
+    if as_json:
+        out.emit_json({"job": the_job.name, "entries": [e.to_json() for e in entries]})
+        return
+    rows = [
+        [
+            out.relative_time(e.time),
+            _pretty_ref(e.ref),
+            out.short(e.old),
+            out.short(e.new),
+            e.reason,
+        ]
+        for e in entries
+    ]
+    out.echo_lines(out.table(["WHEN", "REF", "FROM", "TO", "REASON"], rows, shrink=4))
+
+
+def _pretty_ref(ref: str) -> str:
+    for prefix, label in (("refs/heads/", ""), ("refs/tags/", "tag: ")):
+        if ref.startswith(prefix):
+            return label + ref[len(prefix) :]
+    return ref

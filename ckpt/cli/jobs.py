@@ -1,0 +1,216 @@
+"""Jobs at a glance: ``jobs``, ``status``, ``watch``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from ckpt.cli import output as out
+from ckpt.cli.complete import complete_jobs
+from ckpt.cli.context import command_line, get_job, open_repo
+from ckpt.cli.exits import JobFailedError
+from ckpt.cli.history import json_option, what
+
+if TYPE_CHECKING:
+    from ckpt.job import Job
+    from ckpt.listing import JobProgress
+    from ckpt.objects.model import Commit
+
+STATUS_CHOICES = ("active", "completed", "failed", "expired")
+
+
+@click.command("jobs")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUS_CHOICES),
+    help="Only jobs with this status (repeat for several).",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only jobs labelled KEY=VALUE (repeat: all must match).",
+)
+@json_option
+def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], as_json: bool) -> None:
+    """List the jobs in the store: status, branch, stages done, cost, tokens, last update, size.
+
+    SIZE is what the job's checkpoints take on disk, counting objects shared
+    with other jobs (`ckpt stats` shows what each job holds alone).
+    """
+    from ckpt.listing import list_jobs, parse_labels
+
+    labels = parse_labels(tags)
+    summaries = list_jobs(open_repo(), statuses=statuses, labels=labels)
+    if as_json:
+        out.emit_json({"jobs": [s.to_json() for s in summaries]})
+        return
+    if not summaries:
+        if statuses or labels:
+            out.echo("No jobs match.")
+        else:
+            out.echo("No jobs yet: a pipeline creates one with its first save (try `ckpt demo`).")
+        return
+    rows = [
+        [
+            s.name,
+            out.status_text(s.status),
+            s.branch,
+            str(len(s.stages)),
+            out.money(s.cost),
+            out.count(s.tokens),
+            out.relative_time(s.updated),
+            out.size(s.size),
+        ]
+        for s in summaries
+    ]
+    headers = ["NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED", "SIZE"]
+    out.echo_lines(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    filled = round(fraction * width)
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def status_lines(progress: JobProgress, ctx: click.Context | None = None) -> list[str]:
+    """The text of ``ckpt status`` for ``progress``."""
+    head = progress.head
+    lines = [f"{progress.job}: {out.status_text(progress.status)} on branch {progress.branch}"]
+    done = len(progress.stages)
+    if progress.total_stages:
+        fraction = progress.fraction or 0.0
+        amount = (
+            f"{done} of {progress.total_stages} stages done {progress_bar(fraction)} {fraction:.0%}"
+        )
+    else:
+        amount = f"{done} stage{'' if done == 1 else 's'} done"
+    if progress.stages:
+        amount += ": " + ", ".join(progress.stages)
+    lines.append(f"{'Progress:':<10} {amount}")
+    if head is not None:
+        lines.append(
+            f"{'Cost:':<10} {out.money(head.total_cost)}, {out.count(head.total_tokens)} tokens"
+        )
+        lines.append(f"{'Last:':<10} {head.short_id} {what(head)}, {out.relative_time(head.time)}")
+    if progress.status == "failed":
+        where = f"at stage {progress.failed_stage}: " if progress.failed_stage else ""
+        lines.append(f"{'Failed:':<10} {where}{progress.error or 'no error recorded'}")
+    lines.append(f"{'Next run:':<10} {_next_run(progress, ctx)}")
+    return lines
+
+
+def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
+    if progress.status == "completed":
+        return "nothing left to do (completed); to redo from a stage: " + command_line(
+            "checkout", progress.job, "STAGE", ctx=ctx
+        )
+    if progress.status == "expired":
+        return "none: the job expired (`ckpt gc --expired` removes it)"
+    if progress.resume_after is None:
+        return "starts from the first stage"
+    skipped = ", ".join(progress.stages)
+    return f"resumes after stage {progress.resume_after} (skips {skipped})"
+
+
+@click.command("status")
+@click.argument("job", shell_complete=complete_jobs)
+@json_option
+def status(job: str, as_json: bool) -> None:
+    """Show how far JOB got: stages done, cost, status, and where the next run resumes."""
+    from ckpt.listing import job_progress
+
+    progress = job_progress(get_job(job))
+    if as_json:
+        out.emit_json(progress.to_json())
+        return
+    out.echo_lines(status_lines(progress))
+
+
+def _new_commits(job: Job, head: Commit, last_seen: str | None) -> list[Commit] | None:
+    """Commits from ``last_seen`` (exclusive) to ``head``, oldest first; None if ``head``
+    does not descend from ``last_seen`` (the branch was moved)."""
+    found: list[Commit] = []
+    for commit in job.walk(head.id):
+        if commit.id == last_seen:
+            found.reverse()
+            return found
+        found.append(commit)
+        if len(found) > 10_000:
+            break
+    return None if last_seen is not None else list(reversed(found))
+
+
+def _stage_event(commit: Commit) -> str:
+    if commit.stage is None:
+        return f"  {out.status_text(commit.status)} {commit.message}".rstrip()
+    mark = out.style("+", fg="green")
+    return (
+        f"  {mark} {commit.stage:<16} {out.money(commit.cost):>9}  "
+        f"{out.count(commit.tokens):>8} tokens  total {out.money(commit.total_cost)}"
+    )
+
+
+@click.command("watch")
+@click.argument("job", shell_complete=complete_jobs)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between looks at the store.",
+)
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    help="Give up after this long (like 30m), with exit code 1.",
+)
+def watch(job: str, interval: float, timeout: str | None) -> None:
+    """Follow JOB live: print each checkpoint as it lands, until the job completes or fails.
+
+    Exits 0 when the job completes and 1 when it fails (or expires, or
+    --timeout passes), so that `ckpt watch JOB && next-step` works.
+    """
+    from ckpt.durations import parse_duration
+    from ckpt.errors import CkptError
+    from ckpt.listing import job_progress
+
+    limit = None if timeout is None else parse_duration(timeout).total_seconds()
+    started = time.monotonic()
+    the_job = get_job(job)
+    progress = job_progress(the_job)
+    head = progress.head
+    last_seen = None if head is None else head.id
+    done = len(progress.stages)
+    total = f" of {progress.total_stages}" if progress.total_stages else ""
+    cost = 0.0 if head is None else head.total_cost
+    out.echo(
+        f"Watching {the_job.name} ({progress.status}, {done}{total} stages done, "
+        f"{out.money(cost)}); Ctrl-C to stop."
+    )
+    while progress.status == "active":
+        if limit is not None and time.monotonic() - started >= limit:
+            raise CkptError(f"stopped watching {the_job.name} after {timeout}: it is still active")
+        time.sleep(interval)
+        the_job.refresh()
+        progress = job_progress(the_job)
+        head = progress.head
+        if head is None or head.id == last_seen:
+            continue
+        new = _new_commits(the_job, head, last_seen)
+        if new is None:
+            out.echo(f"  branch {progress.branch} moved to {head.short_id} ({what(head)})")
+        else:
+            for commit in new:
+                out.echo(_stage_event(commit))
+        last_seen = head.id
+    out.echo_lines(status_lines(progress))
+    if progress.status != "completed":
+        failed = f" at stage {progress.failed_stage}" if progress.failed_stage else ""
+        reason = f": {progress.error}" if progress.error else ""
+        raise JobFailedError(f"job {the_job.name} {progress.status}{failed}{reason}")

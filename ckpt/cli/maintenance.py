@@ -1,0 +1,298 @@
+"""Keeping a store healthy and small: ``verify``, ``gc``, ``stats``, ``rm``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import click
+
+from ckpt.cli import output as out
+from ckpt.cli.complete import complete_jobs
+from ckpt.cli.context import command_line, get_job, open_repo
+from ckpt.cli.exits import DamageFoundError, UserError
+from ckpt.cli.history import json_option, what
+from ckpt.errors import CkptError
+
+if TYPE_CHECKING:
+    from ckpt.repo import Repository
+    from ckpt.verify import VerifyReport
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
+    """Option callback: a ``30d`` / ``12h`` / ``90m`` / ``1w`` duration (usage error if not)."""
+    from ckpt.durations import InvalidDurationError, parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidDurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _verify_lines(repo: Repository, report: VerifyReport, ctx: click.Context) -> list[str]:
+    lines: list[str] = []
+    for problem in report.problems:
+        lines.append(f"{out.style(problem.kind, fg='red', bold=True)} {problem.subject}")
+        lines.append(f"  {problem.message}")
+        if problem.jobs:
+            lines.append(
+                f"  breaks job{'s' if len(problem.jobs) > 1 else ''}: {', '.join(problem.jobs)}"
+            )
+        if problem.commits:
+            shown = ", ".join(c[:12] for c in problem.commits[:8])
+            more = f" and {len(problem.commits) - 8} more" if len(problem.commits) > 8 else ""
+            lines.append(f"  breaks checkpoints: {shown}{more}")
+    for name, health in sorted(report.jobs.items()):
+        if health.ok:
+            continue
+        count = len(health.broken_commits)
+        lines.append("")
+        lines.append(f"Job {name}: {count} broken checkpoint{'' if count == 1 else 's'}")
+        job = repo.job(name)
+        heads = job.refs.all_refs()
+        try:
+            current: str | None = job.branch_name
+        except CkptError:
+            current = None
+        for branch, good in sorted(health.last_good.items()):
+            if good is not None and good == heads.get("refs/heads/" + branch):
+                continue  # this branch's head is intact
+            if good is None:
+                lines.append(f"  branch {branch}: no intact checkpoint left")
+                continue
+            try:
+                label = what(repo.objects.get_commit(good))
+            except CkptError:
+                label = "?"
+            lines.append(
+                f"  branch {branch}: last good checkpoint {good[:12]} ({label}); roll back with:"
+            )
+            if branch == current:
+                lines.append("    " + command_line("checkout", name, good[:12], ctx=ctx))
+            else:
+                lines.append(
+                    "    "
+                    + command_line("switch", name, branch, ctx=ctx)
+                    + " && "
+                    + command_line("checkout", name, good[:12], ctx=ctx)
+                )
+    return lines
+
+
+@click.command("verify")
+@click.argument("jobs", nargs=-1, shell_complete=complete_jobs)
+@click.option(
+    "--full", is_flag=True, help="Also re-hash every stage value (and, with no JOB, every object)."
+)
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool) -> None:
+    """Check refs, reachability and (with --full) the hash of every object.
+
+    For each problem, names the jobs and checkpoints it breaks and, per
+    branch, the last good checkpoint to roll back to.  Exits 5 when it finds
+    damage.  Without --full, commits and trees are hashed and stage values
+    only checked to exist.
+    """
+    from ckpt.verify import verify as run_verify
+
+    repo = open_repo()
+    names = [get_job(name).name for name in jobs] if jobs else repo.job_names()
+    with out.progress("Verifying jobs", length=len(names)) as advance:
+        report = run_verify(
+            repo, full=full, jobs=names if jobs else None, progress=lambda i, n: advance(1)
+        )
+    if as_json:
+        out.emit_json(report.to_json())
+    else:
+        out.echo_lines(_verify_lines(repo, report, ctx))
+        if report.ok:
+            scope = f"{len(names)} job{'' if len(names) == 1 else 's'}"
+            out.echo(
+                f"Checked {out.count(report.objects_checked)} objects "
+                f"({out.size(report.bytes_checked)} read) in {scope}: no problems found."
+            )
+    if not report.ok:
+        broken = sorted({job for p in report.problems for job in p.jobs})
+        count = len(report.problems)
+        affects = (
+            f"; it breaks job{'s' if len(broken) > 1 else ''} {', '.join(broken)}" if broken else ""
+        )
+        raise DamageFoundError(
+            f"verify found {count} problem{'' if count == 1 else 's'}{affects}; "
+            "roll back to the last good checkpoints shown above"
+        )
+
+
+@click.command("gc")
+@click.option("--dry-run", "-n", is_flag=True, help="Only report what would be deleted.")
+@click.option(
+    "--older-than",
+    callback=duration,
+    metavar="DURATION",
+    help="Delete jobs whose last checkpoint is older than this (like 30d).",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep only the newest N checkpoints of every branch (tags keep theirs).",
+)
+@click.option("--expired", is_flag=True, help="Delete jobs whose TTL has passed.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["completed", "failed"]),
+    help="Delete jobs with this status (repeatable).",
+)
+@click.option(
+    "--grace",
+    callback=duration,
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Keep unreachable objects younger than this (protects saves in flight).",
+)
+@json_option
+def gc(
+    dry_run: bool,
+    older_than: dt.timedelta | None,
+    keep_last: int | None,
+    expired: bool,
+    statuses: tuple[str, ...],
+    grace: dt.timedelta,
+    as_json: bool,
+) -> None:
+    """Apply retention, then delete unreachable objects older than the grace period.
+
+    Retention deletes the jobs matching every given criterion (--older-than,
+    --expired, --status) and cuts histories to --keep-last (or each job's
+    own keep-last setting).  Then objects no job, tag or recent reflog entry
+    reaches are removed.  Reports objects and bytes freed, or with --dry-run
+    what would be.
+    """
+    from ckpt.gc import collect
+    from ckpt.retention import apply_retention
+
+    repo = open_repo()
+    retention = apply_retention(
+        repo,
+        keep_last=keep_last,
+        older_than=older_than,
+        expired=expired,
+        statuses=statuses,
+        dry_run=dry_run,
+    )
+    with out.progress("Scanning objects") as advance:
+        report = collect(repo, grace=grace, dry_run=dry_run, progress=advance)
+    if as_json:
+        out.emit_json({"retention": retention.to_json(), "gc": report.to_json()})
+        return
+    would = "Would delete" if dry_run else "Deleted"
+    if retention.deleted_jobs:
+        out.echo(
+            f"{would} {len(retention.deleted_jobs)} job(s): {', '.join(retention.deleted_jobs)}"
+        )
+    for pruned in retention.pruned:
+        verb = "Would cut" if dry_run else "Cut"
+        out.echo(
+            f"{verb} the history of {pruned.job}: "
+            f"{pruned.dropped_commits} older checkpoint(s) let go"
+        )
+    verb = "Would remove" if dry_run else "Removed"
+    out.echo(
+        f"{verb} {out.count(report.deleted)} unreachable object(s), "
+        f"{out.size(report.deleted_bytes)}; "
+        f"{out.count(report.reachable)} reachable kept"
+        + (
+            f", {out.count(report.kept_by_grace)} younger than the grace period kept"
+            if report.kept_by_grace
+            else ""
+        )
+        + "."
+    )
+    if dry_run and (retention.deleted_jobs or retention.pruned):
+        out.echo("(Objects the retention above would release are not counted in a dry run.)")
+
+
+@click.command("stats")
+@json_option
+def stats(as_json: bool) -> None:
+    """Show objects, logical vs stored bytes, dedup and compression ratios, and per-job sizes.
+
+    Logical bytes are what the checkpoints would take kept in full, one copy
+    per checkpoint; unique bytes are the stored objects uncompressed; a
+    job's exclusive bytes are what deleting it and running gc would free.
+    """
+    from ckpt.stats import store_stats
+
+    repo = open_repo()
+    with out.progress("Reading objects") as advance:
+        result = store_stats(repo, progress=advance)
+    if as_json:
+        out.emit_json(result.to_json())
+        return
+    kinds = ", ".join(f"{n:,} {kind}s" for kind, n in result.objects_by_kind.items() if n)
+    fields = [
+        ("Objects", f"{out.count(result.objects)} ({kinds})"),
+        ("Logical", f"{out.size(result.logical_bytes)} (every checkpoint in full)"),
+        ("Unique", f"{out.size(result.unique_bytes)} (after dedup, uncompressed)"),
+        ("Stored", f"{out.size(result.stored_bytes)} (on disk)"),
+        ("Dedup", out.ratio(result.dedup_ratio)),
+        ("Compression", out.ratio(result.compression_ratio)),
+        (
+            "Unreachable",
+            f"{out.count(result.unreachable_objects)} objects, "
+            f"{out.size(result.unreachable_bytes)} (`ckpt gc` removes them)",
+        ),
+    ]
+    if result.unreadable_objects:
+        fields.append(("Unreadable", f"{result.unreadable_objects} objects (run `ckpt verify`)"))
+    out.echo_lines([f"{name + ':':<13}{value}" for name, value in fields])
+    if result.jobs:
+        out.echo()
+        rows = [
+            [
+                j.job,
+                out.count(j.commits),
+                out.count(j.objects),
+                out.size(j.logical_bytes),
+                out.size(j.stored_bytes),
+                out.size(j.exclusive_bytes),
+            ]
+            for j in result.jobs
+        ]
+        headers = ["JOB", "COMMITS", "OBJECTS", "LOGICAL", "STORED", "EXCLUSIVE"]
+        out.echo_lines(out.table(headers, rows, align_right=[1, 2, 3, 4, 5], shrink=0))
+
+
+@click.command("rm")
+@click.argument("jobs", nargs=-1, required=True, shell_complete=complete_jobs)
+@click.option("--force", "-f", is_flag=True, help="Also delete jobs that are still active.")
+def rm(jobs: tuple[str, ...], force: bool) -> None:
+    """Delete JOBS: their branches, tags, reflog and record.
+
+    Their objects stay until the next `ckpt gc` (objects shared with other
+    jobs stay as long as those need them).  An active job may still be
+    running, so deleting one needs --force.
+    """
+    repo = open_repo()
+    found = [get_job(name) for name in dict.fromkeys(jobs)]
+    if not force:
+        for job in found:
+            if job.status == "active":
+                raise UserError(
+                    f"job {job.name!r} is active (it may still be running); "
+                    "add --force to delete it anyway"
+                )
+    for job in found:
+        repo.delete_job(job.name)
+        out.echo(f"Deleted job {job.name}.")
+    out.echo(
+        "Its objects are removed by the next `ckpt gc`."
+        if len(found) == 1
+        else "Their objects are removed by the next `ckpt gc`."
+    )

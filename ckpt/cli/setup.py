@@ -1,0 +1,142 @@
+"""Getting started: ``init``, ``demo`` and ``completion``."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from ckpt.cli import output as out
+from ckpt.cli.context import command_line, open_repo, settings
+
+if TYPE_CHECKING:
+    from ckpt.demo import StageRun
+
+DEFAULT_STORE = ".ckpt"
+DEMO_STORE = "ckpt-demo"
+DEMO_JOB = "novel"
+
+
+@click.command("init")
+@click.argument("path", required=False, metavar="[PATH]")
+def init(path: str | None) -> None:
+    """Create an empty store at PATH (default: --store, $CKPT_DIR, or ./.ckpt).
+
+    Commands find a store named .ckpt in the current directory or a parent
+    by themselves; a store anywhere else is used with --store or CKPT_DIR.
+    """
+    from ckpt.repo import init as init_store
+
+    where = path or settings().store or os.environ.get("CKPT_DIR") or DEFAULT_STORE
+    init_store(where).close()
+    out.echo(f"Initialized empty ckpt store in {where}")
+    if os.path.basename(os.path.normpath(where)) != DEFAULT_STORE and where != os.environ.get(
+        "CKPT_DIR"
+    ):
+        out.echo(f"Use it with --store {where}, or: export CKPT_DIR={where}")
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    Completes commands, options, job names, branches, tags, revisions and
+    stages.  To enable it:
+
+    \b
+      bash:  eval "$(ckpt completion bash)"   (add to ~/.bashrc)
+      zsh:   eval "$(ckpt completion zsh)"    (add to ~/.zshrc)
+      fish:  ckpt completion fish > ~/.config/fish/completions/ckpt.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    if completer is None:  # click knows every choice above; kept for a future click
+        raise click.UsageError(f"no completion support for {shell}")
+    root = click.get_current_context().find_root().command
+    click.echo(completer(root, {}, "ckpt", "_CKPT_COMPLETE").source())
+
+
+def _heading(text: str) -> None:
+    out.echo()
+    out.echo(out.style(f"== {text}", bold=True))
+
+
+def _shell(*args: str) -> None:
+    out.echo(out.style("$ " + command_line(*args), fg="cyan"))
+
+
+def _print_stage(run: StageRun) -> None:
+    if run.skipped:
+        out.echo(f"  = {run.stage:<11} loaded from its checkpoint, $0.00")
+    else:
+        mark = out.style("+", fg="green")
+        out.echo(
+            f"  {mark} {run.stage:<11} {out.money(run.cost):>6}  {out.count(run.tokens):>6} tokens"
+            f"  saved as {run.commit[:12] if run.commit else '-'}"
+        )
+
+
+@click.command("demo")
+@click.argument("path", required=False, metavar="[PATH]")
+@click.pass_context
+def demo(ctx: click.Context, path: str | None) -> None:
+    """Run a small pipeline that fails, resumes and rolls back, in a new store at PATH
+    (default ./ckpt-demo), then show its log: a newcomer's first minute.
+    """
+    from ckpt.cli.history import log
+    from ckpt.cli.jobs import status_lines
+    from ckpt.cli.refs import checkout, tag
+    from ckpt.demo import STAGES, run_novel
+    from ckpt.errors import StoreExistsError
+    from ckpt.listing import job_progress
+    from ckpt.repo import init as init_store
+
+    where = path or DEMO_STORE
+    try:
+        init_store(where).close()
+    except StoreExistsError:
+        raise StoreExistsError(
+            f"{where} already holds a ckpt store; remove it or give `ckpt demo` another PATH"
+        ) from None
+    settings(ctx).store = where
+    out.echo(f"Created a store in {where} with a job called {DEMO_JOB!r}: a pipeline of")
+    out.echo(f"{len(STAGES)} stages ({', '.join(STAGES)}) that stand for paid model calls.")
+
+    repo = open_repo(ctx)
+    _heading("Run 1: the model API times out in stage 3")
+    first = run_novel(repo, DEMO_JOB, crash_at="chapters", on_stage=_print_stage)
+    out.echo(f"  {out.style('x', fg='red')} {first.failed_stage:<11}  {first.error}")
+    out.echo(f"  The run failed after spending {out.money(first.cost)}; both stages are saved.")
+    out.echo()
+    _shell("status", DEMO_JOB)
+    out.echo_lines(status_lines(job_progress(repo.job(DEMO_JOB)), ctx))
+
+    _heading("Run 2: the same pipeline, started again, resumes where it stopped")
+    second = run_novel(repo, DEMO_JOB, on_stage=_print_stage)
+    out.echo(f"  Completed. This run paid {out.money(second.cost)}: nothing twice.")
+
+    _heading("Roll back: keep this version under a tag, redo the edit in a terser style")
+    _shell("tag", DEMO_JOB, "lyrical")
+    ctx.invoke(tag, job=DEMO_JOB, name="lyrical")
+    _shell("checkout", DEMO_JOB, "chapters")
+    ctx.invoke(checkout, job=DEMO_JOB, rev="chapters", new_branch=None)
+    out.echo()
+    third = run_novel(repo, DEMO_JOB, style="terse", on_stage=_print_stage)
+    out.echo(f"  Completed again for {out.money(third.cost)}: only edit and publish ran.")
+
+    _heading("The history")
+    _shell("log", DEMO_JOB, "--oneline", "--graph", "--all")
+    ctx.invoke(log, job=DEMO_JOB, oneline=True, graph=True, all_refs=True)
+    out.echo()
+    out.echo("Explore it yourself:")
+    for args in (
+        ("log", DEMO_JOB),
+        ("show", DEMO_JOB, "edit"),
+        ("diff", DEMO_JOB, "lyrical", "HEAD", "edit"),
+        ("reflog", DEMO_JOB),
+        ("verify", "--full"),
+    ):
+        out.echo("  " + command_line(*args))

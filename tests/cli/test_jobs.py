@@ -1,0 +1,167 @@
+"""jobs, status and watch."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import ckpt
+from ckpt.cli import output as out
+from ckpt.cli.exits import ExitCode
+from ckpt.job import Job
+from ckpt.repo import Repository
+from ckpt.stats import job_sizes
+
+from .conftest import Run, save_stages
+
+
+def test_jobs_table(run: Run, novel: Job, repo: Repository) -> None:
+    draft = repo.job("draft")
+    save_stages(draft, ["outline"])
+    draft.complete()
+    sizes = job_sizes(repo)
+    result = run("jobs")
+    assert result.exit_code == 0
+    when = out.relative_time(novel.resolve().time)
+    draft_size = out.size(sizes["draft"].stored_bytes)
+    novel_size = out.size(sizes["novel"].stored_bytes)
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED", "SIZE"
+    ]  # fmt: skip
+    assert lines[1].split() == [
+        "draft",
+        "completed",
+        "main",
+        "1",
+        "$0.25",
+        "1,000",
+        *when.split(),
+        *draft_size.split(),
+    ]
+    assert lines[2].split() == [
+        "novel",
+        "active",
+        "main",
+        "3",
+        "$2.00",
+        "43,000",
+        *when.split(),
+        *novel_size.split(),
+    ]
+
+
+def test_jobs_filters_and_json(run: Run, novel: Job, repo: Repository) -> None:
+    draft = repo.job("draft")
+    save_stages(draft, ["outline"])
+    draft.set_labels(team="fiction")
+    draft.fail("boom", stage="characters")
+    failed = json.loads(run("jobs", "--status", "failed", "--json").stdout)
+    assert [j["name"] for j in failed["jobs"]] == ["draft"]
+    assert failed["jobs"][0]["labels"] == {"team": "fiction"}
+    both = json.loads(run("jobs", "--status", "failed", "--status", "active", "--json").stdout)
+    assert [j["name"] for j in both["jobs"]] == ["draft", "novel"]
+    tagged = run("jobs", "--tag", "team=fiction")
+    assert [line.split()[0] for line in tagged.stdout.splitlines()[1:]] == ["draft"]
+    assert run("jobs", "--tag", "team=poetry").stdout == "No jobs match.\n"
+    bad = run("jobs", "--tag", "team")
+    assert bad.exit_code == ExitCode.ERROR
+    assert bad.stderr == "Error: label 'team' is not KEY=VALUE\n"
+    wrong_status = run("jobs", "--status", "done")
+    assert wrong_status.exit_code == ExitCode.USAGE
+
+
+def test_jobs_in_an_empty_store(run: Run) -> None:
+    result = run("jobs")
+    assert result.stdout == (
+        "No jobs yet: a pipeline creates one with its first save (try `ckpt demo`).\n"
+    )
+    assert json.loads(run("jobs", "--json").stdout) == {"jobs": []}
+
+
+def test_status_of_a_failed_job(run: Run, novel: Job) -> None:
+    failed = novel.fail(TimeoutError("API timeout"), stage="edit")
+    result = run("status", "novel")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "novel: failed on branch main",
+        "Progress:  3 stages done: outline, characters, chapters",
+        "Cost:      $2.00, 43,000 tokens",
+        f"Last:      {failed.short_id} [failed], {out.relative_time(failed.time)}",
+        "Failed:    at stage edit: API timeout",
+        "Next run:  resumes after stage chapters (skips outline, characters, chapters)",
+    ]
+    doc = json.loads(run("status", "novel", "--json").stdout)
+    assert doc["status"] == "failed"
+    assert doc["failed_stage"] == "edit"
+    assert doc["resume_after"] == "chapters"
+    assert doc["stages_done"] == ["outline", "characters", "chapters"]
+
+
+def test_status_of_a_completed_job(run: Run, novel: Job, store: Path) -> None:
+    novel.complete()
+    lines = run("status", "novel").stdout.splitlines()
+    assert lines[0] == "novel: completed on branch main"
+    assert lines[-1] == (
+        "Next run:  nothing left to do (completed); to redo from a stage: "
+        f"ckpt --store {store} checkout novel STAGE"
+    )
+
+
+def test_watch_a_finished_job(run: Run, novel: Job) -> None:
+    novel.complete()
+    result = run("watch", "novel")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "Watching novel (completed, 3 stages done, $2.00); Ctrl-C to stop.\n"
+        "novel: completed on branch main\n"
+    )
+
+
+def test_watch_a_failed_job_exits_1(run: Run, novel: Job) -> None:
+    novel.fail(TimeoutError("API timeout"), stage="edit")
+    result = run("watch", "novel")
+    assert result.exit_code == ExitCode.ERROR
+    assert result.stderr == "Error: job novel failed at stage edit: API timeout\n"
+
+
+def test_watch_follows_a_running_job(run: Run, store: Path, repo: Repository) -> None:
+    job = repo.job("novel")
+    save_stages(job, ["outline"])
+    started = threading.Event()
+
+    def pipeline() -> None:
+        with ckpt.open(store) as other:
+            writer = other.job("novel")
+            started.wait(10)
+            for stage in ("characters", "chapters"):
+                time.sleep(0.2)
+                save_stages(writer, [stage])
+            time.sleep(0.2)
+            writer.complete(message="all done")
+
+    thread = threading.Thread(target=pipeline)
+    thread.start()
+    try:
+        started.set()
+        result = run("watch", "novel", "--interval", "0.05", "--timeout", "30s")
+    finally:
+        thread.join()
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Watching novel (active, 1 stages done, $0.25); Ctrl-C to stop."
+    assert lines[1].split() == ["+", "characters", "$0.50", "2,000", "tokens", "total", "$0.75"]
+    assert lines[2].split() == ["+", "chapters", "$1.25", "40,000", "tokens", "total", "$2.00"]
+    assert lines[3] == "  completed all done"
+    assert lines[4] == "novel: completed on branch main"
+
+
+def test_watch_gives_up_after_the_timeout(run: Run, novel: Job) -> None:
+    result = run("watch", "novel", "--interval", "0.05", "--timeout", "0.2s")
+    assert result.exit_code == ExitCode.ERROR
+    assert result.stderr == "Error: stopped watching novel after 0.2s: it is still active\n"
+    bad = run("watch", "novel", "--timeout", "soon")
+    assert bad.exit_code == ExitCode.USAGE
+    assert bad.stderr.startswith("Error: invalid duration 'soon': use a number and a unit")
