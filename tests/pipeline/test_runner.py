@@ -264,3 +264,31 @@ def test_decorator_form_and_a_store_path(tmp_path: object) -> None:
     assert pipeline.stage_names == ("first", "second")
     assert pipeline.run("deco", 1).output == 20
     assert ckpt.open(tmp_path / "new-store").job("deco").status == "completed"
+
+
+def test_an_interrupt_is_recorded_and_the_next_run_resumes(repo: ckpt.Repository) -> None:
+    def interrupted(outline: Outline) -> list[str]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline([outline, ("draft", interrupted), polish], store=repo).run("novel", BRIEF)
+    job = repo.job("novel")
+    head = job.head
+    assert head is not None and head.meta["error_type"] == "KeyboardInterrupt"
+    CALLS.clear()
+    make(repo).run("novel")
+    assert CALLS == ["draft", "polish"]
+
+
+def test_another_writer_is_never_recorded_as_a_failure(repo: ckpt.Repository) -> None:
+    def meddle(outline: Outline) -> list[str]:
+        other = ckpt.open(repo.location).job("novel")
+        other.save("note", "written by someone else")
+        return ["x"]
+
+    with pytest.raises(ckpt.ConflictError):
+        Pipeline([outline, ("draft", meddle), polish], store=repo).run("novel", BRIEF)
+    job = repo.job("novel")
+    head = job.head
+    assert head is not None
+    assert (head.stage, head.status) == ("note", "active")
