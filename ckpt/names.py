@@ -3,8 +3,11 @@
 Names become parts of storage keys (and so of file paths), so they are
 untrusted input.  The rules are git's ``check-ref-format`` made stricter: a
 name is 1-255 bytes of ASCII letters, digits and ``. _ - @ + =``; it starts
-with a letter, digit or ``_``; it holds no ``..``, does not end in ``.`` or
-``.lock``.  Branch names may also use ``/`` between such components.
+with a letter, digit or ``_``; it holds no ``..``, does not end in ``.``, and
+does not end in ``.lock``, ``.log`` or ``.tmp`` (suffixes that storage backends
+use for their own files).  Branch and tag names may also use ``/`` between
+such components, each at most 200 bytes (a component becomes a file name, to
+which backends append a suffix, and file names are limited to 255 bytes).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import re
 
 from ckpt.errors import InvalidNameError
+from ckpt.storage.base import RESERVED_SUFFIXES
 
 MAX_NAME_BYTES = 255
+MAX_COMPONENT_BYTES = 200
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+=-]*\Z")
 _RESERVED = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD"})
 
@@ -29,9 +34,10 @@ def _check_component(kind: str, name: str, component: str) -> None:
             f"invalid {kind} name {_describe(name)}: use letters, digits and . _ - @ + = "
             "(starting with a letter, digit or _)"
         )
-    if ".." in component or component.endswith(".") or component.endswith(".lock"):
+    if ".." in component or component.endswith((".", *RESERVED_SUFFIXES)):
         raise InvalidNameError(
-            f"invalid {kind} name {_describe(name)}: no '..', and no trailing '.' or '.lock'"
+            f"invalid {kind} name {_describe(name)}: no '..', and no trailing "
+            f"'.', {', '.join(repr(s) for s in RESERVED_SUFFIXES)}"
         )
 
 
@@ -51,6 +57,11 @@ def validate_name(kind: str, name: object, *, allow_slash: bool = False) -> str:
     for component in components:
         if not component:
             raise InvalidNameError(f"invalid {kind} name {_describe(name)}: empty path component")
+        if allow_slash and len(component) > MAX_COMPONENT_BYTES:
+            raise InvalidNameError(
+                f"invalid {kind} name {_describe(name)}: a part between '/' is longer than "
+                f"{MAX_COMPONENT_BYTES} bytes"
+            )
         _check_component(kind, name, component)
     if name in _RESERVED:
         raise InvalidNameError(f"{kind} name {name!r} is reserved")

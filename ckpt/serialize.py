@@ -25,8 +25,9 @@ import enum
 import json
 import pathlib
 import uuid
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any, TypeVar, get_args, get_origin, is_typeddict
 
 import cattrs
 from cattrs.errors import BaseValidationError
@@ -39,7 +40,15 @@ JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSO
 
 
 def _make_converter() -> cattrs.Converter:
-    conv = cattrs.Converter()
+    # Sets become lists sorted by their elements' canonical bytes: deterministic,
+    # and elements that unstructure to dicts or lists (attrs classes, tuples) fit.
+    conv = cattrs.Converter(unstruct_collection_overrides={AbstractSet: _sorted_elements})
+    conv.register_unstructure_hook_factory(_is_mapping, lambda cl: _mapping_hook(conv, cl))
+    conv.register_structure_hook(bool, lambda v, _: _structure_bool(v))
+    conv.register_structure_hook_factory(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum),
+        lambda _: _structure_enum,
+    )
 
     conv.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
     conv.register_structure_hook(bytes, lambda v, _: _b64decode(v))
@@ -58,7 +67,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(uuid.UUID, str)
     conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(_expect_str(v)))
     conv.register_unstructure_hook(decimal.Decimal, str)
-    conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(_expect_str(v)))
+    conv.register_structure_hook(decimal.Decimal, lambda v, _: _structure_decimal(v))
     conv.register_unstructure_hook(pathlib.PurePath, str)
     for path_type in (
         pathlib.Path,
@@ -69,6 +78,65 @@ def _make_converter() -> cattrs.Converter:
     ):
         conv.register_structure_hook(path_type, lambda v, t: t(_expect_str(v)))
     return conv
+
+
+def _sorted_elements(items: Iterable[object]) -> list[object]:
+    return sorted(items, key=lambda item: _encode(_canonical(item, "$")))
+
+
+def _is_mapping(value_type: Any) -> bool:
+    origin = get_origin(value_type) or value_type
+    return isinstance(origin, type) and issubclass(origin, Mapping) and not is_typeddict(origin)
+
+
+def _mapping_hook(conv: cattrs.Converter, mapping_type: Any) -> Callable[[Any], Any]:
+    """Unstructure a mapping, refusing keys that are not scalars (before they turn unhashable)."""
+    args = get_args(mapping_type)
+    key_hook = conv.get_unstructure_hook(args[0]) if len(args) == 2 else conv.unstructure
+
+    def unstructure_key(key: object, _key_type: object = None) -> object:
+        out = key_hook(key)
+        if isinstance(out, (list, tuple, dict, set, frozenset)):
+            raise SerializationError(f"cannot use a {type_name(type(key))} as a mapping key")
+        return out
+
+    return conv.gen_unstructure_mapping(mapping_type, key_handler=unstructure_key)
+
+
+def _structure_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    # Mapping keys are stored as text: dict[bool, X] keys come back as "true"/"false".
+    if value in ("true", "false"):
+        return value == "true"
+    raise TypeError(f"expected a boolean, got {value!r}")
+
+
+def _structure_enum(value: object, enum_type: type[enum.Enum]) -> enum.Enum:
+    try:
+        return enum_type(value)
+    except ValueError:
+        # Mapping keys are stored as text: an enum with non-string values comes
+        # back as the JSON text of its value (see _key_text).
+        if isinstance(value, str):
+            for member in enum_type:
+                if not isinstance(member.value, str) and _key_text_or_none(member.value) == value:
+                    return member
+        raise
+
+
+def _key_text_or_none(value: object) -> str | None:
+    try:
+        return _key_text(value, "$")
+    except SerializationError:
+        return None
+
+
+def _structure_decimal(value: object) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(_expect_str(value))
+    except decimal.InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
 
 
 def _expect_str(value: object) -> str:
@@ -96,6 +164,8 @@ converter: cattrs.Converter = _make_converter()
 
 def type_name(value_type: type[Any]) -> str:
     """A readable name for a type, stored beside a blob for people (never imported)."""
+    if get_origin(value_type) is not None:
+        return repr(value_type).replace("typing.", "")
     module = getattr(value_type, "__module__", "")
     qualname = getattr(value_type, "__qualname__", repr(value_type))
     return qualname if module in ("builtins", "") else f"{module}.{qualname}"
@@ -207,7 +277,14 @@ def structure(primitive: object, as_type: type[T] | Any) -> Any:
         raise SerializationError(
             f"stored value does not fit {type_name(as_type)}: {details}"
         ) from exc
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        ArithmeticError,  # OverflowError: an int too large for a timedelta or a float
+        RecursionError,
+    ) as exc:
         raise SerializationError(f"stored value does not fit {type_name(as_type)}: {exc}") from exc
 
 
