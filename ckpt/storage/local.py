@@ -158,7 +158,7 @@ class LocalStorage:
             if entry.is_dir(follow_symlinks=False):
                 yield from self._walk(entry.path, key)
             elif entry.is_file(follow_symlinks=False):
-                if entry.name.endswith(RESERVED_SUFFIXES) or ".tmp" in entry.name:
+                if entry.name.endswith(RESERVED_SUFFIXES):
                     continue
                 st = entry.stat(follow_symlinks=False)
                 yield KeyInfo(key, st.st_size, st.st_mtime)
