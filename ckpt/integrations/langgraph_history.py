@@ -23,10 +23,10 @@ from ckpt.integrations.langgraph_layout import (
     for_thread,
     summary_of,
 )
-from ckpt.integrations.langgraph_store import ThreadStore
+from ckpt.integrations.langgraph_store import ObjectBatch, ThreadStore, object_batch
 from ckpt.jobrecord import update_record
-from ckpt.objects.ids import CommitId, ObjectId
-from ckpt.objects.model import Commit
+from ckpt.objects.ids import CommitId, Kind, ObjectId
+from ckpt.objects.model import Commit, encode_commit
 from ckpt.refs import HEADS, now
 
 
@@ -66,8 +66,9 @@ def _delete_runs_locked(store: ThreadStore, thread_id: str, run_ids: set[str]) -
         return info is None or info.checkpoint_id not in dropped
 
     rewritten: dict[CommitId, Commit | None] = {}
-    for branch, chain in chains.items():
-        new_head = _rechain(store, chain, keep, rewritten)
+    with object_batch(store.repo.objects) as batch:
+        new_heads = {b: _rechain(batch, chain, keep, rewritten) for b, chain in chains.items()}
+    for branch, new_head in new_heads.items():
         new_id = None if new_head is None else new_head.id
         if new_id != heads[branch]:
             job.refs.update(HEADS + branch, heads[branch], new_id, "langgraph: delete runs")
@@ -91,7 +92,7 @@ def _delete_runs_locked(store: ThreadStore, thread_id: str, run_ids: set[str]) -
 
 
 def _rechain(
-    store: ThreadStore,
+    batch: ObjectBatch,
     chain: Sequence[Commit],
     keep: Callable[[Commit], bool],
     rewritten: dict[CommitId, Commit | None],
@@ -130,7 +131,7 @@ def _rechain(
             total_tokens=commit.tokens + (0 if parent is None else parent.total_tokens),
             **changes,
         )
-        new = attrs.evolve(new, id=store.repo.objects.put_commit(new))
+        new = attrs.evolve(new, id=CommitId(batch.put(Kind.COMMIT, encode_commit(new))))
         rewritten[commit.id] = parent = new
     return parent
 
@@ -154,11 +155,12 @@ def copy_thread(store: ThreadStore, source: str, target: str) -> bool:
         cut = store.cut(src)
         rewritten: dict[CommitId, Commit | None] = {}
         new_heads: dict[str, Commit] = {}
-        for branch, head in sorted(store.branch_heads(src, "").items()):
-            chain = [for_thread(c, target) for c in reversed(list(store.walk(head, cut)))]
-            new_head = _rechain(store, chain, lambda _c: True, rewritten, job=dst.name)
-            if new_head is not None:
-                new_heads[branch] = new_head
+        with object_batch(store.repo.objects) as batch:
+            for branch, head in sorted(store.branch_heads(src, "").items()):
+                chain = [for_thread(c, target) for c in reversed(list(store.walk(head, cut)))]
+                new_head = _rechain(batch, chain, lambda _c: True, rewritten, job=dst.name)
+                if new_head is not None:
+                    new_heads[branch] = new_head
         if not new_heads:
             return False
         store.ensure_job(dst, target)

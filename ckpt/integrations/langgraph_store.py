@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import attrs
 
@@ -47,15 +47,45 @@ from ckpt.integrations.langgraph_layout import (
 )
 from ckpt.jobrecord import read_record, update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId
-from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
+from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry, encode_commit
 from ckpt.refs import DEFAULT_BRANCH, HEADS, now
 from ckpt.serialize import JSONValue
 
 if TYPE_CHECKING:
     from ckpt.job import Job
+    from ckpt.objects.store import ObjectStore
     from ckpt.repo import Repository
 
 T = TypeVar("T")
+
+
+class ObjectBatch(Protocol):
+    """Puts written together when the batch ends (``ObjectStore.batch``)."""
+
+    def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId: ...
+
+
+class _OneByOne:
+    """A batch for an object store that writes each object as it is put."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+
+    def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
+        return self.objects.put(kind, data)
+
+
+@contextlib.contextmanager
+def object_batch(objects: ObjectStore) -> Iterator[ObjectBatch]:
+    """Collect the objects of one save into one write where the object store can (one pack,
+    delta encoded against ``base``); every object is stored when the block ends."""
+    batch = getattr(objects, "batch", None)
+    if batch is None:
+        yield _OneByOne(objects)
+        return
+    with batch() as found:
+        yield found
+
 
 _RETRIES = 8
 _CACHE_LIMIT = 50_000
@@ -354,30 +384,34 @@ class ThreadStore:
         branch: str,
         parent: Commit | None,
         old: CommitId | None,
-        tree: Tree,
+        build: Callable[[ObjectBatch], Tree],
         *,
         stage: str | None,
         message: str,
         meta: Mapping[str, JSONValue],
         reason: str,
     ) -> Commit:
-        """Write ``tree`` and a commit on ``parent``, then move ``branch`` from ``old`` to it."""
-        objects = self.repo.objects
-        commit = Commit(
-            id=CommitId(ObjectId("0" * 64)),
-            tree=objects.put_tree(tree),
-            parents=() if parent is None else (parent.id,),
-            job=job.name,
-            branch=branch,
-            stage=stage,
-            time=now(),
-            seq=1 if parent is None else parent.seq + 1,
-            total_cost=0.0 if parent is None else parent.total_cost,
-            total_tokens=0 if parent is None else parent.total_tokens,
-            message=message,
-            meta={META_KEY: dict(meta)},
-        )
-        commit = attrs.evolve(commit, id=objects.put_commit(commit))
+        """Write the tree ``build`` makes (putting its blobs in the batch it gets) and a
+        commit on ``parent`` as one pack, then move ``branch`` from ``old`` to the commit."""
+        with object_batch(self.repo.objects) as batch:
+            tree = build(batch)
+            commit = Commit(
+                id=CommitId(ObjectId("0" * 64)),
+                tree=batch.put(Kind.TREE, tree.encode()),
+                parents=() if parent is None else (parent.id,),
+                job=job.name,
+                branch=branch,
+                stage=stage,
+                time=now(),
+                seq=1 if parent is None else parent.seq + 1,
+                total_cost=0.0 if parent is None else parent.total_cost,
+                total_tokens=0 if parent is None else parent.total_tokens,
+                message=message,
+                meta={META_KEY: dict(meta)},
+            )
+            commit = attrs.evolve(
+                commit, id=CommitId(batch.put(Kind.COMMIT, encode_commit(commit)))
+            )
         job.refs.update(HEADS + branch, old, commit.id, reason)
         self._remember_commit(commit)
         return commit
@@ -404,15 +438,12 @@ class ThreadStore:
         called only for the channels that need it, at most once each.
         """
         job = self.job(thread_id)
-        entries: dict[str, TreeEntry | None] = {}
+        values: dict[str, Payload | None] = {}
 
-        def entry_for(channel: str) -> TreeEntry | None:
-            if channel not in entries:
-                value = value_of(channel)
-                entries[channel] = (
-                    None if value is None else self._blob_entry(channel_stage(channel), value)
-                )
-            return entries[channel]
+        def value(channel: str) -> Payload | None:
+            if channel not in values:
+                values[channel] = value_of(channel)
+            return values[channel]
 
         def attempt() -> Commit:
             self.ensure_job(job, thread_id)
@@ -420,12 +451,22 @@ class ThreadStore:
                 job, ns, checkpoint_id, parent_id
             )
             parent_tree = None if parent_commit is None else self.tree(parent_commit.tree)
-            tree = [self._blob_entry(HEADER_STAGE, header)]
-            for channel in channels:
-                kept = None if parent_tree is None else parent_tree.get(channel_stage(channel))
-                entry = entry_for(channel) if channel in changed or kept is None else kept
-                if entry is not None:
-                    tree.append(entry)
+
+            def build(batch: ObjectBatch) -> Tree:
+                entries = [_blob_entry(batch, HEADER_STAGE, header)]
+                for channel in channels:
+                    stage = channel_stage(channel)
+                    kept = None if parent_tree is None else parent_tree.get(stage)
+                    if channel not in changed and kept is not None:
+                        entries.append(kept)
+                        continue
+                    found = value(channel)
+                    if found is not None:
+                        # The channel's previous value is the delta base of the new one.
+                        delta_base = None if kept is None else kept.id
+                        entries.append(_blob_entry(batch, stage, found, base=delta_base))
+                return Tree(tuple(entries))
+
             meta: dict[str, JSONValue] = {
                 "kind": KIND_CHECKPOINT,
                 "thread_id": thread_id,
@@ -439,7 +480,7 @@ class ThreadStore:
                 branch,
                 base,
                 old,
-                Tree(tuple(tree)),
+                build,
                 stage=commit_stage(changed),
                 message=checkpoint_message(summary, ns),
                 meta=meta,
@@ -456,10 +497,6 @@ class ThreadStore:
         for task_id, task_path, writes in early:
             self.put_writes(thread_id, ns, checkpoint_id, task_id, task_path, writes)
         return commit
-
-    def _blob_entry(self, stage: str, value: Payload) -> TreeEntry:
-        oid = self.repo.objects.put(Kind.BLOB, value.data)
-        return TreeEntry(stage, oid, value.type, len(value.data), ENCODING_RAW)
 
     def _target(
         self, job: Job, ns: str, checkpoint_id: str, parent_id: str | None
@@ -522,12 +559,17 @@ class ThreadStore:
             if not fresh:
                 return
             head = self.commit(place.head)
-            tree = self.tree(head.tree)
-            items: list[JSONValue] = []
-            for write in fresh:
-                stage = write_stage(checkpoint_id, task_id, write.idx)
-                tree = tree.with_entry(self._blob_entry(stage, write.value))
-                items.append([stage, write.channel, write.idx])
+            items: list[JSONValue] = [
+                [write_stage(checkpoint_id, task_id, w.idx), w.channel, w.idx] for w in fresh
+            ]
+
+            def build(batch: ObjectBatch) -> Tree:
+                tree = self.tree(head.tree)
+                for write in fresh:
+                    stage = write_stage(checkpoint_id, task_id, write.idx)
+                    tree = tree.with_entry(_blob_entry(batch, stage, write.value))
+                return tree
+
             meta: dict[str, JSONValue] = {
                 "kind": KIND_WRITES,
                 "thread_id": thread_id,
@@ -544,7 +586,7 @@ class ThreadStore:
                 place.branch,
                 head,
                 place.head,
-                tree,
+                build,
                 stage=write_stage(checkpoint_id, task_id, fresh[0].idx),
                 message=f"langgraph writes of task {task_id[:12]}: {channels}"[:200],
                 meta=meta,
@@ -563,3 +605,10 @@ class ThreadStore:
                 del self._early[key]
             if job.exists:
                 self.repo.delete_job(job.name)
+
+
+def _blob_entry(
+    batch: ObjectBatch, stage: str, value: Payload, *, base: ObjectId | None = None
+) -> TreeEntry:
+    oid = batch.put(Kind.BLOB, value.data, base=base)
+    return TreeEntry(stage, oid, value.type, len(value.data), ENCODING_RAW)
