@@ -61,7 +61,7 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], as_json: bool) -> Non
             s.name,
             out.status_text(s.status),
             s.branch,
-            str(len(s.stages)),
+            f"{len(s.stages)}/{s.total_stages}" if s.total_stages else str(len(s.stages)),
             out.money(s.cost),
             out.count(s.tokens),
             out.relative_time(s.updated),
@@ -188,9 +188,10 @@ def watch(job: str, interval: float, timeout: str | None) -> None:
     last_seen = None if head is None else head.id
     done = len(progress.stages)
     total = f" of {progress.total_stages}" if progress.total_stages else ""
+    noun = "stage" if done == 1 and not total else "stages"
     cost = 0.0 if head is None else head.total_cost
     out.echo(
-        f"Watching {the_job.name} ({progress.status}, {done}{total} stages done, "
+        f"Watching {the_job.name} ({progress.status}, {done}{total} {noun} done, "
         f"{out.money(cost)}); Ctrl-C to stop."
     )
     while progress.status == "active":

@@ -108,6 +108,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--store",
     metavar="PATH",
+    type=click.Path(file_okay=False),
     help="The store to use (default: $CKPT_DIR, then .ckpt here or in a parent).",
 )
 @click.option(

@@ -216,7 +216,7 @@ def progress(label: str, length: int | None = None) -> Iterator[Callable[[int], 
     Yields ``advance(n)``.  With a known ``length`` a bar is drawn, without
     one a running count.
     """
-    if not is_terminal(sys.stderr):
+    if not is_terminal(sys.stderr) or length == 0:
         yield lambda n: None
         return
     if length is not None:

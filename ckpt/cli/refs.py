@@ -108,18 +108,16 @@ def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_j
     rows = []
     for name, oid in sorted(refs.items()):
         commit = commits[oid]
-        marker = "*" if name == current else " "
         label = out.style(name, fg="green", bold=True) if name == current else name
-        rows.append(
-            [
-                marker,
-                label,
-                out.style(oid[:12], fg="yellow"),
-                what(commit),
-                out.relative_time(commit.time),
-            ]
-        )
-    out.echo_lines(out.table(["", "NAME", "COMMIT", "STAGE", "UPDATED"], rows))
+        row = [
+            label,
+            out.style(oid[:12], fg="yellow"),
+            what(commit),
+            out.relative_time(commit.time),
+        ]
+        rows.append(row if current is None else ["*" if name == current else " ", *row])
+    headers = ["NAME", "COMMIT", "STAGE", "UPDATED"]
+    out.echo_lines(out.table(headers if current is None else ["", *headers], rows))
 
 
 @click.command("branch")

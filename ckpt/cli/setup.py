@@ -19,7 +19,7 @@ DEMO_JOB = "novel"
 
 
 @click.command("init")
-@click.argument("path", required=False, metavar="[PATH]")
+@click.argument("path", required=False, metavar="[PATH]", type=click.Path(file_okay=False))
 def init(path: str | None) -> None:
     """Create an empty store at PATH (default: --store, $CKPT_DIR, or ./.ckpt).
 
@@ -80,7 +80,7 @@ def _print_stage(run: StageRun) -> None:
 
 
 @click.command("demo")
-@click.argument("path", required=False, metavar="[PATH]")
+@click.argument("path", required=False, metavar="[PATH]", type=click.Path(file_okay=False))
 @click.pass_context
 def demo(ctx: click.Context, path: str | None) -> None:
     """Run a small pipeline that fails, resumes and rolls back, in a new store at PATH

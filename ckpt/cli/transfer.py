@@ -40,6 +40,7 @@ def _write_atomically(path: str, text: str) -> None:
     "output_path",
     required=True,
     metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True),
     help="Where to write the export (- for stdout).",
 )
 def export(job: str, rev: str | None, output_path: str) -> None:
@@ -68,7 +69,7 @@ def export(job: str, rev: str | None, output_path: str) -> None:
 
 
 @click.command("import")
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--as", "name", metavar="NAME", help="Import under this job name instead.")
 def import_(file: str, name: str | None) -> None:
     """Create a job from an export FILE (- for stdin).  Refuses to replace an existing job."""

@@ -151,7 +151,7 @@ def test_watch_follows_a_running_job(run: Run, store: Path, repo: Repository) ->
         thread.join()
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "Watching novel (active, 1 stages done, $0.25); Ctrl-C to stop."
+    assert lines[0] == "Watching novel (active, 1 stage done, $0.25); Ctrl-C to stop."
     assert lines[1].split() == ["+", "characters", "$0.50", "2,000", "tokens", "total", "$0.75"]
     assert lines[2].split() == ["+", "chapters", "$1.25", "40,000", "tokens", "total", "$2.00"]
     assert lines[3] == "  completed all done"

@@ -144,6 +144,7 @@ def test_tag(run: Run, novel: Job, store: Path) -> None:
     result = run("tag", "novel", "v1", "characters")
     assert result.stdout == f"Tagged {characters.short_id} (characters) of novel as 'v1'.\n"
     listing = run("tag", "novel").stdout.splitlines()
+    assert listing[0].split() == ["NAME", "COMMIT", "STAGE", "UPDATED"]
     assert listing[1].split()[:3] == ["v1", characters.short_id, "characters"]
     assert json.loads(run("tag", "novel", "--json").stdout)["refs"][0]["commit"] == characters.id
     exists = run("tag", "novel", "v1")
