@@ -7,10 +7,11 @@ A crash before it loses only the stage in flight; once ``save`` returns, the
 checkpoint is on stable storage (unless the store was opened with
 ``durable=False``).
 
-A handle remembers the head it last saw on each branch and saves on top of
-it.  If another writer moved the branch meanwhile, ``save`` raises
-``ConflictError`` instead of silently dropping either update; call
-``refresh()`` to build on the new head.
+Reads always see the current head.  A handle remembers the head it last saw
+on each branch (by reading or saving) and saves on top of it: if another
+writer moved the branch in between, ``save`` raises ``ConflictError`` instead
+of silently dropping either update.  Read the head again (or call
+``refresh()``) to build on the new one, or save with ``retry=True``.
 """
 
 from __future__ import annotations
@@ -103,8 +104,14 @@ class Job:
         """The branch HEAD names: saves go there."""
         return self.refs.current_branch()
 
-    def _head_id(self, branch: str) -> CommitId | None:
-        if branch not in self._seen:
+    def _head_id(self, branch: str, *, fresh: bool = True) -> CommitId | None:
+        """The head of ``branch``: read now (``fresh``), or the one this handle last saw.
+
+        Reads are always fresh and remember what they saw; saves and
+        checkouts build on what was last seen, so that a branch moved by
+        someone else in between is a conflict, not a silent overwrite.
+        """
+        if fresh or branch not in self._seen:
             self._seen[branch] = self.refs.read(HEADS + branch)
         return self._seen[branch]
 
@@ -115,7 +122,11 @@ class Job:
         return None if oid is None else self.repo.objects.get_commit(oid)
 
     def refresh(self) -> None:
-        """Forget the heads this handle has seen, so the next save builds on the current ones."""
+        """Forget the heads this handle has seen, so the next save builds on the current ones.
+
+        Reading ``head`` (or anything at HEAD) has the same effect for the
+        current branch.
+        """
         self._seen.clear()
 
     # -- saving -------------------------------------------------------------
@@ -255,7 +266,7 @@ class Job:
         reason: str,
     ) -> Commit:
         branch = self.branch_name
-        parent_id = self._head_id(branch)
+        parent_id = self._head_id(branch, fresh=False)
         what = f"stage {stage!r}" if stage else "status"
         try:
             objects = self.repo.objects
@@ -293,6 +304,8 @@ class Job:
             self._seen.pop(branch, None)
             raise
         except StorageError as exc:
+            # The ref may or may not have moved: re-read it before the next save.
+            self._seen.pop(branch, None)
             raise StorageError(
                 exc.errno or 0, f"saving {what} of job {self.name!r}: {exc}"
             ) from exc
@@ -514,7 +527,7 @@ class Job:
             self.switch(new_branch)
             return CheckoutResult(new_branch, None, target.id, (), created_branch=True)
         branch = self.branch_name
-        old = self._head_id(branch)
+        old = self._head_id(branch, fresh=False)
         rolled: list[Commit] = []
         if old is not None and old != target.id:
             for commit in self.walk(old):
