@@ -705,10 +705,14 @@ class Job:
 
     @property
     def status(self) -> str:
-        """active, completed, failed or expired (a passed TTL shows as expired)."""
+        """active, completed, failed or expired.
+
+        A job whose TTL has passed shows as expired whatever its last status,
+        since it is due for collection (``gc --expired``).
+        """
         head = self.head
         status = STATUS_ACTIVE if head is None else head.status
-        if status == STATUS_ACTIVE and head is not None and self.record.is_expired():
+        if head is not None and self.record.is_expired():
             return STATUS_EXPIRED
         return status
 
