@@ -22,7 +22,6 @@ import base64
 import datetime as dt
 import decimal
 import enum
-import json
 import pathlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -32,11 +31,11 @@ from typing import Any, TypeVar, get_args, get_origin, is_typeddict
 import cattrs
 from cattrs.errors import BaseValidationError
 
+from ckpt.canonical import JSONValue, key_text, parse_json, type_name
+from ckpt.canonical import canonical_json as _canonical_json
 from ckpt.errors import SerializationError
 
 T = TypeVar("T")
-
-JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 
 
 def _make_converter() -> cattrs.Converter:
@@ -81,7 +80,7 @@ def _make_converter() -> cattrs.Converter:
 
 
 def _sorted_elements(items: Iterable[object]) -> list[object]:
-    return sorted(items, key=lambda item: _encode(_canonical(item, "$")))
+    return sorted(items, key=canonical_json)
 
 
 def _is_mapping(value_type: Any) -> bool:
@@ -127,7 +126,7 @@ def _structure_enum(value: object, enum_type: type[enum.Enum]) -> enum.Enum:
 
 def _key_text_or_none(value: object) -> str | None:
     try:
-        return _key_text(value, "$")
+        return key_text(value, "$")
     except SerializationError:
         return None
 
@@ -162,89 +161,9 @@ def _triple(value: object) -> tuple[int, int, int]:
 converter: cattrs.Converter = _make_converter()
 
 
-def type_name(value_type: type[Any]) -> str:
-    """A readable name for a type, stored beside a blob for people (never imported)."""
-    if get_origin(value_type) is not None:
-        return repr(value_type).replace("typing.", "")
-    module = getattr(value_type, "__module__", "")
-    qualname = getattr(value_type, "__qualname__", repr(value_type))
-    return qualname if module in ("builtins", "") else f"{module}.{qualname}"
-
-
-def _canonical(value: object, path: str) -> object:
-    """Check ``value`` is a JSON primitive tree; normalise keys to strings."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_canonical(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, (set, frozenset)):
-        items = [_canonical(converter.unstructure(item), f"{path}{{}}") for item in value]
-        return sorted(items, key=_sort_key)
-    if isinstance(value, Mapping):
-        out: dict[str, object] = {}
-        for key, item in value.items():
-            text = _key_text(key, path)
-            if text in out:
-                raise SerializationError(f"{path}: two keys both render as {text!r}")
-            out[text] = _canonical(item, f"{path}.{text}")
-        return out
-    raise SerializationError(f"{path}: cannot serialize a value of type {type_name(type(value))}")
-
-
-def _key_text(key: object, path: str) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, enum.Enum):
-        key = key.value
-    if isinstance(key, bool) or key is None:
-        return json.dumps(key)
-    if isinstance(key, (int, float)):
-        return json.dumps(key)
-    if isinstance(key, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
-        return str(key)
-    if isinstance(key, (dt.date, dt.datetime, dt.time)):
-        return key.isoformat()
-    raise SerializationError(f"{path}: cannot use a {type_name(type(key))} as a mapping key")
-
-
-def _encode(value: object) -> bytes:
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=True,
-    ).encode("utf-8", "surrogatepass")
-
-
-def _sort_key(value: object) -> bytes:
-    return _encode(value)
-
-
 def canonical_json(value: object) -> bytes:
-    """Canonical UTF-8 JSON of a primitive tree: sorted keys, no spaces.
-
-    Sets and frozensets become lists sorted by their elements' canonical bytes.
-    """
-    try:
-        return _encode(_canonical(value, "$"))
-    except SerializationError:
-        raise
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SerializationError(f"cannot encode value: {exc}") from exc
-
-
-def parse_json(data: bytes) -> JSONValue:
-    """Parse canonical (or any) JSON bytes into primitives."""
-    try:
-        result: JSONValue = json.loads(data.decode("utf-8", "surrogatepass"))
-        return result
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise SerializationError(f"stored value is not valid JSON: {exc}") from exc
+    """Canonical JSON of ``value``'s primitives (see :mod:`ckpt.canonical`)."""
+    return _canonical_json(value, converter.unstructure)
 
 
 def dumps(value: object, *, as_type: Any = None) -> bytes:

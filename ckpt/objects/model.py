@@ -20,9 +20,9 @@ from typing import Any
 
 import attrs
 
+from ckpt.canonical import JSONValue, canonical_json, parse_json
 from ckpt.errors import CorruptObjectError, SerializationError
 from ckpt.objects.ids import CommitId, ObjectId, check_object_id
-from ckpt.serialize import JSONValue, canonical_json, parse_json
 
 ENCODING_VERSION = 1
 

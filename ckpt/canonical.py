@@ -1,0 +1,116 @@
+"""Canonical JSON: the deterministic byte form of JSON primitives.
+
+Equal values give equal bytes: UTF-8, object keys sorted, no insignificant
+whitespace, floats in Python's shortest round-trip form, sets sorted by their
+elements' canonical bytes, non-string mapping keys (ints, enums, UUIDs,
+dates...) rendered as strings.  This module imports no third-party code, so
+that reading commits and trees stays cheap (``ckpt log`` needs no cattrs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import json
+import pathlib
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, get_origin
+
+from ckpt.errors import SerializationError
+
+JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+
+Unstructure = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def type_name(value_type: type[Any]) -> str:
+    """A readable name for a type, stored beside a blob for people (never imported)."""
+    if get_origin(value_type) is not None:
+        return repr(value_type).replace("typing.", "")
+    module = getattr(value_type, "__module__", "")
+    qualname = getattr(value_type, "__qualname__", repr(value_type))
+    return qualname if module in ("builtins", "") else f"{module}.{qualname}"
+
+
+def _canonical(value: object, path: str, unstructure: Unstructure = _identity) -> object:
+    """Check ``value`` is a JSON primitive tree; normalise keys to strings."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, f"{path}[{i}]", unstructure) for i, item in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        items = [_canonical(unstructure(item), f"{path}{{}}", unstructure) for item in value]
+        return sorted(items, key=_sort_key)
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            text = key_text(key, path)
+            if text in out:
+                raise SerializationError(f"{path}: two keys both render as {text!r}")
+            out[text] = _canonical(item, f"{path}.{text}", unstructure)
+        return out
+    raise SerializationError(f"{path}: cannot serialize a value of type {type_name(type(value))}")
+
+
+def key_text(key: object, path: str) -> str:
+    """The string a mapping key is written as; SerializationError if it has none."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    if isinstance(key, (int, float)):
+        return json.dumps(key)
+    if isinstance(key, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+        return str(key)
+    if isinstance(key, (dt.date, dt.datetime, dt.time)):
+        return key.isoformat()
+    raise SerializationError(f"{path}: cannot use a {type_name(type(key))} as a mapping key")
+
+
+def _encode(value: object) -> bytes:
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=True,
+    ).encode("utf-8", "surrogatepass")
+
+
+def _sort_key(value: object) -> bytes:
+    return _encode(value)
+
+
+def canonical_json(value: object, unstructure: Unstructure = _identity) -> bytes:
+    """Canonical UTF-8 JSON of a primitive tree: sorted keys, no spaces.
+
+    Sets and frozensets become lists sorted by their elements' canonical bytes
+    (each element first passed through ``unstructure``).
+    """
+    try:
+        return _encode(_canonical(value, "$", unstructure))
+    except SerializationError:
+        raise
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"cannot encode value: {exc}") from exc
+
+
+def parse_json(data: bytes) -> JSONValue:
+    """Parse canonical (or any) JSON bytes into primitives."""
+    try:
+        result: JSONValue = json.loads(data.decode("utf-8", "surrogatepass"))
+        return result
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"stored value is not valid JSON: {exc}") from exc
