@@ -110,9 +110,8 @@ def test_open_missing_path_says_how_to_create_one(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(StoreNotFoundError) as info:
         ckpt.open(missing)
-    assert (
-        str(info.value) == f"no ckpt store at {missing} (run `ckpt init {missing}` to create one)"
-    )
+    assert f"no ckpt store at {missing}" in str(info.value)
+    assert f"run `ckpt init {missing}`" in str(info.value)
     assert not missing.exists()
 
 
@@ -382,10 +381,18 @@ def test_unknown_revision_message(history: tuple[ckpt.Job, list[ckpt.Commit]]) -
     job, _ = history
     with pytest.raises(InvalidRevisionError) as info:
         job.resolve("nope")
-    assert str(info.value) == (
-        "job 'novel' has no revision 'nope' (not a branch, tag, stage or commit id); "
-        "see `ckpt log novel`"
-    )
+    assert "job 'novel' has no revision 'nope'" in str(info.value)
+    assert "not a branch, tag, stage or commit id" in str(info.value)
+    assert "ckpt log novel" in str(info.value)
+
+
+def test_revision_with_a_huge_count_is_an_invalid_revision(
+    history: tuple[ckpt.Job, list[ckpt.Commit]],
+) -> None:
+    """int() refuses more than 4300 digits with ValueError; a revision must not leak it."""
+    job, _ = history
+    with pytest.raises(InvalidRevisionError):
+        job.resolve("HEAD~" + "9" * 5000)
 
 
 @pytest.mark.parametrize("rev", ["HEAD~4", "HEAD^^^^", "main~10", "draft~2"])
