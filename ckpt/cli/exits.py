@@ -34,7 +34,7 @@ EXIT_CODE_HELP: tuple[tuple[ExitCode, str], ...] = (
     (ExitCode.ERROR, "error (storage failure, malformed input, failed job in watch)"),
     (ExitCode.USAGE, "usage: bad command line, invalid name or duration"),
     (ExitCode.NOT_FOUND, "no such job, revision, stage, branch or tag"),
-    (ExitCode.CONFLICT, "conflict: already exists, or another writer moved a ref"),
+    (ExitCode.CONFLICT, "conflict: exists already, a ref moved meanwhile, or push/pull refused"),
     (ExitCode.DAMAGED, "damage: verify found problems, or a corrupt/missing object was read"),
     (ExitCode.NO_STORE, "no ckpt store found (run `ckpt init`, pass --store, set CKPT_DIR)"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"),

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.refs", "Rolling back and branching", ("checkout", "branch", "switch", "tag")),
     ("ckpt.cli.maintenance", "Maintenance", ("verify", "gc", "stats", "rm")),
     ("ckpt.cli.transfer", "Moving jobs", ("export", "import")),
+    ("ckpt.cli.remote", "Remotes", ("remote", "push", "pull", "clone")),
 )
 
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (

@@ -49,6 +49,27 @@ def _nested(prefix: str, fields: Schema) -> Schema:
     return {f"{prefix}.{name}": field for name, field in fields.items()}
 
 
+_TRANSFER: Schema = {
+    "remote": ("string", "the other store (a password in its URL shown as ***)"),
+    "objects_copied": ("integer", "objects copied (the receiving side lacked them)"),
+    "bytes_copied": ("integer", "their canonical (uncompressed) bytes"),
+    "updates": ("list of objects", "one per branch and tag of the jobs transferred"),
+    **_nested(
+        "updates[]",
+        {
+            "job": ("string", "job name"),
+            "ref": ("string", "`refs/heads/BRANCH` or `refs/tags/TAG`"),
+            "old": ("string or null", "commit the receiving side had (null: none)"),
+            "new": ("string", "commit of the sending side"),
+            "status": (
+                "string",
+                "created, fast-forward, forced, up-to-date, rejected or conflict",
+            ),
+            "reason": ("string", "why a ref was rejected or conflicted (else empty)"),
+        },
+    ),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "jobs": {
         "jobs": ("list of objects", "one per job, sorted by name"),
@@ -234,6 +255,13 @@ SCHEMAS: dict[str, Schema] = {
                 "exclusive_bytes": ("integer", "stored bytes only it reaches"),
             },
         ),
+    },
+    "push": _TRANSFER,
+    "pull": _TRANSFER,
+    "clone": {
+        "remote": _TRANSFER["remote"],
+        "path": ("string", "where the new store was created"),
+        **_TRANSFER,
     },
 }
 

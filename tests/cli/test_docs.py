@@ -12,7 +12,7 @@ from ckpt.cli.docgen import recorded_transcript, render
 from ckpt.cli.main import COMMAND_MODULES, cli
 from ckpt.cli.schema import SCHEMAS, field_paths
 from ckpt.job import Job
-from ckpt.repo import Repository
+from ckpt.repo import Repository, init
 
 from .conftest import Run, corrupt_object
 
@@ -91,7 +91,11 @@ def rich_store(novel: Job, repo: Repository, store: Path) -> Repository:
     return repo
 
 
-def test_json_output_matches_the_documented_schemas(rich_store: Repository, run: Run) -> None:
+def test_json_output_matches_the_documented_schemas(
+    rich_store: Repository, run: Run, tmp_path: Path
+) -> None:
+    remote = str(tmp_path / "remote")
+    init(remote, durable=False).close()
     invocations = {
         "jobs": [("jobs", "--json")],
         "log": [("log", "novel", "--json", "--all")],
@@ -107,6 +111,9 @@ def test_json_output_matches_the_documented_schemas(rich_store: Repository, run:
         "verify": [("verify", "--full", "--json")],
         "gc": [("gc", "--dry-run", "--keep-last", "1", "--json")],
         "stats": [("stats", "--json")],
+        "push": [("push", remote, "novel", "--json")],
+        "pull": [("pull", remote, "--json")],
+        "clone": [("clone", remote, str(tmp_path / "clone"), "--json")],
     }
     assert sorted(invocations) == sorted(SCHEMAS)
     for name, calls in invocations.items():
