@@ -24,12 +24,17 @@ from typing import Any, Optional
 import attrs
 import cattrs
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from ckpt.errors import CkptError, SerializationError
 from ckpt.serialize import canonical_json, dumps, loads
+
+#: No deadline and no speed health check: the suite runs on loaded CI machines,
+#: where a slow example is not a failure (timings belong in bench/).
+relaxed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 
 # -- user types -------------------------------------------------------------
 
@@ -203,6 +208,7 @@ cases: SearchStrategy[Case] = st.recursive(st.sampled_from(SCALARS), _containers
 # -- round trips ------------------------------------------------------------
 
 
+@relaxed
 @given(st.data())
 def test_round_trip_with_type(data: st.DataObject) -> None:
     values, kind, _ = data.draw(cases, label="case")
@@ -214,6 +220,7 @@ def test_round_trip_with_type(data: st.DataObject) -> None:
     assert dumps(back, as_type=kind) == stored
 
 
+@relaxed
 @given(st.data())
 def test_round_trip_of_each_scalar_keeps_its_class(data: st.DataObject) -> None:
     values, kind, _ = data.draw(st.sampled_from(SCALARS), label="case")
@@ -223,6 +230,7 @@ def test_round_trip_of_each_scalar_keeps_its_class(data: st.DataObject) -> None:
     assert isinstance(back, kind)
 
 
+@relaxed
 @given(aware_datetimes)
 def test_aware_datetime_keeps_its_offset(value: dt.datetime) -> None:
     back = loads(dumps(value), dt.datetime)
@@ -230,6 +238,7 @@ def test_aware_datetime_keeps_its_offset(value: dt.datetime) -> None:
     assert back.utcoffset() == value.utcoffset()
 
 
+@relaxed
 @given(naive_datetimes)
 def test_naive_datetime_stays_naive(value: dt.datetime) -> None:
     back = loads(dumps(value), dt.datetime)
@@ -237,12 +246,14 @@ def test_naive_datetime_stays_naive(value: dt.datetime) -> None:
     assert back.tzinfo is None
 
 
+@relaxed
 @given(finite_decimals)
 def test_decimal_keeps_its_exact_digits(value: decimal.Decimal) -> None:
     back = loads(dumps(value), decimal.Decimal)
     assert str(back) == str(value)
 
 
+@relaxed
 @given(books)
 def test_round_trip_without_as_type_uses_the_runtime_class(value: Book) -> None:
     assert loads(dumps(value), Book) == value
@@ -298,6 +309,7 @@ json_values = st.recursive(
 )
 
 
+@relaxed
 @given(st.dictionaries(st.text(), json_values, max_size=8))
 def test_dict_insertion_order_does_not_change_bytes(value: dict[str, Any]) -> None:
     reordered = dict(reversed(list(value.items())))
@@ -305,6 +317,7 @@ def test_dict_insertion_order_does_not_change_bytes(value: dict[str, Any]) -> No
     assert dumps(reordered, as_type=dict[str, Any]) == dumps(value, as_type=dict[str, Any])
 
 
+@relaxed
 @given(st.lists(st.integers() | st.text(max_size=6), unique=True, max_size=12), st.randoms())
 def test_set_order_does_not_change_bytes(items: list[Any], rnd: Any) -> None:
     shuffled = list(items)
@@ -313,6 +326,7 @@ def test_set_order_does_not_change_bytes(items: list[Any], rnd: Any) -> None:
     assert dumps(frozenset(items)) == dumps(frozenset(reversed(items)))
 
 
+@relaxed
 @given(st.lists(points, unique=True, max_size=6), st.randoms())
 def test_set_of_attrs_order_does_not_change_bytes(items: list[Point], rnd: Any) -> None:
     shuffled = list(items)
@@ -320,6 +334,7 @@ def test_set_of_attrs_order_does_not_change_bytes(items: list[Point], rnd: Any) 
     assert dumps(set(items), as_type=set[Point]) == dumps(set(shuffled), as_type=set[Point])
 
 
+@relaxed
 @given(st.data())
 def test_equal_values_give_equal_bytes(data: st.DataObject) -> None:
     values, kind, _ = data.draw(cases, label="case")
@@ -360,6 +375,7 @@ def _is_plain_json(value: object) -> bool:
     return False
 
 
+@relaxed
 @given(st.data())
 def test_load_without_type_returns_plain_json(data: st.DataObject) -> None:
     values, kind, _ = data.draw(cases, label="case")
@@ -530,6 +546,7 @@ hostile_json = st.recursive(
 )
 
 
+@relaxed
 @given(st.sampled_from(LOAD_TYPES), hostile_json)
 def test_loading_any_json_as_any_type_raises_only_serialization_error(
     kind: Any, value: object
@@ -539,6 +556,7 @@ def test_loading_any_json_as_any_type_raises_only_serialization_error(
         loads(stored, kind)
 
 
+@relaxed
 @given(st.sampled_from(LOAD_TYPES), st.binary(max_size=64))
 def test_loading_arbitrary_bytes_raises_only_serialization_error(kind: Any, data: bytes) -> None:
     with contextlib.suppress(SerializationError):
