@@ -31,8 +31,9 @@ from ckpt.errors import (
 from ckpt.objects import codec
 from ckpt.objects.ids import CommitId, Kind, ObjectId, object_id
 from ckpt.objects.model import encode_commit
-from ckpt.objects.store import object_key
+from ckpt.objects.store import ObjectStore, object_key
 from ckpt.refs import HEADS
+from ckpt.storage.memory import MemoryStorage
 
 
 @attrs.frozen
@@ -780,7 +781,9 @@ def test_acceptance_corruption_bytes_that_decode_to_other_content(
     """Rot that zstd cannot see (a misdirected write): only the hash catches it."""
     blob: ObjectId = damaged["blob"]
     data = b'"chapter one: ' + b"y" * 64 + b'"'
-    replacement = codec.encode(Kind.BLOB, data)
+    # The other content stored the way this store stores it (same header form and size).
+    scratch = ObjectStore(MemoryStorage())
+    replacement = scratch.read_stored(scratch.put(Kind.BLOB, data))
     with open(damaged["path"], "r+b") as handle:
         handle.seek(damaged["offset"])
         original = handle.read(damaged["length"])
