@@ -23,6 +23,7 @@ import datetime as dt
 import decimal
 import enum
 import pathlib
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -148,8 +149,20 @@ def _b64decode(value: object) -> bytes:
     return base64.b64decode(_expect_str(value), validate=True)
 
 
+#: A UTC offset with seconds and a fraction, as isoformat() writes it.
+_FINE_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})\Z")
+
+
 def _parse(kind: type[Any], value: object) -> Any:
-    return kind.fromisoformat(_expect_str(value))
+    text = _expect_str(value)
+    parsed = kind.fromisoformat(text)
+    fine = _FINE_OFFSET.search(text)
+    if fine is not None and getattr(parsed, "tzinfo", None) is not None:
+        # Python 3.11's fromisoformat reads "+00:00:00.000001" as UTC: rebuild the offset.
+        hours, minutes, seconds, micros = (int(part) for part in fine.groups()[1:])
+        offset = dt.timedelta(hours=hours, minutes=minutes, seconds=seconds, microseconds=micros)
+        parsed = parsed.replace(tzinfo=dt.timezone(-offset if fine[1] == "-" else offset))
+    return parsed
 
 
 def _triple(value: object) -> tuple[int, int, int]:

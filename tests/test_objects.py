@@ -258,6 +258,8 @@ def test_truncation_is_refused(data: bytes, draw: st.DataObject) -> None:
 @relaxed
 @given(payloads, st.binary(min_size=1, max_size=64))
 @example(b"hello", b"\0")
+@example(b"", b"\0")
+@example(b"", codec.encode(Kind.BLOB, b"")[16:])
 @example(b"hello", codec.encode(Kind.BLOB, b"hello")[16:])
 def test_appended_garbage_is_refused(data: bytes, garbage: bytes) -> None:
     stored, oid = codec.encode(Kind.BLOB, data), object_id(Kind.BLOB, data)

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import attrs
 import cattrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -232,8 +232,19 @@ def test_round_trip_of_each_scalar_keeps_its_class(data: st.DataObject) -> None:
 
 @relaxed
 @given(aware_datetimes)
+@example(dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(microseconds=1))))
+@example(dt.datetime(2000, 1, 1, tzinfo=dt.timezone(-dt.timedelta(seconds=1, microseconds=5))))
 def test_aware_datetime_keeps_its_offset(value: dt.datetime) -> None:
     back = loads(dumps(value), dt.datetime)
+    assert back == value
+    assert back.utcoffset() == value.utcoffset()
+
+
+@relaxed
+@given(st.times(timezones=st.just(dt.UTC) | fixed_offsets))
+@example(dt.time(1, 2, tzinfo=dt.timezone(dt.timedelta(microseconds=1))))
+def test_aware_time_keeps_its_offset(value: dt.time) -> None:
+    back = loads(dumps(value), dt.time)
     assert back == value
     assert back.utcoffset() == value.utcoffset()
 
