@@ -114,7 +114,24 @@ def decode(stored: bytes, oid: str) -> tuple[Kind, bytes]:
         raise CorruptObjectError(
             oid, "uncompressed size differs from the header", f"{length} bytes", f"{got} bytes"
         )
+    if not length:
+        _check_empty_frame(frame, oid)
     return kind, bytes(out)
+
+
+def _check_empty_frame(frame: memoryview, oid: str) -> None:
+    """Refuse an empty object's frame that is damaged or followed by other bytes.
+
+    The reader above stops at the end of an empty frame without looking past
+    it.  Decoding the frame again is cheap: it is known to expand to nothing.
+    """
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        dobj.decompress(frame)
+    except zstandard.ZstdError as exc:
+        raise CorruptObjectError(oid, f"damaged zstd frame: {exc}") from exc
+    if not dobj.eof or dobj.unused_data:
+        raise CorruptObjectError(oid, "damaged zstd frame: bytes after the end of the frame")
 
 
 def decode_verified(stored: bytes, oid: ObjectId) -> tuple[Kind, bytes]:
