@@ -42,6 +42,8 @@ def parse_revision(text: object) -> Revision:
         token = match.group(1)
         if token == "^" or token == "~":
             back += 1
+        elif len(token) > 10:
+            raise InvalidRevisionError(f"invalid revision {text!r}: {token} is too far back")
         else:
             back += int(token[1:])
         rest = rest[: match.start()]
