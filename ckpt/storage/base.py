@@ -14,6 +14,9 @@ Guarantees every backend MUST give:
 * ``append`` adds one record to a log without losing records appended
   concurrently by other writers; ``read_log`` returns records in append order.
 * ``touch`` and ``delete_if_older`` never race: a touched key is not deleted.
+  A backend that cannot promise this (S3) says so with
+  ``atomic_delete_if_older = False``; gc then collects in two phases
+  (:mod:`ckpt.gc_shared`).
 * When the backend is durable, a call that returns has reached stable storage.
 """
 
@@ -71,6 +74,12 @@ class Storage(Protocol):
 
     url: str
     durable: bool
+    atomic_delete_if_older: bool
+    """True if ``delete_if_older`` decides and deletes in one atomic step, so that a key
+    touched before it decides is never deleted.  False where it checks the mtime and then
+    deletes in two requests (S3): a ``touch`` landing in between is lost.  gc deletes in
+    one pass where this is True and in two phases a grace period apart where it is False
+    (see :mod:`ckpt.gc_shared`)."""
 
     def get(self, key: str) -> bytes:
         """Return the bytes at ``key``; raise KeyNotFoundError if there are none."""
@@ -103,9 +112,10 @@ class Storage(Protocol):
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         """Delete ``key`` only if its mtime is before ``cutoff``; True if deleted.
 
-        MUST be atomic against ``touch``: a key touched before this call
-        decides is never deleted (gc relies on it to spare objects that an
-        in-flight save has just reused).
+        MUST be atomic against ``touch`` (a key touched before this call
+        decides is never deleted: gc relies on it to spare objects that an
+        in-flight save has just reused) unless the backend sets
+        ``atomic_delete_if_older = False``.
         """
         ...
 

@@ -48,6 +48,8 @@ def _storage_error(what: str, key: str, exc: OSError) -> StorageError:
 class LocalStorage:
     """Files under one directory.  See the module docstring for the write protocol."""
 
+    atomic_delete_if_older = True
+
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.url = self.root

@@ -31,6 +31,7 @@ class MemoryStorage:
     """A dict behind a lock, with the same semantics as the durable backends."""
 
     durable = True
+    atomic_delete_if_older = True
 
     def __init__(self, name: str = "") -> None:
         self.url = f"memory://{name}"

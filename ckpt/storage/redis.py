@@ -132,6 +132,8 @@ def parse_url(url: str) -> tuple[str, str, str]:
 class RedisStorage:
     """One namespace of one Redis database.  See the module docstring for the layout."""
 
+    atomic_delete_if_older = True
+
     def __init__(self, url: str) -> None:
         client_url, self.namespace, self.url = parse_url(url)
         try:

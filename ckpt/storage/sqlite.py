@@ -54,6 +54,8 @@ def _prefix_upper_bound(prefix: str) -> str:
 class SqliteStorage:
     """One SQLite database file.  See the module docstring for the layout and locking."""
 
+    atomic_delete_if_older = True
+
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.url = f"sqlite://{self.path}"
