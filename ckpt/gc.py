@@ -6,9 +6,11 @@ gc runs in two steps.
    commits, trees and blobs from them.  If an object on the way cannot be
    read, gc stops without deleting anything: it cannot know what that
    object would have kept alive (run ``ckpt verify``).
-2. **Sweep**: every stored object that was not marked *and* whose mtime is
-   older than the grace period is deleted with the backend's atomic
-   ``delete_if_older``.
+2. **Sweep**: every stored object that was not marked (nor is a chunk or
+   delta base a marked object needs) *and* whose pack or loose file is
+   older than the grace period is deleted: a pack holding such objects is
+   rewritten without them and then removed with the backend's atomic
+   ``delete_if_older`` (see :meth:`ckpt.objects.store.ObjectStore.sweep`).
 
 A save writes (or touches, when the content already exists) its objects
 before it moves its ref.  The grace period therefore protects an in-flight
@@ -94,26 +96,33 @@ def collect(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> GcReport:
-    """Mark, then sweep unreachable objects older than ``grace``."""
+    """Mark, then sweep unreachable objects older than ``grace``.
+
+    On a backend whose ``delete_if_older`` is not atomic against ``touch``
+    (S3), objects are deleted in two phases a grace period apart instead:
+    see :mod:`ckpt.gc_shared` (the report is then a ``SharedGcReport``).
+    """
     if grace < dt.timedelta(0):
         raise CkptError("the grace period must not be negative")
+    # -- shared stores (issue 8): two-phase collection, see ckpt.gc_shared --
+    if not repo.storage.atomic_delete_if_older:
+        from ckpt.gc_shared import collect_two_phase
+
+        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
     cutoff = time.time() - grace.total_seconds()
     marked = mark(repo)
-    deleted = deleted_bytes = young = 0
-    candidates: list[ObjectId] = []
-    for stored in repo.objects:
-        if progress is not None:
-            progress(1)
-        if stored.id in marked:
-            continue
-        if stored.mtime >= cutoff:
-            young += 1
-            continue
-        candidates.append(stored.id)
-        if dry_run or repo.objects.delete_if_older(stored.id, cutoff):
-            deleted += 1
-            deleted_bytes += stored.stored_size
-    return GcReport(dry_run, len(marked), deleted, deleted_bytes, young, tuple(candidates))
+    # The object store sweeps pack by pack (a pack with dead objects is
+    # rewritten once, not once per object) and keeps the chunks and delta
+    # bases that marked objects need.
+    swept = repo.objects.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
+    return GcReport(
+        dry_run,
+        len(marked),
+        swept.deleted,
+        swept.deleted_bytes,
+        swept.kept_by_grace,
+        swept.candidates,
+    )
 
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "collect", "mark"]

@@ -274,29 +274,38 @@ class Job:
             tree = Tree() if parent is None else objects.get_tree(parent.tree)
             for name in drop:
                 tree = tree.without(name)
-            for blob in blobs:
-                blob_id = objects.put(Kind.BLOB, blob.data)
-                entry = TreeEntry(blob.stage, blob_id, blob.type, len(blob.data), blob.encoding)
-                tree = tree.with_entry(entry)
-            tree_id = objects.put_tree(tree)
-            commit = Commit(
-                id=CommitId(ObjectId("0" * 64)),
-                tree=tree_id,
-                parents=() if parent_id is None else (parent_id,),
-                job=self.name,
-                branch=branch,
-                stage=stage,
-                time=now(),
-                seq=1 if parent is None else parent.seq + 1,
-                cost=float(cost),
-                tokens=int(tokens),
-                total_cost=round((0.0 if parent is None else parent.total_cost) + float(cost), 9),
-                total_tokens=(0 if parent is None else parent.total_tokens) + int(tokens),
-                status=status,
-                message=message,
-                meta=meta,
-            )
-            commit = attrs.evolve(commit, id=objects.put_commit(commit))
+            # One batch: the save's objects are written as one pack (one fsync)
+            # when the block ends, before the ref moves.  Each blob may be
+            # stored as a delta against the stage's previous value.
+            with objects.batch() as batch:
+                for blob in blobs:
+                    previous = tree.get(blob.stage)
+                    blob_id = batch.put(
+                        Kind.BLOB, blob.data, base=None if previous is None else previous.id
+                    )
+                    entry = TreeEntry(blob.stage, blob_id, blob.type, len(blob.data), blob.encoding)
+                    tree = tree.with_entry(entry)
+                tree_id = batch.put_tree(tree)
+                commit = Commit(
+                    id=CommitId(ObjectId("0" * 64)),
+                    tree=tree_id,
+                    parents=() if parent_id is None else (parent_id,),
+                    job=self.name,
+                    branch=branch,
+                    stage=stage,
+                    time=now(),
+                    seq=1 if parent is None else parent.seq + 1,
+                    cost=float(cost),
+                    tokens=int(tokens),
+                    total_cost=round(
+                        (0.0 if parent is None else parent.total_cost) + float(cost), 9
+                    ),
+                    total_tokens=(0 if parent is None else parent.total_tokens) + int(tokens),
+                    status=status,
+                    message=message,
+                    meta=meta,
+                )
+                commit = attrs.evolve(commit, id=batch.put_commit(commit))
             if parent_id is None and self.refs.create(branch):
                 update_record(self.repo.storage, self.name, lambda record: record)
             self.refs.update(HEADS + branch, parent_id, commit.id, reason)

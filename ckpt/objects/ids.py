@@ -27,15 +27,27 @@ class Kind(IntEnum):
     BLOB = 1
     TREE = 2
     COMMIT = 3
+    #: A piece of a large blob (see :mod:`ckpt.objects.chunking`); only the
+    #: object database refers to chunks.
+    CHUNK = 4
 
     @property
     def label(self) -> str:
         return self.name.lower()
 
 
+#: Inputs at least this large are hashed on every core (blake3 is parallel).
+PARALLEL_HASH_SIZE = 1 << 22
+
+
 def object_id(kind: Kind, data: bytes | memoryview) -> ObjectId:
     """The id of an object of ``kind`` whose canonical bytes are ``data``."""
-    hasher = blake3.blake3(f"{kind.label} {len(data)}\0".encode("ascii"))
+    if len(data) >= PARALLEL_HASH_SIZE:
+        hasher = blake3.blake3(
+            f"{kind.label} {len(data)}\0".encode("ascii"), max_threads=blake3.blake3.AUTO
+        )
+    else:
+        hasher = blake3.blake3(f"{kind.label} {len(data)}\0".encode("ascii"))
     hasher.update(data)
     return ObjectId(hasher.hexdigest())
 

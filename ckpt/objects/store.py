@@ -1,30 +1,70 @@
 """The object database: put, get and verify immutable, content-addressed objects.
 
-Objects live at storage key ``objects/XX/REST`` where ``XX`` is the first two
-hex digits of the id.  A put computes the id from the canonical bytes, skips
-the write if the object is already stored (dedup), and otherwise writes the
-encoded object with the backend's atomic ``put_if_absent``.  Every get
-re-hashes the bytes and raises :class:`~ckpt.errors.CorruptObjectError`
-naming the id if they do not match.
+Objects are written in *packs* (see :mod:`ckpt.objects.pack`): the objects
+of one save go into one storage value under ``packs/ID``, written with the
+backend's atomic ``put_if_absent`` (one write, one fsync).  Packs that pile
+up are merged, size tier by size tier (16 packs of one tier become one of
+the next), so that the number of packs stays logarithmic in the store's
+size.  Stores written before packs keep their *loose* objects at
+``objects/XX/REST``; those are read, listed and collected like packed ones.
+
+A put computes the id from the canonical bytes and skips the write if the
+object is already stored (dedup), touching the pack or loose object that
+holds it so that a concurrent gc spares it.  Large blobs are cut into
+content-defined chunks (:mod:`ckpt.objects.chunking`), and a blob saved
+with a ``base`` (the previous version of the same stage) is delta encoded
+against it (:mod:`ckpt.objects.delta`).  Every get re-hashes the canonical
+bytes and raises :class:`~ckpt.errors.CorruptObjectError` naming the id if
+they do not match; damage in a chunk or a delta base is reported naming
+that object too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
+import blake3
 
-from ckpt.errors import CorruptObjectError, ObjectNotFoundError
-from ckpt.objects import codec
-from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id, object_id
+from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
+from ckpt.objects import chunking, codec, delta, pack
+from ckpt.objects.ids import (
+    PARALLEL_HASH_SIZE,
+    CommitId,
+    Kind,
+    ObjectId,
+    check_object_id,
+    new_hasher,
+    object_id,
+)
 from ckpt.objects.model import Commit, Tree, decode_commit, encode_commit
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
 
 OBJECTS_PREFIX = "objects/"
+PACKS_PREFIX = "packs/"
 QUARANTINE_PREFIX = "quarantine/"
+
+#: A save's pack is cut when it reaches this size (so no pack, and no
+#: buffer in memory, grows past it however large the value).
+PACK_LIMIT = 64 << 20
+#: Packs are merged when this many share a size tier.
+MERGE_COUNT = 16
+#: Size tiers: a pack below TIERS[i] bytes is in tier i; larger packs are never merged.
+TIERS = (64 << 10, 1 << 20, 16 << 20)
+#: How often a read looks again for an object whose pack vanished under it.
+_READ_RETRIES = 8
+#: Decoded payloads kept in memory per store (delta bases of the next save).
+PAYLOAD_CACHE_BYTES = 64 << 20
+#: Whole storage values kept in memory for backends without range reads.
+VALUE_CACHE_BYTES = 64 << 20
 
 
 def object_key(oid: ObjectId) -> str:
+    """The storage key of a loose object."""
     return f"{OBJECTS_PREFIX}{oid[:2]}/{oid[2:]}"
 
 
@@ -37,23 +77,103 @@ class StoredObject:
     mtime: float
 
 
+@attrs.frozen
+class Location:
+    """Where an object's stored bytes are: a pack (offset, length) or a loose value."""
+
+    key: str
+    offset: int = 0
+    length: int = -1
+    kind: int = 0
+    flags: int = 0
+
+    @property
+    def packed(self) -> bool:
+        return self.length >= 0
+
+
+@attrs.frozen
+class SweepResult:
+    """What :meth:`ObjectStore.sweep` removed (or, in a dry run, would remove)."""
+
+    deleted: int
+    deleted_bytes: int
+    kept_by_grace: int
+    candidates: tuple[ObjectId, ...]
+
+
+class _LRU:
+    """A byte-bounded least-recently-used cache."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if len(value) > self.limit:
+            return
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+        self.items[key] = value
+        self.size += len(value)
+        while self.size > self.limit:
+            _, dropped = self.items.popitem(last=False)
+            self.size -= len(dropped)
+
+    def discard(self, key: str) -> None:
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+
+
+class _PackRef:
+    """A pack known to this store: its listing, and its index once read."""
+
+    def __init__(self, info: KeyInfo) -> None:
+        self.key = info.key
+        self.size = info.size
+        self.mtime = info.mtime
+        self.index: pack.PackIndex | None = None
+
+
 class ObjectStore:
     """Immutable objects over a :class:`~ckpt.storage.base.Storage` backend."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._lock = threading.RLock()
+        self._packs: list[_PackRef] | None = None
+        self._payloads = _LRU(PAYLOAD_CACHE_BYTES)
+        self._values = _LRU(VALUE_CACHE_BYTES)
+        self._ranged: Callable[[str, int, int], bytes] | None = getattr(storage, "get_range", None)
+        self._all: dict[bytes, str] | None = None
 
     # -- writing ------------------------------------------------------------
 
-    def put(self, kind: Kind, data: bytes) -> ObjectId:
-        """Store an object; return its id.  Storing existing content writes nothing."""
-        oid = object_id(kind, data)
-        key = object_key(oid)
-        # An existing copy is touched, not rewritten: the fresh mtime keeps a
-        # concurrent gc from collecting it before our ref update lands.
-        if not self.storage.touch(key):
-            self.storage.put_if_absent(key, codec.encode(kind, data))
-        return oid
+    def batch(self) -> ObjectBatch:
+        """A batch of puts written as one pack when the ``with`` block ends.
+
+        Nothing is written if the block raises (the objects written for a
+        batch that grew past :data:`PACK_LIMIT` stay as garbage for gc).
+        """
+        return ObjectBatch(self)
+
+    def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
+        """Store an object; return its id.  Storing existing content writes nothing.
+
+        ``base`` names a similar object (the previous version of the value):
+        the new object may then be stored as a delta against it.
+        """
+        with self.batch() as batch:
+            return batch.put(kind, data, base=base)
 
     def put_tree(self, tree: Tree) -> ObjectId:
         return self.put(Kind.TREE, tree.encode())
@@ -61,26 +181,246 @@ class ObjectStore:
     def put_commit(self, commit: Commit) -> CommitId:
         return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
 
+    # -- locating -----------------------------------------------------------
+
+    def _read(self, key: str, offset: int, length: int) -> bytes:
+        if self._ranged is not None:
+            data = self._ranged(key, offset, length)
+        else:
+            whole = self._values.get(key)
+            if whole is None:
+                whole = self.storage.get(key)
+                self._values.put(key, whole)
+            data = whole[offset : offset + length]
+        if len(data) != length:
+            raise CorruptObjectError(key, "pack is shorter than its index says")
+        return data
+
+    def _reader(self, key: str) -> pack.RangeReader:
+        def read(offset: int, length: int) -> bytes:
+            return self._read(key, offset, length)
+
+        return read
+
+    def _pack_list(self, refresh: bool = False) -> list[_PackRef]:
+        with self._lock:
+            if self._packs is None or refresh:
+                old = {ref.key: ref for ref in self._packs or []}
+                refs = []
+                for info in self.storage.list(PACKS_PREFIX):
+                    ref = old.get(info.key)
+                    if ref is None or ref.size != info.size:
+                        ref = _PackRef(info)
+                    ref.mtime = info.mtime
+                    refs.append(ref)
+                refs.sort(key=lambda ref: ref.mtime, reverse=True)
+                self._packs = refs
+                self._all = None
+            return self._packs
+
+    def _index(self, ref: _PackRef) -> pack.PackIndex:
+        if ref.index is None:
+            ref.index = pack.PackIndex.load(ref.key, ref.size, self._reader(ref.key))
+        return ref.index
+
+    def _find_in_packs(self, raw: bytes, refs: Iterable[_PackRef]) -> Location | None:
+        for ref in refs:
+            try:
+                index = self._index(ref)
+                entry = index.find(raw, self._reader(ref.key))
+            except KeyNotFoundError:
+                continue
+            except CorruptObjectError:
+                # A pack with a damaged index cannot vouch for anything; the
+                # object may still be found elsewhere (verify reports the pack).
+                continue
+            if entry is not None:
+                return Location(ref.key, entry.offset, entry.length, entry.kind, entry.flags)
+        return None
+
+    def locate(self, oid: ObjectId) -> Location | None:
+        """Where ``oid`` is stored (newest pack first, then loose), or None."""
+        raw = bytes.fromhex(check_object_id(oid))
+        found = self._find_in_packs(raw, self._pack_list())
+        if found is not None:
+            return found
+        key = object_key(oid)
+        if self.storage.stat(key) is not None:
+            return Location(key)
+        # Another process may have written or merged packs since we listed them.
+        found = self._find_in_packs(raw, self._pack_list(refresh=True))
+        return found
+
+    def _read_location(self, oid: ObjectId, where: Location) -> bytes:
+        if where.packed:
+            return self._read(where.key, where.offset, where.length)
+        return self.storage.get(where.key)
+
+    def _stored(self, oid: ObjectId) -> tuple[bytes, Location]:
+        # A pack can be merged or rewritten between locating and reading an
+        # object (the object then lives in the new pack): look again.  Each
+        # retry follows real progress by another process, so a few suffice.
+        for _ in range(_READ_RETRIES):
+            where = self.locate(oid)
+            if where is None:
+                break
+            try:
+                return self._read_location(oid, where), where
+            except KeyNotFoundError:
+                self._pack_list(refresh=True)
+        raise ObjectNotFoundError(oid)
+
+    def _reuse(self, oid: ObjectId) -> bool:
+        """True if ``oid`` is stored; its container is touched so that gc spares it."""
+        where = self.locate(oid)
+        if where is None:
+            return False
+        if self.storage.touch(where.key):
+            return True
+        where = self.locate(oid)
+        return where is not None and self.storage.touch(where.key)
+
+    def _known(self, raw: bytes) -> str | None:
+        """The pack holding ``raw`` per a full in-memory id map (for bulk dedup checks)."""
+        with self._lock:
+            if self._all is None:
+                table: dict[bytes, str] = {}
+                for ref in reversed(self._pack_list()):
+                    try:
+                        entries = list(self._index(ref).entries(self._reader(ref.key)))
+                    except (KeyNotFoundError, CorruptObjectError):
+                        continue
+                    for entry in entries:
+                        table[entry.raw_id] = ref.key
+                self._all = table
+            return self._all.get(raw)
+
     # -- reading ------------------------------------------------------------
 
     def read_stored(self, oid: ObjectId) -> bytes:
-        """The raw stored bytes of ``oid`` (header and frame), unchecked."""
+        """The raw stored bytes of ``oid`` (header, delta base, frame), unchecked."""
         check_object_id(oid)
+        return self._stored(oid)[0]
+
+    def _payload(self, oid: ObjectId, stored: bytes, header: codec.Header) -> bytes:
+        """The decompressed payload of a stored object, resolving its delta base."""
+        cached = self._payloads.get(oid)
+        if cached is not None:
+            return cached
+        if header.base is None:
+            payload = codec.decompress_plain(stored, header, oid)
+        else:
+            base_payload = self._base_payload(oid, header)
+            frame = memoryview(stored)[header.size :]
+            payload = delta.decompress(frame, header.payload_length, base_payload, oid)
+        return payload
+
+    def _base_payload(self, oid: ObjectId, header: codec.Header) -> bytes:
+        base = header.base
+        assert base is not None
+        cached = self._payloads.get(base)
+        if cached is not None:
+            return cached
         try:
-            return self.storage.get(object_key(oid))
-        except KeyNotFoundError:
-            raise ObjectNotFoundError(oid) from None
+            stored, _ = self._stored(base)
+            base_header = codec.parse_header(stored, base)
+            if base_header.depth >= header.depth:
+                raise CorruptObjectError(
+                    base, "delta chain does not get shallower", f"< {header.depth}",
+                    str(base_header.depth),
+                )  # fmt: skip
+            payload = self._payload(base, stored, base_header)
+        except ObjectNotFoundError:
+            raise CorruptObjectError(oid, f"its delta base {base} is missing") from None
+        except CorruptObjectError as exc:
+            if exc.object_id == oid:
+                raise
+            raise CorruptObjectError(oid, f"its delta base is damaged: {exc}") from exc
+        self._payloads.put(base, payload)
+        return payload
+
+    def _decode(self, oid: ObjectId, stored: bytes) -> tuple[Kind, bytes]:
+        """Kind and verified canonical bytes of a stored object."""
+        header = codec.parse_header(stored, oid)
+        payload = self._payload(oid, stored, header)
+        if header.chunked:
+            data = self._assemble(oid, header, payload)
+        else:
+            data = payload
+            actual = object_id(header.kind, data)
+            if actual != oid:
+                if header.base is not None:
+                    self._blame_base(oid, header.base)
+                raise CorruptObjectError(oid, "content does not match its id", oid, actual)
+        if header.base is not None or header.chunked:
+            self._payloads.put(oid, payload)
+        return header.kind, data
+
+    def _blame_base(self, oid: ObjectId, base: ObjectId) -> None:
+        """Raise naming the delta base if it, rather than ``oid``, is what is damaged."""
+        self._payloads.discard(base)
+        try:
+            self.verify(base)
+        except CkptError as exc:
+            raise CorruptObjectError(oid, f"its delta base is damaged: {exc}") from exc
+
+    def _assemble(self, oid: ObjectId, header: codec.Header, payload: bytes) -> bytes:
+        chunks, tail = chunking.decode_list(payload, header.length, oid)
+        hasher = new_hasher(header.kind, header.length)
+        if header.length >= PARALLEL_HASH_SIZE:
+            hasher = blake3.blake3(
+                f"{header.kind.label} {header.length}\0".encode("ascii"),
+                max_threads=blake3.blake3.AUTO,
+            )
+        out = io.BytesIO()
+        for cid, size in chunks:
+            piece = self._chunk(oid, cid, size)
+            hasher.update(piece)
+            out.write(piece)
+        hasher.update(tail)
+        out.write(tail)
+        actual = hasher.hexdigest()
+        if actual != oid:
+            for cid, size in chunks:
+                data = self._chunk(oid, cid, size)
+                if object_id(Kind.CHUNK, data) != cid:
+                    raise CorruptObjectError(
+                        oid, f"its chunk {cid} does not match its id", cid,
+                        object_id(Kind.CHUNK, data),
+                    )  # fmt: skip
+            if header.base is not None:
+                self._blame_base(oid, header.base)
+            raise CorruptObjectError(oid, "content does not match its id", oid, actual)
+        # BytesIO hands over its buffer without a copy (peak memory ~ one value).
+        return out.getvalue()
+
+    def _chunk(self, oid: ObjectId, cid: ObjectId, size: int) -> bytes:
+        try:
+            stored, _ = self._stored(cid)
+            header = codec.parse_header(stored, cid)
+            if header.kind is not Kind.CHUNK or header.flags or header.length != size:
+                raise CorruptObjectError(
+                    cid, "not a plain chunk of the listed size", f"chunk of {size} bytes",
+                    f"{header.kind.label} of {header.length} bytes",
+                )  # fmt: skip
+            return codec.decompress(memoryview(stored)[header.size :], size, cid)
+        except ObjectNotFoundError:
+            raise CorruptObjectError(oid, f"its chunk {cid} is missing") from None
+        except CorruptObjectError as exc:
+            if exc.object_id == oid:
+                raise
+            raise CorruptObjectError(oid, f"its chunk is damaged: {exc}") from exc
 
     def get(self, oid: ObjectId, kind: Kind | None = None) -> bytes:
         """The canonical bytes of ``oid``, hash-checked; optionally check its kind."""
-        found, data = codec.decode_verified(self.read_stored(oid), oid)
+        found, data = self._decode(oid, self.read_stored(oid))
         if kind is not None and found != kind:
             raise CorruptObjectError(oid, "object has the wrong kind", kind.label, found.label)
         return data
 
     def kind_of(self, oid: ObjectId) -> Kind:
         stored = self.read_stored(oid)
-        return codec.read_header(stored, oid)[0]
+        return codec.parse_header(stored, oid).kind
 
     def get_tree(self, oid: ObjectId) -> Tree:
         return Tree.decode(self.get(oid, Kind.TREE), oid)
@@ -89,27 +429,136 @@ class ObjectStore:
         return decode_commit(self.get(oid, Kind.COMMIT), oid)
 
     def has(self, oid: ObjectId) -> bool:
-        return self.storage.stat(object_key(check_object_id(oid))) is not None
+        return self.locate(check_object_id(oid)) is not None
 
     def verify(self, oid: ObjectId) -> Kind:
-        """Fully check one object; return its kind or raise Corrupt/NotFound errors."""
+        """Fully check one object; return its kind or raise Corrupt/NotFound errors.
+
+        For a chunked blob every chunk is read and checked; for a delta, its
+        chain of bases.
+        """
+        return self._decode(oid, self.read_stored(oid))[0]
+
+    def references(self, oid: ObjectId) -> list[ObjectId]:
+        """Objects ``oid``'s stored form needs besides itself: its delta base and chunks."""
         stored = self.read_stored(oid)
-        return codec.decode_verified(stored, oid)[0]
+        header = codec.parse_header(stored, oid)
+        refs: list[ObjectId] = []
+        if header.base is not None:
+            refs.append(header.base)
+        if header.chunked:
+            payload = self._payload(oid, stored, header)
+            self._payloads.put(oid, payload)
+            chunks, _ = chunking.decode_list(payload, header.length, oid)
+            refs.extend(cid for cid, _ in chunks)
+        return refs
 
     def __iter__(self) -> Iterator[StoredObject]:
+        seen: set[str] = set()
+        for ref in self._pack_list(refresh=True):
+            try:
+                entries = list(self._index(ref).entries(self._reader(ref.key)))
+            except (KeyNotFoundError, CorruptObjectError):
+                continue
+            for entry in entries:
+                oid = entry.id
+                if oid not in seen:
+                    seen.add(oid)
+                    yield StoredObject(ObjectId(oid), entry.length, ref.mtime)
         for info in self.storage.list(OBJECTS_PREFIX):
-            oid = _id_from_key(info)
-            if oid is not None:
-                yield StoredObject(oid, info.size, info.mtime)
+            loose = _id_from_key(info)
+            if loose is not None and loose not in seen:
+                seen.add(loose)
+                yield StoredObject(loose, info.size, info.mtime)
+
+    def packs(self) -> list[KeyInfo]:
+        """Every pack in the store (key, size, mtime), newest first."""
+        return [KeyInfo(ref.key, ref.size, ref.mtime) for ref in self._pack_list(refresh=True)]
+
+    def damaged_packs(self) -> list[tuple[str, CorruptObjectError]]:
+        """Packs whose index cannot be read or does not match its checksum."""
+        bad: list[tuple[str, CorruptObjectError]] = []
+        for ref in self._pack_list(refresh=True):
+            try:
+                for _ in self._index(ref).entries(self._reader(ref.key)):
+                    pass
+            except KeyNotFoundError:
+                continue
+            except CorruptObjectError as exc:
+                bad.append((ref.key, exc))
+        return bad
 
     # -- removing -----------------------------------------------------------
 
+    def _rewrite_without(self, key: str, drop: set[str], cutoff: float | None) -> bool:
+        """Replace pack ``key`` by one without the ids in ``drop``.
+
+        With ``cutoff``, the old pack is removed only if it was not touched
+        since (a writer that reused one of its objects keeps it alive).
+        Returns True if the old pack is gone.
+        """
+        try:
+            data = self.storage.get(key)
+        except KeyNotFoundError:
+            return False
+        ref = _PackRef(KeyInfo(key, len(data), 0.0))
+        index = self._index(ref)
+        keep = [
+            (entry.raw_id, data[entry.offset : entry.offset + entry.length])
+            for entry in index.entries(pack.slicer(data))
+            if entry.id not in drop
+        ]
+        if keep:
+            self._write_pack(keep, merge=False)
+        if cutoff is None:
+            gone = self.storage.delete(key)
+        else:
+            gone = self.storage.delete_if_older(key, cutoff)
+        self._values.discard(key)
+        self._pack_list(refresh=True)
+        return gone
+
+    def _containers(self, oid: ObjectId) -> list[Location]:
+        raw = bytes.fromhex(oid)
+        found = []
+        for ref in self._pack_list(refresh=True):
+            where = self._find_in_packs(raw, [ref])
+            if where is not None:
+                found.append(where)
+        key = object_key(oid)
+        if self.storage.stat(key) is not None:
+            found.append(Location(key))
+        return found
+
     def delete(self, oid: ObjectId) -> bool:
-        return self.storage.delete(object_key(check_object_id(oid)))
+        """Remove every stored copy of ``oid``; True if there was one."""
+        check_object_id(oid)
+        removed = False
+        for where in self._containers(oid):
+            if where.packed:
+                removed = self._rewrite_without(where.key, {oid}, None) or removed
+            else:
+                removed = self.storage.delete(where.key) or removed
+        self._payloads.discard(oid)
+        return removed
 
     def delete_if_older(self, oid: ObjectId, cutoff: float) -> bool:
-        """Delete ``oid`` unless it was written or reused at or after ``cutoff``."""
-        return self.storage.delete_if_older(object_key(check_object_id(oid)), cutoff)
+        """Delete ``oid`` unless it was written or reused at or after ``cutoff``.
+
+        Reuse touches the pack (or loose object) holding an object, and the
+        pack is removed with the backend's ``delete_if_older``, so an object a
+        concurrent writer has just reused is never lost.
+        """
+        check_object_id(oid)
+        removed = False
+        for where in self._containers(oid):
+            if where.packed:
+                info = self.storage.stat(where.key)
+                if info is not None and info.mtime < cutoff:
+                    removed = self._rewrite_without(where.key, {oid}, cutoff) or removed
+            else:
+                removed = self.storage.delete_if_older(where.key, cutoff) or removed
+        return removed
 
     def quarantine(self, oid: ObjectId) -> bool:
         """Move a (corrupt) object aside to ``quarantine/ID`` so that a clean copy can be stored.
@@ -121,7 +570,276 @@ class ObjectStore:
         except ObjectNotFoundError:
             return False
         self.storage.put_if_absent(f"{QUARANTINE_PREFIX}{oid}", stored)
-        return self.storage.delete(object_key(oid))
+        return self.delete(oid)
+
+    def sweep(
+        self,
+        live: set[ObjectId],
+        cutoff: float,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> SweepResult:
+        """Remove every object not in ``live`` (nor needed by one) stored before ``cutoff``.
+
+        ``live`` is what refs reach (commits, trees, blobs); the chunks and
+        delta bases their stored forms need are kept too.  A pack with dead
+        objects is rewritten with its live ones, and the old pack removed only
+        if no writer touched it since ``cutoff``.  Raises CkptError, deleting
+        nothing, if a live object's stored form cannot be read.
+        """
+        needed = self._closure(live)
+        deleted = deleted_bytes = young = 0
+        candidates: list[ObjectId] = []
+        for ref in self._pack_list(refresh=True):
+            try:
+                entries = list(self._index(ref).entries(self._reader(ref.key)))
+            except (KeyNotFoundError, CorruptObjectError):
+                # A pack whose index is damaged is left alone (verify reports it).
+                continue
+            if progress is not None:
+                progress(len(entries))
+            dead = [entry for entry in entries if entry.id not in needed]
+            if not dead:
+                continue
+            if ref.mtime >= cutoff:
+                young += len(dead)
+                continue
+            candidates.extend(ObjectId(entry.id) for entry in dead)
+            if dry_run or self._rewrite_without(ref.key, {e.id for e in dead}, cutoff):
+                deleted += len(dead)
+                deleted_bytes += sum(entry.length for entry in dead)
+        for info in self.storage.list(OBJECTS_PREFIX):
+            loose = _id_from_key(info)
+            if loose is None or loose in needed:
+                continue
+            if progress is not None:
+                progress(1)
+            if info.mtime >= cutoff:
+                young += 1
+                continue
+            candidates.append(loose)
+            if dry_run or self.storage.delete_if_older(info.key, cutoff):
+                deleted += 1
+                deleted_bytes += info.size
+        return SweepResult(deleted, deleted_bytes, young, tuple(candidates))
+
+    def _closure(self, live: set[ObjectId]) -> set[str]:
+        """``live`` plus every chunk and delta base their stored forms need."""
+        needed: set[str] = set(live)
+        stack = [oid for oid in live if self._may_reference(oid)]
+        while stack:
+            oid = stack.pop()
+            try:
+                refs = self.references(oid)
+            except ObjectNotFoundError:
+                continue
+            except CkptError as exc:
+                raise CkptError(
+                    f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair "
+                    "first"
+                ) from exc
+            for ref in refs:
+                if ref not in needed:
+                    needed.add(ref)
+                    stack.append(ref)
+        return needed
+
+    def _may_reference(self, oid: ObjectId) -> bool:
+        where = self.locate(oid)
+        if where is None:
+            return False
+        if where.packed:
+            return bool(where.flags & (codec.FLAG_CHUNKED | codec.FLAG_DELTA))
+        return True
+
+    # -- packs --------------------------------------------------------------
+
+    def _write_pack(self, entries: list[tuple[bytes, bytes]], *, merge: bool = True) -> str:
+        """Write ``entries`` as one pack; return its key.  Then merge packs if they piled up."""
+        data = pack.build(entries)
+        key = f"{PACKS_PREFIX}{blake3.blake3(data).hexdigest()}"
+        self.storage.put_if_absent(key, data)
+        with self._lock:
+            if self._packs is not None:
+                ref = _PackRef(KeyInfo(key, len(data), time.time()))
+                ref.index = pack.PackIndex(key, len(data), data[-min(len(data), pack.TAIL_READ) :])
+                self._packs = [r for r in self._packs if r.key != key]
+                self._packs.insert(0, ref)
+                if self._all is not None:
+                    for raw_id, _ in entries:
+                        self._all[raw_id] = key
+        if merge:
+            self._merge_tiers()
+        return key
+
+    def _merge_tiers(self) -> None:
+        """Merge the packs of any size tier that holds MERGE_COUNT of them."""
+        refs = self._pack_list()
+        for limit in TIERS:
+            lower = 0 if limit == TIERS[0] else TIERS[TIERS.index(limit) - 1]
+            tier = [ref for ref in refs if lower <= ref.size < limit]
+            if len(tier) >= MERGE_COUNT:
+                self._merge(tier)
+                refs = self._pack_list(refresh=True)
+
+    def _merge(self, refs: list[_PackRef]) -> None:
+        """Write the objects of ``refs`` as one pack, then remove them.
+
+        The merged pack is written (durably) before any source is removed, so
+        every object stays readable throughout; a reader that raced with the
+        removal finds the object again after relisting.
+        """
+        entries: list[tuple[bytes, bytes]] = []
+        merged: list[str] = []
+        for ref in refs:
+            try:
+                data = self.storage.get(ref.key)
+                index = pack.PackIndex(ref.key, len(data), data[-min(len(data), pack.TAIL_READ) :])
+                for entry in index.entries(pack.slicer(data)):
+                    entries.append((entry.raw_id, data[entry.offset : entry.offset + entry.length]))
+            except (KeyNotFoundError, CorruptObjectError):
+                continue
+            merged.append(ref.key)
+        if len(merged) < 2:
+            return
+        # Sorted by id, so that two processes merging the same packs write the same pack.
+        entries.sort(key=lambda item: item[0])
+        self._write_pack(entries, merge=False)
+        for key in merged:
+            self.storage.delete(key)
+            self._values.discard(key)
+        self._pack_list(refresh=True)
+
+
+class ObjectBatch:
+    """Puts collected and written as one pack (see :meth:`ObjectStore.batch`)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.entries: list[tuple[bytes, bytes]] = []
+        self.ids: set[bytes] = set()
+        self.size = 0
+        self.chunk_checks = 0
+
+    def __enter__(self) -> ObjectBatch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.entries.clear()
+
+    def flush(self) -> None:
+        """Write what has been put so far as one pack (durable when it returns).
+
+        A large batch puts its chunks in one pack and its other objects
+        (commit, tree, chunk lists) in a small one, so that reading history
+        never has to fetch a large pack from a backend without range reads.
+        """
+        if not self.entries:
+            return
+        entries, self.entries, self.size = self.entries, [], 0
+        if sum(len(stored) for _, stored in entries) > TIERS[1]:
+            chunks = [item for item in entries if item[1][5] == Kind.CHUNK]
+            others = [item for item in entries if item[1][5] != Kind.CHUNK]
+            if chunks and others:
+                self.store._write_pack(chunks, merge=False)
+                entries = others
+        self.store._write_pack(entries)
+
+    def _add(self, raw: bytes, stored: bytes) -> None:
+        self.entries.append((raw, stored))
+        self.ids.add(raw)
+        self.size += len(stored)
+        if self.size >= PACK_LIMIT:
+            self.flush()
+
+    def _stored(self, oid: ObjectId, raw: bytes, bulk: bool) -> bool:
+        """True if ``oid`` is in this batch or stored (and then touched, see ``_reuse``)."""
+        if raw in self.ids:
+            return True
+        if bulk:
+            self.chunk_checks += 1
+            if self.chunk_checks > 32:
+                # Many chunks: one in-memory map of every packed id beats a
+                # probe of every pack per chunk.
+                storage = self.store.storage
+                key = self.store._known(raw)
+                if key is not None and storage.touch(key):
+                    return True
+                loose = object_key(oid)
+                return storage.stat(loose) is not None and storage.touch(loose)
+        return self.store._reuse(oid)
+
+    def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
+        """Add an object (see :meth:`ObjectStore.put`); return its id."""
+        oid = object_id(kind, data)
+        raw = bytes.fromhex(oid)
+        if self._stored(oid, raw, bulk=False):
+            return oid
+        chunked = kind is Kind.BLOB and len(data) >= chunking.CHUNK_THRESHOLD
+        payload = self._chunk(data) if chunked else data
+        base_id: ObjectId | None = None
+        depth = 0
+        frame: bytes | None = None
+        if base is not None and base != oid and (chunked or len(payload) >= delta.DELTA_MIN):
+            found = self._base(base, kind)
+            if found is not None:
+                base_payload, base_depth = found
+                if base_depth < delta.MAX_CHAIN:
+                    frame = delta.compress(payload, base_payload)
+                    base_id, depth = base, base_depth + 1
+        stored = codec.encode_entry(
+            kind, len(data), payload, chunked=chunked, base=base_id, depth=depth, frame=frame
+        )
+        self._add(raw, stored)
+        if chunked or base_id is not None or len(payload) >= delta.DELTA_MIN:
+            self.store._payloads.put(oid, payload)
+        return oid
+
+    def put_tree(self, tree: Tree) -> ObjectId:
+        return self.put(Kind.TREE, tree.encode())
+
+    def put_commit(self, commit: Commit) -> CommitId:
+        return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
+
+    def _chunk(self, data: bytes) -> bytes:
+        view = memoryview(data)
+        chunks: list[tuple[ObjectId, int]] = []
+        start = 0
+        for end in chunking.cut_points(view):
+            piece = view[start:end]
+            cid = object_id(Kind.CHUNK, piece)
+            raw = bytes.fromhex(cid)
+            if not self._stored(cid, raw, bulk=True):
+                self._add(raw, codec.encode(Kind.CHUNK, bytes(piece)))
+            chunks.append((cid, end - start))
+            start = end
+        return chunking.encode_list(chunks, view[start:])
+
+    def _base(self, base: ObjectId, kind: Kind) -> tuple[bytes, int] | None:
+        """The payload and chain depth of ``base``, or None if it cannot serve as a base.
+
+        The base is not verified here: it only has to decode the same way
+        again, and every read of the new object checks its hash anyway.
+        """
+        if bytes.fromhex(base) in self.ids:
+            return None
+        store = self.store
+        try:
+            stored = store.read_stored(base)
+            header = codec.parse_header(stored, base)
+            if header.kind is not kind:
+                return None
+            payload = store._payloads.get(base)
+            if payload is None:
+                payload = store._payload(base, stored, header)
+                store._payloads.put(base, payload)
+        except CkptError:
+            return None
+        return payload, header.depth
 
 
 def _id_from_key(info: KeyInfo) -> ObjectId | None:

@@ -133,7 +133,6 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
 
 def test_repair_quarantines_and_heals_from_remote(tmp_path: Path) -> None:
     from ckpt.objects.ids import Kind
-    from ckpt.objects.store import object_key
     from ckpt.repair import repair
 
     local, _remote = _stores(tmp_path)
@@ -142,9 +141,11 @@ def test_repair_quarantines_and_heals_from_remote(tmp_path: Path) -> None:
     push(local, "origin")
     blob = job.tree().get("s1")
     assert blob is not None
-    path = tmp_path / "local" / object_key(blob.id)
+    where = local.objects.locate(blob.id)
+    assert where is not None
+    path = tmp_path / "local" / where.key
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF
+    data[where.offset + where.length - 1 if where.packed else -1] ^= 0xFF
     path.write_bytes(bytes(data))
     assert not local.verify(full=True).ok
     report = repair(local, remote="origin")

@@ -1,0 +1,1 @@
+"""ckpt's benchmark suite: ``python -m bench`` (see ``bench/run.py``)."""

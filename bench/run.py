@@ -1,0 +1,197 @@
+"""Run the benchmark suite: ``python -m bench`` (full) or ``python -m bench --quick``.
+
+Prints a markdown table and, unless ``--no-write``, writes it with the
+machine description and the verdict on every target to
+``docs/benchmarks.md``.  Every figure is a ratio against a baseline measured
+in the same run, as median and min-max over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from typing import Any
+
+from bench.common import Ratio, Section, fmt, human_seconds, machine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+
+
+def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
+    if tiny:
+        return dict(
+            w1_steps=12,
+            w1_repeats=1,
+            w2_sizes=["1 KB", "100 KB"],
+            w2_repeats=1,
+            w3=(3, 30, 1, 2),
+            w4=(2 << 20, 40, 1),
+            w5_repeats=2,
+            w6=(8 << 20, 1),
+        )
+    if quick:
+        return dict(
+            w1_steps=200,
+            w1_repeats=2,
+            w2_sizes=["1 KB", "100 KB", "1 MB", "10 MB"],
+            w2_repeats=3,
+            w3=(10, 1000, 3, 5),
+            w4=(64 << 20, 3000, 2),
+            w5_repeats=5,
+            w6=(128 << 20, 1),
+        )
+    return dict(
+        w1_steps=1000,
+        w1_repeats=3,
+        w2_sizes=["1 KB", "100 KB", "1 MB", "10 MB", "100 MB"],
+        w2_repeats=5,
+        w3=(10, 10_000, 5, 9),
+        w4=(2200 << 20, 40_000, 3),
+        w5_repeats=15,
+        w6=(1 << 30, 2),
+    )
+
+
+def _w5(repeats: int) -> Section:
+    section = Section("W5", "W5 start-up")
+    try:
+        from bench import startup
+    except ImportError:
+        startup = None
+    if startup is not None and hasattr(startup, "rows"):
+        for row in startup.rows(repeats=repeats):
+            fields = {k: row[k] for k in ("workload", "what", "baseline", "values") if k in row}
+            target = row.get("target")
+            if target is None and str(fields["what"]).startswith("ckpt --help"):
+                target = 1.5
+            section.rows.append(
+                Ratio(
+                    workload="W5",
+                    what=fields["what"],
+                    baseline=fields["baseline"],
+                    values=list(fields["values"]),
+                    target=target,
+                    at_least=bool(row.get("at_least", False)),
+                    absolute=str(row.get("absolute", "")),
+                )
+            )
+        section.notes.append("Measured by `bench/startup.py` (wall time of fresh processes).")
+        return section
+    section.notes.append("bench/startup.py is not present: W5 not measured.")
+    return section
+
+
+def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]:
+    cfg = _quick_settings(quick, tiny)
+    sections: list[Section] = []
+    for name in selected:
+        start = time.perf_counter()
+        print(f"running {name} ...", file=log, flush=True)
+        if name == "W1":
+            from bench import w1_agent
+
+            section = w1_agent.run(cfg["w1_steps"], cfg["w1_repeats"])
+        elif name == "W2":
+            from bench import w2_save
+
+            section = w2_save.run(cfg["w2_sizes"], cfg["w2_repeats"])
+        elif name == "W3":
+            from bench import w3_history
+
+            section = w3_history.run(*cfg["w3"])
+        elif name == "W4":
+            from bench import w4_maintenance
+
+            section = w4_maintenance.run(*cfg["w4"])
+        elif name == "W5":
+            section = _w5(cfg["w5_repeats"])
+        else:
+            from bench import w6_memory
+
+            section = w6_memory.run(*cfg["w6"])
+        section.notes.append(f"{name} took {human_seconds(time.perf_counter() - start)}.")
+        sections.append(section)
+    return sections
+
+
+def table(sections: list[Section]) -> str:
+    lines = [
+        "| workload | measure | baseline | ratio (median) | spread (min-max) | target | met "
+        "| absolute |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for section in sections:
+        for row in section.rows:
+            if row.target is None:
+                target, met = "-", "-"
+            else:
+                target = ("≥ " if row.at_least else "≤ ") + fmt(row.target)
+                met = "yes" if row.met else "**no**"
+            lines.append(
+                f"| {row.workload} | {row.what} | {row.baseline} | {fmt(row.median)} | "
+                f"{row.spread()} | {target} | {met} | {row.absolute} |"
+            )
+    return "\n".join(lines)
+
+
+def document(sections: list[Section], facts: dict[str, str], mode: str, notes: str) -> str:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmarks",
+        "",
+        f"Last run: {when}, mode `{mode}` "
+        f"(`python -m bench{' --quick' if mode == 'quick' else ''}`).",
+        "",
+        "Machine: "
+        + ", ".join(f"{k}: {v}" for k, v in facts.items())
+        + ". The machine is shared and noisy, so every figure is a ratio against a baseline "
+        "measured in the same run (median and min-max over repeats).",
+        "",
+        table(sections),
+        "",
+    ]
+    for section in sections:
+        if section.notes:
+            out.append(f"**{section.title}.** " + " ".join(section.notes))
+            out.append("")
+    if notes:
+        out.append(notes)
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes (the test suite's run)")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="e.g. W1,W3")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument(
+        "--notes",
+        default=os.path.join(ROOT, "bench", "NOTES.md"),
+        help="markdown appended to the document (analysis of the targets)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    selected = [w.strip().upper() for w in args.only.split(",") if w.strip()]
+    unknown = [w for w in selected if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(unknown)}")
+    sections = run(selected, args.quick, args.tiny, sys.stderr)
+    print(table(sections))
+    for section in sections:
+        for note in section.notes:
+            print(f"- {section.name}: {note}")
+    if not args.no_write:
+        notes = ""
+        if os.path.exists(args.notes):
+            with open(args.notes, encoding="utf-8") as handle:
+                notes = handle.read()
+        mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(document(sections, machine(), mode, notes))
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,125 @@
+"""W3 history: cost of opening a store and reading the newest state as history grows.
+
+Stores are built without fsync (building is not timed).  Each timing opens
+the store afresh (``ckpt.open``), so nothing is cached in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+import ckpt
+from bench.common import Ratio, Section, human_seconds, scratch
+from bench.messages import prose
+
+
+def _build_history(path: str, commits: int) -> None:
+    repo = ckpt.init(path, durable=False)
+    job = repo.job("history")
+    rng = random.Random(commits)
+    text = prose(rng, 4000)
+    for step in range(commits):
+        start = rng.randrange(0, 2000)
+        job.save("state", {"step": step, "notes": text[start : start + 2000]}, tokens=step)
+    repo.close()
+
+
+def _build_jobs(path: str, jobs: int) -> None:
+    repo = ckpt.init(path, durable=False)
+    for n in range(jobs):
+        repo.job(f"job-{n:05d}").save("state", {"n": n})
+    repo.close()
+
+
+def _timed(fn: Callable[[], object], inner: int) -> float:
+    runs = []
+    for _ in range(inner):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def _load_latest(path: str) -> object:
+    with ckpt.open(path) as repo:
+        return repo.job("history").load("state")
+
+
+def _log20(path: str) -> object:
+    with ckpt.open(path) as repo:
+        return repo.job("history").log(limit=20)
+
+
+def _job_names(path: str) -> object:
+    with ckpt.open(path) as repo:
+        return repo.job_names()
+
+
+def _list_jobs(path: str) -> object:
+    from ckpt.listing import list_jobs
+
+    with ckpt.open(path) as repo:
+        return list_jobs(repo)
+
+
+def run(small: int, large: int, repeats: int, inner: int) -> Section:
+    section = Section("W3", f"W3 history ({small} vs {large} commits / jobs)")
+    with scratch("w3") as tmp:
+        paths = {}
+        for n in (small, large):
+            paths[("h", n)] = os.path.join(tmp, f"history-{n}")
+            _build_history(paths[("h", n)], n)
+            paths[("j", n)] = os.path.join(tmp, f"jobs-{n}")
+            _build_jobs(paths[("j", n)], n)
+        files = os.path.join(tmp, "files")
+        os.makedirs(files)
+        for n in range(large):
+            open(os.path.join(files, f"file-{n:05d}"), "wb").close()
+        for what, fn in (("open + load latest", _load_latest), ("open + log -n 20", _log20)):
+            ratios, absolute = [], []
+            for _ in range(repeats):
+                few = _timed(lambda fn=fn: fn(paths[("h", small)]), inner)
+                many = _timed(lambda fn=fn: fn(paths[("h", large)]), inner)
+                ratios.append(many / few)
+                absolute.append((many, few))
+            many, few = map(statistics.median, zip(*absolute, strict=True))
+            section.rows.append(
+                Ratio(
+                    "W3",
+                    f"{what}, {large} commits",
+                    f"same, {small} commits",
+                    ratios,
+                    1.2,
+                    absolute=f"{human_seconds(many)} vs {human_seconds(few)}",
+                )
+            )
+        for what, fn, target in (
+            ("job names (`Repository.job_names`)", _job_names, 5.0),
+            ("`ckpt jobs` listing (`listing.list_jobs`)", _list_jobs, 5.0),
+        ):
+            ratios, absolute = [], []
+            for _ in range(repeats):
+                base = _timed(lambda: os.listdir(files), inner)
+                many = _timed(lambda fn=fn: fn(paths[("j", large)]), max(1, inner // 4))
+                ratios.append(many / base)
+                absolute.append((many, base))
+            many, base = map(statistics.median, zip(*absolute, strict=True))
+            section.rows.append(
+                Ratio(
+                    "W3",
+                    f"{what}, {large} jobs",
+                    f"listing {large} files (os.listdir)",
+                    ratios,
+                    target,
+                    absolute=f"{human_seconds(many)} vs {human_seconds(base)}",
+                )
+            )
+    section.notes.append(
+        "History commits each save a ~2 KB dict (below the delta/chunking thresholds), so these "
+        "rows measure how lookups scale with the number of objects and packs."
+    )
+    return section

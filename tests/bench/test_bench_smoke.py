@@ -1,0 +1,40 @@
+"""The benchmark suite runs end to end at tiny sizes (its figures are for bench/, not here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import run
+
+
+def _document(tmp_path: Path, only: str) -> str:
+    out = tmp_path / "benchmarks.md"
+    assert run.main(["--tiny", "--only", only, "--out", str(out), "--notes", "/nonexistent"]) == 0
+    return out.read_text()
+
+
+def test_history_and_save_workloads_write_a_table(tmp_path: Path) -> None:
+    text = _document(tmp_path, "W2,W3")
+    assert text.startswith("# Benchmarks\n")
+    assert "| W2 | save 1 KB (text) | (a) pickle.dump + fsync |" in text
+    assert "| W3 | open + load latest, 30 commits | same, 3 commits |" in text
+    assert "cores: " in text and "python: " in text
+
+
+@pytest.mark.slow
+def test_every_workload_runs(tmp_path: Path) -> None:
+    text = _document(tmp_path, "W1,W4,W5,W6")
+    for row in (
+        "| W1 | bytes stored | zstd(final state) |",
+        "| W4 | verify --full throughput |",
+        "| W6 | peak RSS loading | value size |",
+    ):
+        assert row in text
+    assert "W5" in text
+
+
+def test_unknown_workload_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        run.main(["--only", "W9", "--no-write"])
