@@ -283,12 +283,20 @@ def rows(
     return out
 
 
-def run(quick: bool = False, repeats: int | None = None) -> Section:
-    """The figures as a section of the bench suite's report."""
+def run(
+    quick: bool = False,
+    repeats: int | None = None,
+    ops: int | None = None,
+    checkpoints: int | None = None,
+) -> Section:
+    """The figures as a section of the bench suite's report (arguments as for :func:`rows`)."""
     from bench.common import Ratio, Section
 
     section = Section("backends", "Storage backends: latency and transfer throughput")
-    for row in rows(quick=quick, repeats=repeats, notes=section.notes):
+    found = rows(
+        quick=quick, repeats=repeats, ops=ops, checkpoints=checkpoints, notes=section.notes
+    )
+    for row in found:
         section.rows.append(
             Ratio(
                 workload=row["workload"],
