@@ -556,6 +556,7 @@ class Job:
         ref = HEADS + name
         if self.refs.read(ref) is not None:
             raise ConflictError(f"job {self.name!r}: branch {name!r} already exists")
+        _check_nesting(self.name, "branch", name, self.branches())
         self.refs.update(ref, None, target.id, f"branch: created at {target.short_id}")
         self._seen[name] = target.id
         return target
@@ -593,6 +594,7 @@ class Job:
         ref = TAGS + name
         if self.refs.read(ref) is not None:
             raise ConflictError(f"job {self.name!r}: tag {name!r} already exists")
+        _check_nesting(self.name, "tag", name, self.tags())
         self.refs.update(ref, None, target.id, f"tag: {name}")
         return target
 
@@ -729,3 +731,14 @@ class Job:
     def updated(self) -> dt.datetime | None:
         head = self.head
         return None if head is None else head.time
+
+
+def _check_nesting(job: str, kind: str, name: str, existing: Iterable[str]) -> None:
+    """Refuse ``a/b`` beside ``a`` (and the reverse): like git, a ref name cannot
+    also be a folder of ref names."""
+    for other in existing:
+        if other.startswith(name + "/") or name.startswith(other + "/"):
+            raise ConflictError(
+                f"job {job!r}: cannot create {kind} {name!r} while {kind} {other!r} exists "
+                "(a name cannot also be a folder of names)"
+            )
