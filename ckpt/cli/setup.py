@@ -79,12 +79,21 @@ def _print_stage(run: StageRun) -> None:
         )
 
 
+def _free_demo_path() -> str:
+    """``ckpt-demo``, or ``ckpt-demo-2``, ``-3``... if earlier demos left theirs."""
+    candidate, number = DEMO_STORE, 1
+    while os.path.exists(candidate):
+        number += 1
+        candidate = f"{DEMO_STORE}-{number}"
+    return candidate
+
+
 @click.command("demo")
 @click.argument("path", required=False, metavar="[PATH]", type=click.Path(file_okay=False))
 @click.pass_context
 def demo(ctx: click.Context, path: str | None) -> None:
     """Run a small pipeline that fails, resumes and rolls back, in a new store at PATH
-    (default ./ckpt-demo), then show its log: a newcomer's first minute.
+    (default ./ckpt-demo, or -2, -3... if taken), then show its log: a newcomer's first minute.
     """
     from ckpt.cli.history import log
     from ckpt.cli.jobs import status_lines
@@ -94,7 +103,7 @@ def demo(ctx: click.Context, path: str | None) -> None:
     from ckpt.listing import job_progress
     from ckpt.repo import init as init_store
 
-    where = path or DEMO_STORE
+    where = path or _free_demo_path()
     try:
         init_store(where).close()
     except StoreExistsError:

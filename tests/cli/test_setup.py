@@ -59,9 +59,12 @@ def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert job.load("edit")["style"] == "terse"
         assert job.load("edit", at="lyrical")["style"] == "lyrical"
         assert [c.stage for c in job.log(limit=3)] == [None, "publish", "edit"]
-    again = CliRunner().invoke(cli, ["demo"])
-    assert again.exit_code == ExitCode.CONFLICT
-    assert again.stderr == (
+    again = CliRunner().invoke(cli, ["demo"])  # a second demo gets a store of its own
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("Created a store in ckpt-demo-2 ")
+    taken = CliRunner().invoke(cli, ["demo", "ckpt-demo"])  # an explicit PATH is never reused
+    assert taken.exit_code == ExitCode.CONFLICT
+    assert taken.stderr == (
         "Error: ckpt-demo already holds a ckpt store; remove it or give `ckpt demo` another PATH\n"
     )
 
