@@ -18,6 +18,8 @@ from ckpt.remote import remote_url
 from ckpt.repo import Repository, open
 from ckpt.verify import VerifyReport, verify
 
+_HEAL_ROUNDS = 8
+
 
 @attrs.frozen
 class RepairReport:
@@ -38,28 +40,50 @@ class RepairReport:
 def repair(repo: Repository, *, remote: str | None = None) -> RepairReport:
     """Quarantine corrupt objects and, with ``remote``, restore clean copies from it."""
     before = verify(repo, full=True)
-    broken = [
-        ObjectId(p.subject)
-        for p in before.problems
-        if p.kind in ("corrupt-object", "missing-object")
-    ]
-    quarantined = tuple(
-        oid
-        for oid in broken
-        if any(p.subject == oid and p.kind == "corrupt-object" for p in before.problems)
-        and repo.objects.quarantine(oid)
-    )
+    broken = _broken(before)
+    quarantined = _quarantine(repo, before, broken)
     healed: list[ObjectId] = []
+    after = before
     if remote is not None and broken:
         with open(remote_url(repo, remote)) as source:
-            for oid in broken:
-                try:
-                    kind = source.objects.verify(oid)
-                    written = repo.objects.put(kind, source.objects.get(oid, kind))
-                except CkptError:
-                    continue
-                if written == oid:
-                    healed.append(oid)
-    after = verify(repo, full=True)
+            # Healing a commit can reveal damage behind it (its tree was in the
+            # same pack, say): heal again until a round finds nothing new.
+            todo = list(broken)
+            for _round in range(_HEAL_ROUNDS):
+                for oid in todo:
+                    try:
+                        kind = source.objects.verify(oid)
+                        written = repo.objects.put(kind, source.objects.get(oid, kind))
+                    except CkptError:
+                        continue
+                    if written == oid:
+                        healed.append(oid)
+                after = verify(repo, full=True)
+                todo = [oid for oid in _broken(after) if oid not in broken]
+                if not todo:
+                    break
+                broken.extend(todo)
+                quarantined += _quarantine(repo, after, todo)
+    else:
+        after = verify(repo, full=True)
     unhealed = tuple(oid for oid in broken if oid not in healed)
     return RepairReport(quarantined, tuple(healed), unhealed, after)
+
+
+def _broken(report: VerifyReport) -> list[ObjectId]:
+    return [
+        ObjectId(p.subject)
+        for p in report.problems
+        if p.kind in ("corrupt-object", "missing-object")
+    ]
+
+
+def _quarantine(
+    repo: Repository, report: VerifyReport, broken: list[ObjectId]
+) -> tuple[ObjectId, ...]:
+    return tuple(
+        oid
+        for oid in broken
+        if any(p.subject == oid and p.kind == "corrupt-object" for p in report.problems)
+        and repo.objects.quarantine(oid)
+    )

@@ -100,12 +100,34 @@ class _Checker:
         self.errors: dict[ObjectId, CkptError] = {}
         self.ok: set[ObjectId] = set()
         self.commits: dict[CommitId, Commit] = {}
+        self.kinds: dict[ObjectId, Kind] = {}
         self.objects_checked = 0
         self.bytes_checked = 0
 
+    def check_all(self) -> None:
+        """Check every stored object, on every core (the bulk of a full verify)."""
+        stored = list(self.repo.objects)
+        verdicts = self.repo.objects.verify_many([item.id for item in stored])
+        for item in stored:
+            verdict = verdicts[item.id]
+            if isinstance(verdict, CkptError):
+                self.errors[item.id] = verdict
+            else:
+                self.ok.add(item.id)
+                self.kinds[item.id] = verdict
+                self.objects_checked += 1
+                self.bytes_checked += item.stored_size
+
     def check(self, oid: ObjectId, kind: Kind) -> bool:
         if oid in self.ok:
-            return True
+            found = self.kinds.get(oid)
+            if found is None or found is kind:
+                return True
+            self.ok.discard(oid)
+            self.errors[oid] = CorruptObjectError(
+                oid, "object has the wrong kind", kind.label, found.label
+            )
+            return False
         if oid in self.errors:
             return False
         try:
@@ -163,6 +185,8 @@ def verify(
     damage: dict[ObjectId, tuple[set[str], set[CommitId]]] = {}
     healths: dict[str, JobHealth] = {}
     names = list(jobs) if jobs is not None else repo.job_names()
+    if full and jobs is None:
+        checker.check_all()
     for index, name in enumerate(names, 1):
         healths[name] = _verify_job(repo, name, checker, problems, damage)
         if progress is not None:

@@ -1,0 +1,214 @@
+"""The object store over every backend: packs, chunked and delta objects, damage, gc sweep."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ckpt.errors import CorruptObjectError, ObjectNotFoundError
+from ckpt.objects import chunking, codec
+from ckpt.objects.ids import Kind, ObjectId, object_id
+from ckpt.objects.store import MERGE_COUNT, ObjectStore
+from ckpt.storage import Storage
+
+
+def _big(seed: int, size: int) -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    words = [f"word{n}" for n in range(500)]
+    return " ".join(rng.choices(words, k=size // 5)).encode()[:size]
+
+
+def _flip(storage: Storage, store: ObjectStore, oid: ObjectId, at: int = -1) -> None:
+    """Damage one byte of ``oid``'s stored bytes in place (in its pack or loose value)."""
+    where = store.locate(oid)
+    assert where is not None
+    data = bytearray(storage.get(where.key))
+    position = (where.offset + where.length if where.packed else len(data)) + at
+    data[position] ^= 0x55
+    storage.delete(where.key)
+    storage.put_if_absent(where.key, bytes(data))
+
+
+def test_one_batch_is_one_pack(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    with store.batch() as batch:
+        ids = [batch.put(Kind.BLOB, f"value {n}".encode()) for n in range(10)]
+    assert len(store.packs()) == 1
+    assert [store.get(oid, Kind.BLOB) for oid in ids] == [f"value {n}".encode() for n in range(10)]
+    assert ObjectStore(storage).get(ids[3]) == b"value 3"
+
+
+def test_nothing_is_written_when_the_batch_block_raises(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    with pytest.raises(RuntimeError), store.batch() as batch:
+        oid = batch.put(Kind.BLOB, b"never stored")
+        raise RuntimeError("stage failed")
+    assert not store.has(oid)
+    assert store.packs() == []
+
+
+def test_large_blob_is_chunked_and_deduplicated(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    value = _big(1, 600_000)
+    oid = store.put(Kind.BLOB, value)
+    assert oid == object_id(Kind.BLOB, value)
+    assert codec.parse_header(store.read_stored(oid), oid).chunked
+    chunks = store.references(oid)
+    assert len(chunks) >= 600_000 // chunking.MAX_CHUNK
+    # A value that grew at the end shares all but its last chunks.
+    grown = value + b" and a little more"
+    grown_id = store.put(Kind.BLOB, grown, base=oid)
+    assert ObjectStore(storage).get(grown_id, Kind.BLOB) == grown
+    shared = set(store.references(grown_id)) & set(chunks)
+    assert len(shared) >= len(chunks) - 1
+
+
+def test_delta_against_the_previous_version_is_small_and_reads_back(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    versions = [_big(2, 20_000)]
+    for n in range(5):
+        versions.append(versions[-1] + f" step {n}".encode() * 20)
+    previous = None
+    sizes = []
+    ids = []
+    for value in versions:
+        previous = store.put(Kind.BLOB, value, base=previous)
+        ids.append(previous)
+        sizes.append(len(store.read_stored(previous)))
+    assert max(sizes[1:]) < sizes[0] // 10
+    fresh = ObjectStore(storage)
+    assert [fresh.get(oid) for oid in ids] == versions
+    header = codec.parse_header(fresh.read_stored(ids[-1]), ids[-1])
+    assert header.base == ids[-2] and header.depth == 5
+
+
+def test_delta_chains_stay_bounded(storage: Storage) -> None:
+    from ckpt.objects.delta import MAX_CHAIN
+
+    store = ObjectStore(storage)
+    value = _big(3, 8000)
+    previous = None
+    for n in range(MAX_CHAIN + 3):
+        value += f" {n}".encode()
+        previous = store.put(Kind.BLOB, value, base=previous)
+    assert previous is not None
+    assert codec.parse_header(store.read_stored(previous), previous).depth <= MAX_CHAIN
+    assert ObjectStore(storage).get(previous) == value
+
+
+def test_damaged_chunk_is_named(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    value = _big(4, 400_000)
+    oid = store.put(Kind.BLOB, value)
+    chunk = store.references(oid)[1]
+    _flip(storage, store, chunk, at=-8)
+    fresh = ObjectStore(storage)
+    with pytest.raises(CorruptObjectError) as caught:
+        fresh.get(oid)
+    assert caught.value.object_id == oid
+    assert chunk in str(caught.value)
+    with pytest.raises(CorruptObjectError) as direct:
+        fresh.verify(chunk)
+    assert direct.value.object_id == chunk
+
+
+def test_damaged_delta_base_is_named(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    base = store.put(Kind.BLOB, _big(5, 30_000))
+    child = store.put(Kind.BLOB, _big(5, 30_000) + b" more", base=base)
+    _flip(storage, store, base, at=-2)
+    fresh = ObjectStore(storage)
+    with pytest.raises(CorruptObjectError) as caught:
+        fresh.get(child)
+    assert caught.value.object_id == child and "delta base" in str(caught.value)
+    with pytest.raises(CorruptObjectError) as direct:
+        fresh.get(base)
+    assert direct.value.object_id == base
+
+
+def test_damaged_packed_object_is_named_with_expected_and_actual(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    with store.batch() as batch:
+        keep = batch.put(Kind.BLOB, b"intact neighbour")
+        hurt = batch.put(Kind.COMMIT, b'{"a": "b"}' * 3)
+    _flip(storage, store, hurt, at=-1)
+    fresh = ObjectStore(storage)
+    with pytest.raises(CorruptObjectError) as caught:
+        fresh.get(hurt)
+    assert caught.value.object_id == hurt
+    assert fresh.get(keep) == b"intact neighbour"
+
+
+def test_missing_object(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        ObjectStore(storage).get(ObjectId("ab" * 32))
+
+
+def test_small_packs_are_merged(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    ids = [store.put(Kind.BLOB, f"value {n}".encode()) for n in range(MERGE_COUNT * 2)]
+    assert len(store.packs()) < MERGE_COUNT
+    fresh = ObjectStore(storage)
+    assert [fresh.get(oid) for oid in ids] == [f"value {n}".encode() for n in range(len(ids))]
+    assert sorted(o.id for o in fresh) == sorted(set(ids))
+
+
+def test_sweep_keeps_live_objects_their_chunks_and_bases(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    base = store.put(Kind.BLOB, _big(6, 200_000))
+    live = store.put(Kind.BLOB, _big(6, 200_000) + b" grown", base=base)
+    dead = store.put(Kind.BLOB, b"garbage")
+    with store.batch() as batch:
+        mixed_live = batch.put(Kind.TREE, b"kept")
+        mixed_dead = batch.put(Kind.TREE, b"dropped")
+    time.sleep(0.05)
+    cutoff = time.time() + 1
+    dry = store.sweep({live, mixed_live}, cutoff, dry_run=True)
+    assert set(dry.candidates) == {dead, mixed_dead}
+    assert store.get(dead) == b"garbage"
+    done = store.sweep({live, mixed_live}, cutoff)
+    assert done.deleted == 2
+    fresh = ObjectStore(storage)
+    assert not fresh.has(dead) and not fresh.has(mixed_dead)
+    assert fresh.get(live).endswith(b" grown")
+    assert fresh.get(mixed_live) == b"kept"
+    assert fresh.has(base)
+
+
+def test_sweep_spares_young_and_touched_packs(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    dead = store.put(Kind.BLOB, b"young garbage")
+    result = store.sweep(set(), time.time() - 3600)
+    assert result.deleted == 0 and result.kept_by_grace == 1
+    assert store.has(dead)
+
+
+def test_quarantine_then_a_clean_copy(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    with store.batch() as batch:
+        hurt = batch.put(Kind.BLOB, b"precious value")
+        other = batch.put(Kind.BLOB, b"bystander")
+    _flip(storage, store, hurt, at=-1)
+    fresh = ObjectStore(storage)
+    assert fresh.quarantine(hurt) is True
+    assert not fresh.has(hurt) and fresh.get(other) == b"bystander"
+    assert storage.get(f"quarantine/{hurt}")
+    assert fresh.put(Kind.BLOB, b"precious value") == hurt
+    assert ObjectStore(storage).get(hurt) == b"precious value"
+
+
+def test_huge_value_round_trips_through_several_packs(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckpt.objects import store as store_module
+
+    monkeypatch.setattr(store_module, "PACK_LIMIT", 1 << 20)
+    store = ObjectStore(storage)
+    value = os.urandom(3 << 20)
+    oid = store.put(Kind.BLOB, value)
+    assert len(store.packs()) >= 3
+    assert ObjectStore(storage).get(oid) == value
