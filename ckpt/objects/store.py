@@ -774,8 +774,12 @@ class ObjectStore:
             return
         # Sorted by id, so that two processes merging the same packs write the same pack.
         entries.sort(key=lambda item: item[0])
-        self._write_pack(entries, merge=False)
+        written = self._write_pack(entries, merge=False)
         for key in merged:
+            if key == written:
+                # The sources added nothing to this one (another merge already
+                # wrote it): it is the result, not a source to remove.
+                continue
             self.storage.delete(key)
             self._values.discard(key)
         self._pack_list(refresh=True)
