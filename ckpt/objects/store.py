@@ -57,6 +57,10 @@ PACK_LIMIT = 64 << 20
 MERGE_COUNT = 16
 #: Size tiers: a pack below TIERS[i] bytes is in tier i; larger packs are never merged.
 TIERS = (64 << 10, 1 << 20, 16 << 20)
+#: After this many range reads of one pack, a pack of at most HOT_PACK_SIZE
+#: bytes is read whole and kept in memory.
+HOT_READS = 8
+HOT_PACK_SIZE = 16 << 20
 #: How often a read looks again for an object whose pack vanished under it.
 _READ_RETRIES = 8
 #: Decoded payloads kept in memory per store (delta bases of the next save).
@@ -161,6 +165,9 @@ class ObjectStore:
         self._values = _LRU(VALUE_CACHE_BYTES)
         self._ranged: Callable[[str, int, int], bytes] | None = getattr(storage, "get_range", None)
         self._all: dict[bytes, str] | None = None
+        self._hot: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._last_hit: _PackRef | None = None
 
     # -- writing ------------------------------------------------------------
 
@@ -190,8 +197,18 @@ class ObjectStore:
     # -- locating -----------------------------------------------------------
 
     def _read(self, key: str, offset: int, length: int) -> bytes:
-        if self._ranged is not None:
+        whole = self._values.get(key)
+        if whole is not None:
+            data = whole[offset : offset + length]
+        elif self._ranged is not None:
             data = self._ranged(key, offset, length)
+            # A pack read from again and again (a long history being walked)
+            # is cheaper to read once, whole.
+            reads = self._hot[key] = self._hot.get(key, 0) + 1
+            if reads == HOT_READS and len(self._hot) < 4096:
+                size = self._sizes.get(key, HOT_PACK_SIZE + 1)
+                if size <= HOT_PACK_SIZE:
+                    self._values.put(key, self.storage.get(key))
         else:
             whole = self._values.get(key)
             if whole is None:
@@ -221,6 +238,7 @@ class ObjectStore:
                     refs.append(ref)
                 refs.sort(key=lambda ref: ref.mtime, reverse=True)
                 self._packs = refs
+                self._sizes = {ref.key: ref.size for ref in refs}
                 self._all = None
             return self._packs
 
@@ -229,7 +247,12 @@ class ObjectStore:
             ref.index = pack.PackIndex.load(ref.key, ref.size, self._reader(ref.key))
         return ref.index
 
-    def _find_in_packs(self, raw: bytes, refs: Iterable[_PackRef]) -> Location | None:
+    def _find_in_packs(self, raw: bytes, refs: list[_PackRef]) -> Location | None:
+        # The pack of the previous hit first: walking history or a value's
+        # chunks reads objects that were stored together.
+        last = self._last_hit
+        if last is not None and last in refs:
+            refs = [last, *(ref for ref in refs if ref is not last)]
         for ref in refs:
             try:
                 index = self._index(ref)
@@ -241,11 +264,16 @@ class ObjectStore:
                 # object may still be found elsewhere (verify reports the pack).
                 continue
             if entry is not None:
+                self._last_hit = ref
                 return Location(ref.key, entry.offset, entry.length, entry.kind, entry.flags)
         return None
 
-    def locate(self, oid: ObjectId) -> Location | None:
-        """Where ``oid`` is stored (newest pack first, then loose), or None."""
+    def locate(self, oid: ObjectId, *, relist: bool = True) -> Location | None:
+        """Where ``oid`` is stored (newest pack first, then loose), or None.
+
+        With ``relist`` (the default), a miss lists the packs again before
+        giving up: another process may have written or merged packs since.
+        """
         raw = bytes.fromhex(check_object_id(oid))
         found = self._find_in_packs(raw, self._pack_list())
         if found is not None:
@@ -253,9 +281,9 @@ class ObjectStore:
         key = object_key(oid)
         if self.storage.stat(key) is not None:
             return Location(key)
-        # Another process may have written or merged packs since we listed them.
-        found = self._find_in_packs(raw, self._pack_list(refresh=True))
-        return found
+        if not relist:
+            return None
+        return self._find_in_packs(raw, self._pack_list(refresh=True))
 
     def _read_location(self, oid: ObjectId, where: Location) -> bytes:
         if where.packed:
@@ -277,8 +305,12 @@ class ObjectStore:
         raise ObjectNotFoundError(oid)
 
     def _reuse(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored; its container is touched so that gc spares it."""
-        where = self.locate(oid)
+        """True if ``oid`` is stored; its container is touched so that gc spares it.
+
+        A miss does not list the packs again: at worst the object is written
+        once more, which is harmless (and a save writes new objects mostly).
+        """
+        where = self.locate(oid, relist=False)
         if where is None:
             return False
         if self.storage.touch(where.key):
@@ -309,10 +341,11 @@ class ObjectStore:
         return self._stored(oid)[0]
 
     def _payload(self, oid: ObjectId, stored: bytes, header: codec.Header) -> bytes:
-        """The decompressed payload of a stored object, resolving its delta base."""
-        cached = self._payloads.get(oid)
-        if cached is not None:
-            return cached
+        """The decompressed payload of a stored object, resolving its delta base.
+
+        Always decoded from ``stored``: only delta bases come from the cache
+        (a wrong base cannot go unnoticed, the object's own hash check fails).
+        """
         if header.base is None:
             payload = codec.decompress_plain(stored, header, oid)
         else:
@@ -419,12 +452,14 @@ class ObjectStore:
         try:
             stored, _ = self._stored(cid)
             header = codec.parse_header(stored, cid)
-            if header.kind is not Kind.CHUNK or header.flags or header.length != size:
+            if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
                 raise CorruptObjectError(
-                    cid, "not a plain chunk of the listed size", f"chunk of {size} bytes",
+                    cid,
+                    "not a chunk of the listed size",
+                    f"chunk of {size} bytes",
                     f"{header.kind.label} of {header.length} bytes",
-                )  # fmt: skip
-            return codec.decompress(memoryview(stored)[header.size :], size, cid)
+                )
+            return self._payload(cid, stored, header)
         except ObjectNotFoundError:
             raise CorruptObjectError(oid, f"its chunk {cid} is missing") from None
         except CorruptObjectError as exc:
@@ -455,10 +490,17 @@ class ObjectStore:
     def verify(self, oid: ObjectId) -> Kind:
         """Fully check one object; return its kind or raise Corrupt/NotFound errors.
 
-        For a chunked blob every chunk is read and checked; for a delta, its
-        chain of bases.
+        The stored bytes are read afresh.  For a chunked blob every chunk is
+        read and checked; for a delta, its chain of bases.
         """
+        self._forget_values()
         return self._decode(oid, self.read_stored(oid))[0]
+
+    def _forget_values(self) -> None:
+        with self._values.lock:
+            self._values.items.clear()
+            self._values.size = 0
+        self._hot.clear()
 
     def verify_many(
         self, oids: Iterable[ObjectId], *, workers: int | None = None
@@ -469,6 +511,8 @@ class ObjectStore:
         chunk is read twice.  zstd and blake3 release the GIL, so threads
         use every core on the bytes that matter.
         """
+        # Check what is on the storage now, not pack bytes read earlier.
+        self._forget_values()
         todo = list(dict.fromkeys(oids))
         flags = self._flags()
         chunked = [oid for oid in todo if flags.get(oid, 0) & codec.FLAG_CHUNKED]
@@ -735,6 +779,7 @@ class ObjectStore:
                 ref.index = pack.PackIndex(key, len(data), data[-min(len(data), pack.TAIL_READ) :])
                 self._packs = [r for r in self._packs if r.key != key]
                 self._packs.insert(0, ref)
+                self._sizes[key] = len(data)
                 if self._all is not None:
                     for raw_id, _ in entries:
                         self._all[raw_id] = key
@@ -853,17 +898,19 @@ class ObjectBatch:
         if self._stored(oid, raw, bulk=False):
             return oid
         chunked = kind is Kind.BLOB and len(data) >= chunking.CHUNK_THRESHOLD
-        payload = self._chunk(data) if chunked else data
+        found: tuple[bytes, int] | None = None
+        if base is not None and base != oid and (chunked or len(data) >= delta.DELTA_MIN):
+            found = self._base(base, kind)
+            if found is not None and found[1] >= delta.MAX_CHAIN:
+                found = None
+        payload = self._chunk(data, base, found) if chunked else data
         base_id: ObjectId | None = None
         depth = 0
         frame: bytes | None = None
-        if base is not None and base != oid and (chunked or len(payload) >= delta.DELTA_MIN):
-            found = self._base(base, kind)
-            if found is not None:
-                base_payload, base_depth = found
-                if base_depth < delta.MAX_CHAIN:
-                    frame = delta.compress(payload, base_payload)
-                    base_id, depth = base, base_depth + 1
+        if base is not None and found is not None and (chunked or len(payload) >= delta.DELTA_MIN):
+            base_payload, base_depth = found
+            frame = delta.compress(payload, base_payload)
+            base_id, depth = base, base_depth + 1
         stored = codec.encode_entry(
             kind, len(data), payload, chunked=chunked, base=base_id, depth=depth, frame=frame
         )
@@ -878,18 +925,44 @@ class ObjectBatch:
     def put_commit(self, commit: Commit) -> CommitId:
         return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
 
-    def _chunk(self, data: bytes) -> bytes:
+    def _chunk(self, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None) -> bytes:
+        """Store the new chunks of ``data``; return its chunk list payload."""
         view = memoryview(data)
         chunks: list[tuple[ObjectId, int]] = []
+        new_chunks: list[tuple[bytes, memoryview]] = []
         start = 0
         for end in chunking.cut_points(view):
             piece = view[start:end]
             cid = object_id(Kind.CHUNK, piece)
             raw = bytes.fromhex(cid)
             if not self._stored(cid, raw, bulk=True):
-                self._add(raw, codec.encode(Kind.CHUNK, bytes(piece)))
+                new_chunks.append((raw, piece))
             chunks.append((cid, end - start))
             start = end
+        # A value that grows a little per save makes a new chunk now and then,
+        # cut from bytes its previous version already holds (the end of its
+        # chunk list): such a chunk is stored as a delta against that version,
+        # so those bytes are not stored twice.  Otherwise the few new chunks
+        # get the slowest, tightest compression, and many get the default.
+        few = len(new_chunks) <= chunking.FEW_CHUNKS
+        for raw, piece in new_chunks:
+            content = bytes(piece)
+            stored: bytes | None = None
+            if few and base is not None and found is not None:
+                base_payload, base_depth = found
+                frame = delta.compress(content, base_payload)
+                # Only when the previous version really holds these bytes: a
+                # chunk changed in the middle of a value is not in its chunk
+                # list, and a delta would only make reading it slower.
+                if len(frame) * 2 < len(codec.encode(Kind.CHUNK, content)):
+                    stored = codec.encode_entry(
+                        Kind.CHUNK, len(content), content, base=base, depth=base_depth + 1,
+                        frame=frame,
+                    )  # fmt: skip
+            if stored is None:
+                level = chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL
+                stored = codec.encode(Kind.CHUNK, content, level=level)
+            self._add(raw, stored)
         return chunking.encode_list(chunks, view[start:])
 
     def _base(self, base: ObjectId, kind: Kind) -> tuple[bytes, int] | None:
