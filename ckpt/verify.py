@@ -20,7 +20,7 @@ import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
 from ckpt.objects.ids import CommitId, Kind, ObjectId
-from ckpt.objects.model import Commit
+from ckpt.objects.model import Commit, Tree, decode_commit
 from ckpt.reachable import history_cut, job_roots
 from ckpt.refs import HEADS, RefStore
 from ckpt.repo import Repository
@@ -101,13 +101,16 @@ class _Checker:
         self.ok: set[ObjectId] = set()
         self.commits: dict[CommitId, Commit] = {}
         self.kinds: dict[ObjectId, Kind] = {}
+        self.decoded: dict[ObjectId, bytes] = {}
         self.objects_checked = 0
         self.bytes_checked = 0
 
     def check_all(self) -> None:
         """Check every stored object, on every core (the bulk of a full verify)."""
         stored = list(self.repo.objects)
-        verdicts = self.repo.objects.verify_many([item.id for item in stored])
+        verdicts, self.decoded = self.repo.objects.verify_many(
+            [item.id for item in stored], keep={Kind.COMMIT, Kind.TREE}
+        )
         for item in stored:
             verdict = verdicts[item.id]
             if isinstance(verdict, CkptError):
@@ -155,7 +158,8 @@ class _Checker:
         if not self.check(oid, Kind.COMMIT):
             return None
         try:
-            commit = self.repo.objects.get_commit(oid)
+            data = self.decoded.pop(oid, None)
+            commit = self.repo.objects.get_commit(oid) if data is None else decode_commit(data, oid)
         except CkptError as exc:
             self.ok.discard(oid)
             self.errors[oid] = exc
@@ -167,7 +171,12 @@ class _Checker:
         """Objects whose damage breaks ``commit`` (empty if it is intact)."""
         if not self.check(commit.tree, Kind.TREE):
             return [commit.tree]
-        tree = self.repo.objects.get_tree(commit.tree)
+        data = self.decoded.get(commit.tree)
+        tree = (
+            self.repo.objects.get_tree(commit.tree)
+            if data is None
+            else Tree.decode(data, commit.tree)
+        )
         return [entry.id for entry in tree if not self.check(entry.id, Kind.BLOB)]
 
 

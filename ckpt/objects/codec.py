@@ -274,6 +274,8 @@ def decompress(
     expected: int,
     oid: str,
     dictionary: zstandard.ZstdCompressionDict | None = None,
+    *,
+    decoder: zstandard.ZstdDecompressor | None = None,
 ) -> bytes:
     """The content of one zstd frame that MUST expand to exactly ``expected`` bytes.
 
@@ -282,7 +284,12 @@ def decompress(
     ``expected``.  Bytes after the end of the frame, or a frame cut short,
     are refused too.  Raises CorruptObjectError naming ``oid``.
     """
-    dec = zstandard.ZstdDecompressor(dict_data=dictionary) if dictionary else _decompressor()
+    if decoder is not None:
+        dec = decoder
+    elif dictionary is not None:
+        dec = zstandard.ZstdDecompressor(dict_data=dictionary)
+    else:
+        dec = _decompressor()
     try:
         announced = zstandard.frame_content_size(frame)
         if announced < 0:
@@ -343,8 +350,16 @@ def decode(stored: bytes | memoryview, oid: str) -> tuple[Kind, bytes]:
 def decompress_plain(stored: bytes | memoryview, header: Header, oid: str) -> bytes:
     """The payload of a stored object that is not a delta."""
     frame = memoryview(stored)[header.size :]
-    dictionary = builtin_dictionary() if header.builtin_dict else None
-    return decompress(frame, header.payload_length, oid, dictionary)
+    if header.builtin_dict:
+        return decompress(frame, header.payload_length, oid, decoder=_dict_decompressor())
+    return decompress(frame, header.payload_length, oid)
+
+
+def _dict_decompressor() -> zstandard.ZstdDecompressor:
+    dec: zstandard.ZstdDecompressor | None = getattr(_local, "dict_decompressor", None)
+    if dec is None:
+        dec = _local.dict_decompressor = zstandard.ZstdDecompressor(dict_data=builtin_dictionary())
+    return dec
 
 
 def decode_verified(stored: bytes | memoryview, oid: ObjectId) -> tuple[Kind, bytes]:

@@ -46,6 +46,8 @@ TRAILER = struct.Struct(">QI16s4s")
 TAIL_READ = 64 * 1024
 
 RangeReader = Callable[[int, int], bytes]
+#: Lookups in one pack after which its index (if in memory) becomes a dict.
+_TABLE_AFTER = 32
 
 
 @attrs.frozen
@@ -121,6 +123,8 @@ class PackIndex:
         ):
             raise CorruptObjectError(key, "pack fanout table is inconsistent")
         self.records: bytes | None = None
+        self._table: dict[bytes, PackEntry] | None = None
+        self._finds = 0
         tail_start = size - len(tail)
         if index_offset >= tail_start:
             self.records = tail[index_offset - tail_start : fanout_at]
@@ -149,6 +153,17 @@ class PackIndex:
 
     def find(self, raw_id: bytes, read: RangeReader) -> PackEntry | None:
         """The entry of ``raw_id`` in this pack, or None."""
+        if self._table is not None:
+            return self._table.get(raw_id)
+        self._finds += 1
+        if self.records is not None and self._finds > _TABLE_AFTER:
+            # A pack looked into again and again: one dict beats a search each time.
+            table = {}
+            for at in range(self.count):
+                entry = PackEntry(*RECORD.unpack_from(self.records, at * RECORD.size))
+                table[entry.raw_id] = entry
+            self._table = table
+            return table.get(raw_id)
         bucket = self._bucket(raw_id[0], read)
         if not bucket:
             return None
@@ -156,7 +171,7 @@ class PackIndex:
         keys = _RecordKeys(bucket, n)
         at = bisect.bisect_left(keys, raw_id)
         if at < n and keys[at] == raw_id:
-            return PackEntry(*RECORD.unpack_from(bucket, at * RECORD.size)[:5])
+            return PackEntry(*RECORD.unpack_from(bucket, at * RECORD.size))
         return None
 
     def entries(self, read: RangeReader) -> Iterator[PackEntry]:
@@ -167,7 +182,7 @@ class PackIndex:
             self.check_digest(both)
             records = both[: self.count * RECORD.size]
         for at in range(self.count):
-            yield PackEntry(*RECORD.unpack_from(records, at * RECORD.size)[:5])
+            yield PackEntry(*RECORD.unpack_from(records, at * RECORD.size))
 
 
 def slicer(data: bytes) -> RangeReader:
