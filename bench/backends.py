@@ -182,6 +182,10 @@ def _transfer(source: str, backend: str, workdir: Path, found: dict[str, str]) -
     }
 
 
+def _rate(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
 def _percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     low = ordered[int(0.1 * (len(ordered) - 1))]
@@ -276,8 +280,8 @@ def rows(
                     "baseline": f"{op} local -> local",
                     "values": ratios,
                     "at_least": True,
-                    "absolute": f"{statistics.median(mb):.1f} MB/s, "
-                    f"{statistics.median(objs):.0f} objects/s",
+                    "absolute": f"{_rate(statistics.median(mb))} MB/s, "
+                    f"{_rate(statistics.median(objs))} objects/s",
                 }
             )
     return out
