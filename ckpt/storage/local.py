@@ -48,6 +48,8 @@ def _storage_error(what: str, key: str, exc: OSError) -> StorageError:
 class LocalStorage:
     """Files under one directory.  See the module docstring for the write protocol."""
 
+    atomic_delete_if_older = True
+
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.url = self.root
@@ -70,8 +72,10 @@ class LocalStorage:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                     if self.durable:
                         os.fsync(fd)
-                os.close(fd)
-                fd = child
+                # Swap first: if close fails (it still frees the descriptor on
+                # Linux), the handler below must close the child, not this one again.
+                parent, fd = fd, child
+                os.close(parent)
         except BaseException:
             os.close(fd)
             raise
@@ -128,6 +132,8 @@ class LocalStorage:
         try:
             with os.fdopen(fd, "rb") as handle:
                 return handle.read()
+        except IsADirectoryError:
+            raise KeyNotFoundError(key) from None  # a folder of keys holds no value itself
         except OSError as exc:
             raise _storage_error("read", key, exc) from exc
 
@@ -171,6 +177,8 @@ class LocalStorage:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            raise _storage_error("stat", key, exc) from exc
         if not stat_mod.S_ISREG(st.st_mode):
             return None
         return KeyInfo(key, st.st_size, st.st_mtime)
@@ -187,6 +195,8 @@ class LocalStorage:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             return
+        except OSError as exc:
+            raise _storage_error("list", key_prefix or "/", exc) from exc
         for entry in entries:
             key = f"{key_prefix}/{entry.name}" if key_prefix else entry.name
             if entry.is_dir(follow_symlinks=False):
@@ -194,7 +204,12 @@ class LocalStorage:
             elif entry.is_file(follow_symlinks=False):
                 if entry.name.endswith(RESERVED_SUFFIXES):
                     continue
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise _storage_error("list", key, exc) from exc
                 yield KeyInfo(key, st.st_size, st.st_mtime)
 
     # -- writes -------------------------------------------------------------
@@ -295,6 +310,8 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return False
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
         try:
             os.unlink(name, dir_fd=dir_fd)
             self._fsync(dir_fd)
@@ -312,6 +329,8 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return False
+        except OSError as exc:
+            raise _storage_error("touch", key, exc) from exc
         try:
             os.utime(name, dir_fd=dir_fd, follow_symlinks=False)
             return True
@@ -335,6 +354,8 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return False
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
         try:
             try:
                 if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
@@ -404,6 +425,8 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as exc:
+            raise _storage_error("read", key, exc) from exc
         try:
             data = self._read_at(dir_fd, f"{name}.log")
         except OSError as exc:
@@ -420,6 +443,8 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
         try:
             for suffix in (".log", ".log.lock"):
                 with contextlib.suppress(FileNotFoundError):
