@@ -43,6 +43,9 @@ from ckpt.storage.base import KeyNotFoundError
 REMOTES_PREFIX = "remotes/"
 DEFAULT_REMOTE = "origin"
 ProgressFn = Callable[[int], None]
+#: A transfer writes a pack (and reports progress) every this many objects or bytes.
+_FLUSH_OBJECTS = 16
+_FLUSH_BYTES = 16 << 20
 
 
 @attrs.frozen
@@ -277,38 +280,57 @@ class _Copier:
             leaves.add(commit.tree)
             leaves.update(entry.id for entry in self.source.objects.get_tree(commit.tree))
         with ThreadPoolExecutor(self.workers) as pool:
-            wanted = list(leaves)
-            present = list(pool.map(self.dest.objects.has, wanted))
+            # Objects already there are freshened, so that a gc running on the
+            # destination spares them until our refs make them reachable.
+            wanted = sorted(leaves)
+            present = list(pool.map(self.dest.objects.freshen, wanted))
             missing = [oid for oid, there in zip(wanted, present, strict=True) if not there]
-            # Blobs before trees: a tree never lands before what it names.
-            blobs = [oid for oid in missing if self.source.objects.kind_of(oid) is Kind.BLOB]
-            blob_set = set(blobs)
-            trees = [oid for oid in missing if oid not in blob_set]
-            for batch in (blobs, trees):
-                for _ in pool.map(self._copy, batch):
-                    pass
-        for commit in sorted(commits, key=lambda c: c.seq):
-            self._copy(commit.id)
+            kinds = list(pool.map(self.source.objects.kind_of, missing))
+            # Blobs before trees, and all of them before any commit: a killed
+            # transfer never leaves an object that names a missing one.
+            order = sorted(zip(kinds, missing, strict=True), key=lambda item: item[0] != Kind.BLOB)
+            self._copy_all(pool, [oid for _, oid in order])
+            self._copy_all(pool, [c.id for c in sorted(commits, key=lambda c: c.seq)])
+
+    def _copy_all(self, pool: ThreadPoolExecutor, oids: list[ObjectId]) -> None:
+        """Copy ``oids`` in order: read (and hash-check) in parallel, write in packs.
+
+        Progress is reported as packs become durable, so a transfer killed
+        after reporting N objects resumes without copying them again.
+        """
+        with self.dest.objects.batch() as batch:
+            pending = pending_bytes = 0
+            for oid, (kind, data) in zip(oids, pool.map(self._read, oids), strict=True):
+                written = batch.put(kind, data)
+                if written != oid:
+                    raise CkptError(f"object {oid} arrived as {written}; transfer aborted")
+                pending += 1
+                pending_bytes += len(data)
+                if pending >= _FLUSH_OBJECTS or pending_bytes >= _FLUSH_BYTES:
+                    batch.flush()
+                    self._done(pending, pending_bytes)
+                    pending = pending_bytes = 0
+            batch.flush()
+            self._done(pending, pending_bytes)
+
+    def _done(self, objects: int, size: int) -> None:
+        self.objects += objects
+        self.bytes += size
+        if objects and self.progress is not None:
+            self.progress(objects)
+
+    def _read(self, oid: ObjectId) -> tuple[Kind, bytes]:
+        kind = self.source.objects.kind_of(oid)
+        return kind, self.source.objects.get(oid, kind)
 
     def _missing_commits(self, tips: list[CommitId]) -> list[Commit]:
         found: dict[CommitId, Commit] = {}
         stack = list(tips)
         while stack:
             oid = stack.pop()
-            if oid in found or self.dest.objects.has(oid):
+            if oid in found or self.dest.objects.freshen(oid):
                 continue
             commit = self.source.objects.get_commit(oid)
             found[oid] = commit
             stack.extend(commit.parents)
         return list(found.values())
-
-    def _copy(self, oid: ObjectId) -> None:
-        kind = self.source.objects.kind_of(oid)
-        data = self.source.objects.get(oid, kind)
-        written = self.dest.objects.put(kind, data)
-        if written != oid:
-            raise CkptError(f"object {oid} arrived as {written}; transfer aborted")
-        self.objects += 1
-        self.bytes += len(data)
-        if self.progress is not None:
-            self.progress(1)

@@ -321,6 +321,15 @@ class ObjectStore:
                 self._pack_list(refresh=True)
         raise ObjectNotFoundError(oid)
 
+    def freshen(self, oid: ObjectId) -> bool:
+        """True if ``oid`` is stored, after refreshing its container's mtime.
+
+        Whoever is about to make a stored object reachable (a save reusing a
+        value, a transfer finding it already there) calls this first, so that
+        a concurrent gc treats the object as new and spares it.
+        """
+        return self._reuse(check_object_id(oid))
+
     def _reuse(self, oid: ObjectId) -> bool:
         """True if ``oid`` is stored; its container is touched so that gc spares it.
 

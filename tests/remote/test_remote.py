@@ -107,7 +107,7 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
             import ckpt
             from ckpt.remote import push
             repo = ckpt.open({str(tmp_path / "local")!r})
-            push(repo, "origin", workers=1, progress=lambda n: print("obj", flush=True))
+            push(repo, "origin", workers=1, progress=lambda n: print("obj", n, flush=True))
             """
         )
     )
@@ -116,16 +116,17 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
     copied = 0
     deadline = time.monotonic() + 60
     while copied < 10 and time.monotonic() < deadline:
-        if child.stdout.readline().startswith("obj"):
-            copied += 1
+        line = child.stdout.readline()
+        if line.startswith("obj"):
+            copied += int(line.split()[1])
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert copied == 10
+    assert copied >= 10
     assert not remote.job("big").exists or remote.job("big").head is None
     assert remote.verify(full=True).ok
     assert local.verify(full=True).ok
     report = push(local, "origin")
-    assert report.objects_copied < len(list(local.objects))
+    assert 0 < report.objects_copied <= len(list(local.objects)) - copied
     assert [u.status for u in report.updates] == ["created"]
     assert remote.job("big").load("s39", type=bytes) == job.load("s39", type=bytes)
     assert remote.verify(full=True).ok
