@@ -137,7 +137,9 @@ def push(
     """Send jobs (default: all) to ``remote`` (a remote name or a store URL)."""
     with open(remote_url(repo, remote)) as dest:
         names = list(jobs) if jobs is not None else repo.job_names()
-        return _transfer(repo, dest, names, force=force, progress=progress, workers=workers)
+        return _transfer(
+            repo, dest, names, force=force, progress=progress, workers=workers, pulling=False
+        )
 
 
 def pull(
@@ -152,7 +154,9 @@ def pull(
     """Fetch jobs (default: all the remote has) from ``remote`` into this store."""
     with open(remote_url(repo, remote)) as source:
         names = list(jobs) if jobs is not None else source.job_names()
-        return _transfer(source, repo, names, force=force, progress=progress, workers=workers)
+        return _transfer(
+            source, repo, names, force=force, progress=progress, workers=workers, pulling=True
+        )
 
 
 def clone(
@@ -174,6 +178,7 @@ def _transfer(
     force: bool,
     progress: ProgressFn | None,
     workers: int,
+    pulling: bool,
 ) -> TransferReport:
     copier = _Copier(source, dest, progress, workers)
     updates: list[RefUpdate] = []
@@ -182,14 +187,14 @@ def _transfer(
         if not src_job.exists:
             raise NotFoundError(f"job {name!r} not found in {source.location}")
         dst_job = dest.job(name)
-        plan = _plan(src_job, dst_job, force)
+        plan = _plan(src_job, dst_job, force, pulling)
         wanted = [u.new for u in plan if u.status not in ("rejected", "up-to-date")]
         copier.copy_history(wanted)
         updates.extend(_apply(src_job, dst_job, plan))
     return TransferReport(copier.objects, copier.bytes, tuple(updates))
 
 
-def _plan(src: Job, dst: Job, force: bool) -> list[RefUpdate]:
+def _plan(src: Job, dst: Job, force: bool, pulling: bool) -> list[RefUpdate]:
     plan = []
     dst_refs = dst.refs.all_refs() if dst.exists else {}
     for kind, refs in ((HEADS, src.branches()), (TAGS, src.tags())):
@@ -202,6 +207,13 @@ def _plan(src: Job, dst: Job, force: bool) -> list[RefUpdate]:
                 plan.append(RefUpdate(src.name, ref, None, new, "created"))
             elif kind == HEADS and _is_ancestor(src, old, new):
                 plan.append(RefUpdate(src.name, ref, old, new, "fast-forward"))
+            elif kind == HEADS and not force and _is_ancestor(dst, new, old):
+                # The destination already has this and more.
+                if pulling:
+                    plan.append(RefUpdate(src.name, ref, old, old, "up-to-date"))
+                else:
+                    why = "the remote has newer checkpoints; pull first (or use --force)"
+                    plan.append(RefUpdate(src.name, ref, old, new, "rejected", why))
             elif force:
                 plan.append(RefUpdate(src.name, ref, old, new, "forced"))
             else:

@@ -174,7 +174,13 @@ def test_pull_fast_forwards_and_refuses_to_drop_local_checkpoints(
     novel.refresh()
     assert novel.load("edit") == "their edit"
     mine = novel.save("publish", "local only")
-    refused = run("pull", "origin", "novel")
+    ahead = run("pull", "origin", "novel")  # this store is ahead: nothing to take
+    assert ahead.exit_code == 0
+    assert ahead.stdout == "Everything up-to-date.\n"
+    with ckpt.open(other) as remote:
+        remote.job("novel").checkout("HEAD~1")
+        theirs = remote.job("novel").save("edit", "another edit")
+    refused = run("pull", "origin", "novel")  # the histories diverged
     assert refused.exit_code == ExitCode.CONFLICT
     assert refused.stdout == (
         f"From {other}\n"

@@ -170,3 +170,25 @@ def test_resaving_the_same_value_heals_a_quarantined_blob(tmp_path: Path) -> Non
     assert report.unhealed == (blob.id,) and not report.after.ok
     local.job("other").save("copy", {"i": 0, "text": ""})
     assert local.verify(full=True).ok
+
+
+def test_pull_when_local_is_ahead_is_up_to_date_and_push_when_behind_is_refused(
+    tmp_path: Path,
+) -> None:
+    local, remote = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 2)
+    push(local, "origin")
+    _fill(job, 1, start=2)
+    assert [(u.status, u.old, u.new) for u in pull(local, "origin").updates] == [
+        ("up-to-date", job.head.id, job.head.id)  # type: ignore[union-attr]
+    ]
+    assert job.stages() == ["s0", "s1", "s2"]
+    push(local, "origin")
+    _fill(remote.job("novel"), 1, start=3)
+    refused = push(local, "origin")
+    assert [(u.status, u.reason) for u in refused.updates] == [
+        ("rejected", "the remote has newer checkpoints; pull first (or use --force)")
+    ]
+    assert [u.status for u in pull(local, "origin").updates] == ["fast-forward"]
+    assert local.job("novel").stages() == ["s0", "s1", "s2", "s3"]
