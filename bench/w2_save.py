@@ -17,6 +17,7 @@ import time
 import ckpt
 from bench.common import Ratio, Section, human_bytes, human_seconds, scratch
 from bench.messages import bulk_text
+from ckpt.objects.ids import Kind
 
 SIZES = {
     "1 KB": 1 << 10,
@@ -42,6 +43,12 @@ def _ckpt_save(job: ckpt.Job, value: bytes) -> float:
     return time.perf_counter() - start
 
 
+def _object_put(repo: ckpt.Repository, value: bytes) -> float:
+    start = time.perf_counter()
+    repo.objects.put(Kind.BLOB, value)
+    return time.perf_counter() - start
+
+
 def _value(kind: str, size: int, salt: int) -> bytes:
     if kind == "random":
         return os.urandom(size)
@@ -56,6 +63,7 @@ def run(sizes: list[str], repeats: int) -> Section:
             small = size <= 64 << 10
             inner = 20 if small else 1
             ratios: list[float] = []
+            object_ratios: list[float] = []
             mine_times: list[float] = []
             base_times: list[float] = []
             values = [_value(kind, size, rep * 1000 + i) for rep in range(1) for i in range(inner)]
@@ -66,17 +74,26 @@ def run(sizes: list[str], repeats: int) -> Section:
                     job.save("warmup", b"x")
                     ckpt_runs = []
                     pickle_runs = []
+                    object_runs = []
                     for i, value in enumerate(values):
                         if small:
                             value = rep.to_bytes(4, "big") + value[4:]
                         pickle_runs.append(_pickle_save(os.path.join(tmp, f"v{i}.pickle"), value))
                         ckpt_runs.append(_ckpt_save(job, value))
                     repo.close()
+                    # The object layer alone (hash, chunk, compress, one pack
+                    # write and fsync), into a second fresh store.
+                    objects_only = ckpt.init(os.path.join(tmp, "objects-only"))
+                    for value in values:
+                        fresh = (rep + 1000).to_bytes(4, "big") + value[4:]
+                        object_runs.append(_object_put(objects_only, fresh))
+                    objects_only.close()
                 mine = statistics.median(ckpt_runs)
                 base = statistics.median(pickle_runs)
                 mine_times.append(mine)
                 base_times.append(base)
                 ratios.append(mine / base)
+                object_ratios.append(statistics.median(object_runs) / base)
             target = 2.0 if size <= 1 << 10 else (1.3 if size >= 1 << 20 else None)
             section.rows.append(
                 Ratio(
@@ -87,6 +104,14 @@ def run(sizes: list[str], repeats: int) -> Section:
                     target=target,
                     absolute=f"ckpt {human_seconds(statistics.median(mine_times))}, "
                     f"pickle {human_seconds(statistics.median(base_times))}",
+                )
+            )
+            section.rows.append(
+                Ratio(
+                    "W2",
+                    f"object write only, {label} ({kind})",
+                    "(a) pickle.dump + fsync",
+                    object_ratios,
                 )
             )
     section.notes.append(
