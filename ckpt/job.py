@@ -34,7 +34,7 @@ from ckpt.errors import (
     StorageError,
 )
 from ckpt.jobrecord import ForkPoint, JobRecord, read_record, update_record
-from ckpt.objects.ids import CommitId, Kind, ObjectId, is_id_prefix
+from ckpt.objects.ids import ID_HEX_LENGTH, CommitId, Kind, ObjectId, is_id_prefix
 from ckpt.objects.model import (
     ENCODING_JSON,
     ENCODING_RAW,
@@ -265,10 +265,11 @@ class Job:
         status: str,
         reason: str,
     ) -> Commit:
-        branch = self.branch_name
-        parent_id = self._head_id(branch, fresh=False)
         what = f"stage {stage!r}" if stage else "status"
+        branch = DEFAULT_BRANCH
         try:
+            branch = self.branch_name
+            parent_id = self._head_id(branch, fresh=False)
             objects = self.repo.objects
             parent = None if parent_id is None else objects.get_commit(parent_id)
             tree = Tree() if parent is None else objects.get_tree(parent.tree)
@@ -481,11 +482,17 @@ class Job:
                 oid = None
             if oid is not None:
                 return objects.get_commit(oid)
-        head = self.head
-        if head is not None:
-            for commit in self.walk(head.id):
-                if commit.stage == base:
-                    return commit
+        if len(base) == ID_HEX_LENGTH and is_id_prefix(base) and objects.has(ObjectId(base)):
+            # A full id needs no search, and works when history is damaged.
+            return objects.get_commit(ObjectId(base))
+        try:
+            head = self.head
+            if head is not None:
+                for commit in self.walk(head.id):
+                    if commit.stage == base:
+                        return commit
+        except CkptError:
+            pass  # damaged history: fall back to ids known from refs and the reflog
         if len(base) >= MIN_PREFIX and is_id_prefix(base):
             matches = sorted({c for c in self.known_commits() if c.startswith(base)})
             if len(matches) == 1:
@@ -539,12 +546,15 @@ class Job:
         old = self._head_id(branch, fresh=False)
         rolled: list[Commit] = []
         if old is not None and old != target.id:
-            for commit in self.walk(old):
-                if commit.id == target.id:
-                    break
-                rolled.append(commit)
-            else:
-                rolled = []
+            try:
+                for commit in self.walk(old):
+                    if commit.id == target.id:
+                        break
+                    rolled.append(commit)
+                else:
+                    rolled = []
+            except CkptError:
+                rolled = []  # the old head is damaged (recovering from it): nothing to list
         self.refs.update(HEADS + branch, old, target.id, f"checkout: {branch} to {target.short_id}")
         self._seen[branch] = target.id
         return CheckoutResult(branch, old, target.id, tuple(rolled))

@@ -144,6 +144,8 @@ class RefStore:
             self.storage.compare_and_swap(self.key(ref), expected, value)
         except ConflictError:
             current = self.read(ref)
+            if current == old:
+                raise  # not a move by someone else (e.g. a lock held too long): say so
             raise ConflictError(
                 f"job {self.job}: {_pretty(ref)} moved to {_short(current)} while this "
                 f"handle expected {_short(old)}; call job.refresh() and try again"
