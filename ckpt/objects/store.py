@@ -300,7 +300,22 @@ class ObjectStore:
             return Location(key)
         if not relist:
             return None
-        return self._find_in_packs(raw, self._pack_list(refresh=True))
+        # Packs merged away after our listing hold nothing any more, and the
+        # pack they became may be newer than the listing: list again until
+        # two listings agree before calling the object missing.
+        previous = {ref.key for ref in self._pack_list()}
+        for _ in range(_READ_RETRIES):
+            refs = self._pack_list(refresh=True)
+            found = self._find_in_packs(raw, refs)
+            if found is not None:
+                return found
+            if self.storage.stat(key) is not None:
+                return Location(key)
+            keys = {ref.key for ref in refs}
+            if keys == previous:
+                return None
+            previous = keys
+        return None
 
     def _read_location(self, oid: ObjectId, where: Location) -> bytes:
         if where.packed:
@@ -755,10 +770,30 @@ class ObjectStore:
         if no writer touched it since ``cutoff``.  Raises CkptError, deleting
         nothing, if a live object's stored form cannot be read.
         """
-        needed = self._closure(live)
-        deleted = deleted_bytes = young = 0
+        packs = self._pack_list(refresh=True)
+        loose_infos = list(self.storage.list(OBJECTS_PREFIX))
+        # Objects kept for their youth (a save in flight may be about to use
+        # them) keep their chunks and delta bases too, however old those are.
+        youthful: set[ObjectId] = set()
+        for ref in packs:
+            if ref.mtime >= cutoff:
+                try:
+                    youthful.update(
+                        ObjectId(e.id) for e in self._index(ref).entries(self._reader(ref.key))
+                    )
+                except (KeyNotFoundError, CorruptObjectError):
+                    continue
+        for info in loose_infos:
+            loose = _id_from_key(info)
+            if loose is not None and info.mtime >= cutoff:
+                youthful.add(loose)
+        needed_live = self._closure(live)
+        by_youth = self._closure(youthful - needed_live) - needed_live
+        needed = needed_live | by_youth
+        deleted = deleted_bytes = 0
+        young = len(by_youth)
         candidates: list[ObjectId] = []
-        for ref in self._pack_list(refresh=True):
+        for ref in packs:
             try:
                 entries = list(self._index(ref).entries(self._reader(ref.key)))
             except (KeyNotFoundError, CorruptObjectError):
@@ -767,23 +802,19 @@ class ObjectStore:
             if progress is not None:
                 progress(len(entries))
             dead = [entry for entry in entries if entry.id not in needed]
-            if not dead:
-                continue
-            if ref.mtime >= cutoff:
-                young += len(dead)
+            if not dead or ref.mtime >= cutoff:
                 continue
             candidates.extend(ObjectId(entry.id) for entry in dead)
             if dry_run or self._rewrite_without(ref.key, {e.id for e in dead}, cutoff):
                 deleted += len(dead)
                 deleted_bytes += sum(entry.length for entry in dead)
-        for info in self.storage.list(OBJECTS_PREFIX):
+        for info in loose_infos:
             loose = _id_from_key(info)
             if loose is None or loose in needed:
                 continue
             if progress is not None:
                 progress(1)
             if info.mtime >= cutoff:
-                young += 1
                 continue
             candidates.append(loose)
             if dry_run or self.storage.delete_if_older(info.key, cutoff):
@@ -979,7 +1010,7 @@ class ObjectBatch:
         chunked = kind is Kind.BLOB and len(data) >= chunking.CHUNK_THRESHOLD
         found: tuple[bytes, int] | None = None
         if base is not None and base != oid and (chunked or len(data) >= delta.DELTA_MIN):
-            found = self._base(base, kind)
+            found = self._base(base, kind, oid)
             if found is not None and found[1] >= delta.MAX_CHAIN:
                 found = None
         payload = self._chunk(data, base, found) if chunked else data
@@ -1076,11 +1107,13 @@ class ObjectBatch:
                     self._add(bytes.fromhex(cid), stored)
         return ids
 
-    def _base(self, base: ObjectId, kind: Kind) -> tuple[bytes, int] | None:
+    def _base(self, base: ObjectId, kind: Kind, oid: ObjectId) -> tuple[bytes, int] | None:
         """The payload and chain depth of ``base``, or None if it cannot serve as a base.
 
         The base is not verified here: it only has to decode the same way
-        again, and every read of the new object checks its hash anyway.
+        again, and every read of the new object checks its hash anyway.  A
+        base whose own chain of bases leads back to ``oid`` (possible when
+        ``oid`` is stored a second time) is refused: that would be a cycle.
         """
         if bytes.fromhex(base) in self.ids:
             return None
@@ -1090,6 +1123,13 @@ class ObjectBatch:
             header = codec.parse_header(stored, base)
             if header.kind is not kind:
                 return None
+            link = header.base
+            for _ in range(delta.MAX_CHAIN + 1):
+                if link is None:
+                    break
+                if link == oid:
+                    return None
+                link = codec.parse_header(store.read_stored(link), link).base
             payload = store._payloads.get(base)
             if payload is None:
                 payload = store._payload(base, stored, header)
