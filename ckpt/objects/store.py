@@ -1043,10 +1043,16 @@ class ObjectBatch:
         tail = view[cuts[-1] if cuts else 0 :]
         if len(pieces) <= BULK_CHUNKS:
             ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
-            new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
+        else:
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                ids = list(pool.map(_chunk_id, pieces))
+        new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
+        # What matters is how many chunks are new: a value that grew a little
+        # has one or two, however many it has in all.
+        if len(new) <= BULK_CHUNKS:
             self._few_chunks(new, base, found)
         else:
-            ids = self._bulk_chunks(pieces)
+            self._bulk_chunks(new)
         return chunking.encode_list(
             [(cid, len(piece)) for cid, piece in zip(ids, pieces, strict=True)], tail
         )
@@ -1085,27 +1091,18 @@ class ObjectBatch:
                 stored = codec.encode(Kind.CHUNK, content, level=level)
             self._add(bytes.fromhex(cid), stored)
 
-    def _bulk_chunks(self, pieces: list[memoryview]) -> list[ObjectId]:
-        """Hash, then compress the new ones of, many chunks on every core, a group at a time.
+    def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
+        """Compress many new chunks on every core, a group at a time.
 
-        zstd and blake3 release the GIL; a group bounds the compressed bytes
-        held in memory before they go into a pack.
+        zstd releases the GIL; a group bounds the compressed bytes held in
+        memory before they go into a pack.
         """
-        ids: list[ObjectId] = []
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            for start in range(0, len(pieces), BULK_GROUP):
-                group = pieces[start : start + BULK_GROUP]
-                group_ids = list(pool.map(_chunk_id, group))
-                ids.extend(group_ids)
-                new = [
-                    (cid, piece)
-                    for cid, piece in zip(group_ids, group, strict=True)
-                    if not self._have(cid)
-                ]
-                encoded = pool.map(_bulk_encode, [piece for _, piece in new])
-                for (cid, _), stored in zip(new, encoded, strict=True):
+            for start in range(0, len(new), BULK_GROUP):
+                group = new[start : start + BULK_GROUP]
+                encoded = pool.map(_bulk_encode, [piece for _, piece in group])
+                for (cid, _), stored in zip(group, encoded, strict=True):
                     self._add(bytes.fromhex(cid), stored)
-        return ids
 
     def _base(self, base: ObjectId, kind: Kind, oid: ObjectId) -> tuple[bytes, int] | None:
         """The payload and chain depth of ``base``, or None if it cannot serve as a base.
