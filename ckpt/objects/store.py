@@ -381,35 +381,43 @@ class ObjectStore:
         check_object_id(oid)
         return self._stored(oid)[0]
 
-    def _payload(self, oid: ObjectId, stored: bytes, header: codec.Header) -> bytes:
+    def _payload(
+        self, oid: ObjectId, stored: bytes, header: codec.Header, chain: tuple[str, ...] = ()
+    ) -> bytes:
         """The decompressed payload of a stored object, resolving its delta base.
 
         Always decoded from ``stored``: only delta bases come from the cache
         (a wrong base cannot go unnoticed, the object's own hash check fails).
+        ``chain`` holds the objects whose bases are being resolved, so that a
+        loop of bases is reported instead of followed.
         """
         if header.base is None:
             payload = codec.decompress_plain(stored, header, oid)
         else:
-            base_payload = self._base_payload(oid, header)
+            base_payload = self._base_payload(oid, header, (*chain, oid))
             frame = memoryview(stored)[header.size :]
             payload = delta.decompress(frame, header.payload_length, base_payload, oid)
         return payload
 
-    def _base_payload(self, oid: ObjectId, header: codec.Header) -> bytes:
+    def _base_payload(self, oid: ObjectId, header: codec.Header, chain: tuple[str, ...]) -> bytes:
         base = header.base
         assert base is not None
         cached = self._payloads.get(base)
         if cached is not None:
             return cached
         try:
+            # The same object may be stored twice in different forms (two
+            # writers, or a dedup miss), so a base's depth need not be below
+            # ours; what must not happen is a loop, or an endless chain.
+            if base in chain:
+                raise CorruptObjectError(base, "delta bases form a loop")
+            if len(chain) > _MAX_RESOLVE:
+                raise CorruptObjectError(
+                    base, "delta chain is too long", f"<= {_MAX_RESOLVE}", str(len(chain))
+                )
             stored, _ = self._stored(base)
             base_header = codec.parse_header(stored, base)
-            if base_header.depth >= header.depth:
-                raise CorruptObjectError(
-                    base, "delta chain does not get shallower", f"< {header.depth}",
-                    str(base_header.depth),
-                )  # fmt: skip
-            payload = self._payload(base, stored, base_header)
+            payload = self._payload(base, stored, base_header, chain)
         except ObjectNotFoundError:
             raise CorruptObjectError(oid, f"its delta base {base} is missing") from None
         except CorruptObjectError as exc:
@@ -1134,6 +1142,12 @@ class ObjectBatch:
         except CkptError:
             return None
         return payload, header.depth
+
+
+#: How many delta bases a read follows at most.  Writes keep chains under
+#: :data:`delta.MAX_CHAIN`; an object stored twice in different forms can
+#: lengthen a chain a little, never loop it.
+_MAX_RESOLVE = 4 * delta.MAX_CHAIN
 
 
 def _chunk_id(piece: memoryview) -> ObjectId:
