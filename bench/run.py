@@ -50,7 +50,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
         w2_sizes=["1 KB", "100 KB", "1 MB", "10 MB", "100 MB"],
         w2_repeats=5,
         w3=(10, 10_000, 5, 9),
-        w4=(2200 << 20, 40_000, 3),
+        w4=(2800 << 20, 40_000, 3),
         w5_repeats=15,
         w6=(1 << 30, 2),
     )
