@@ -324,15 +324,7 @@ class Job:
 
     def complete(self, message: str = "", meta: Mapping[str, JSONValue] | None = None) -> Commit:
         """Mark the job completed with a commit that saves no stage."""
-        return self._commit(
-            stage=None,
-            cost=0.0,
-            tokens=0,
-            message=message,
-            meta=meta,
-            status=STATUS_COMPLETED,
-            reason="complete",
-        )
+        return self._status_commit(STATUS_COMPLETED, message, meta, "complete")
 
     def fail(
         self,
@@ -350,14 +342,21 @@ class Job:
             info["error"] = str(error)
         if stage is not None:
             info["failed_stage"] = names.stage_name(stage)
+        message = f"failed: {info.get('error', '')}"[:500]
+        return self._status_commit(STATUS_FAILED, message, info, "fail")
+
+    def _status_commit(
+        self, status: str, message: str, meta: Mapping[str, JSONValue] | None, reason: str
+    ) -> Commit:
+        """A commit that saves no stage and records ``status`` (complete, fail, expire)."""
         return self._commit(
             stage=None,
             cost=0.0,
             tokens=0,
-            message=f"failed: {info.get('error', '')}"[:500],
-            meta=info,
-            status=STATUS_FAILED,
-            reason="fail",
+            message=message,
+            meta=meta,
+            status=status,
+            reason=reason,
         )
 
     # -- loading ------------------------------------------------------------
@@ -674,15 +673,7 @@ class Job:
 
     def expire(self, message: str = "TTL exceeded") -> Commit:
         """Mark the job expired with a status commit; gc ``--expired`` then removes it."""
-        return self._commit(
-            stage=None,
-            cost=0.0,
-            tokens=0,
-            message=message,
-            meta=None,
-            status=STATUS_EXPIRED,
-            reason="expire",
-        )
+        return self._status_commit(STATUS_EXPIRED, message, None, "expire")
 
     def fork(self, new_job: str, *, at: str | None = None, message: str = "") -> Job:
         """Start job ``new_job`` from checkpoint ``at`` of this job (default HEAD).
