@@ -18,7 +18,7 @@ from typing import Any
 from bench.common import Ratio, Section, fmt, human_seconds, machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "WB")
 
 
 def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
@@ -109,6 +109,15 @@ def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]
             section = w4_maintenance.run(*cfg["w4"])
         elif name == "W5":
             section = _w5(cfg["w5_repeats"])
+        elif name == "WB":
+            from bench import backends
+
+            section = backends.run(
+                quick=quick,
+                repeats=1 if tiny else None,
+                ops=3 if tiny else None,
+                checkpoints=2 if tiny else None,
+            )
         else:
             from bench import w6_memory
 
