@@ -137,6 +137,9 @@ def _gc_writer_step(
         actions["save"] += 1
 
 
+_ORPHAN_SECONDS = 600.0
+
+
 def gc_loop(store: str, grace: str, stop_file: str) -> None:
     """Run gc with a tiny grace period over and over until ``stop_file`` exists."""
     from ckpt.gc import collect
@@ -144,13 +147,19 @@ def gc_loop(store: str, grace: str, stop_file: str) -> None:
     runs = deleted = errors = 0
     messages: list[str] = []
     _wait_for_go()
+    # Bounded even if the parent dies without creating the stop file (or its
+    # directory is removed): an orphaned loop must end by itself.
+    deadline = time.monotonic() + _ORPHAN_SECONDS
     while not os.path.exists(stop_file):
+        if time.monotonic() > deadline or not os.path.isdir(os.path.dirname(stop_file) or "."):
+            break
         try:
             report = collect(ckpt.open(store), grace=dt.timedelta(seconds=float(grace)))
         except CkptError as exc:
             errors += 1
-            cause = exc.__cause__ if isinstance(exc.__cause__, CkptError) else exc
-            messages.append(_diagnose(ckpt.open(store), cause))
+            if len(messages) < 5:
+                cause = exc.__cause__ if isinstance(exc.__cause__, CkptError) else exc
+                messages.append(_diagnose(ckpt.open(store), cause))
             continue
         runs += 1
         deleted += report.deleted
