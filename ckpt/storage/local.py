@@ -113,7 +113,8 @@ class LocalStorage:
 
     # -- reads --------------------------------------------------------------
 
-    def get(self, key: str) -> bytes:
+    def _open_value(self, key: str) -> int:
+        """A read-only descriptor on the file of ``key`` (no symlink followed on the way)."""
         dirs, name = self._split(key)
         try:
             dir_fd = self._open_dir(dirs, create=False)
@@ -122,13 +123,16 @@ class LocalStorage:
         except OSError as exc:
             raise _storage_error("read", key, exc) from exc
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError):
             raise KeyNotFoundError(key) from None
         except OSError as exc:
             raise _storage_error("read", key, exc) from exc
         finally:
             os.close(dir_fd)
+
+    def get(self, key: str) -> bytes:
+        fd = self._open_value(key)
         try:
             with os.fdopen(fd, "rb") as handle:
                 return handle.read()
@@ -143,21 +147,7 @@ class LocalStorage:
         An optional capability beyond the protocol: the object database reads
         one object out of a pack with it instead of reading the whole pack.
         """
-        dirs, name = self._split(key)
-        try:
-            dir_fd = self._open_dir(dirs, create=False)
-        except (FileNotFoundError, NotADirectoryError):
-            raise KeyNotFoundError(key) from None
-        except OSError as exc:
-            raise _storage_error("read", key, exc) from exc
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        except (FileNotFoundError, NotADirectoryError):
-            raise KeyNotFoundError(key) from None
-        except OSError as exc:
-            raise _storage_error("read", key, exc) from exc
-        finally:
-            os.close(dir_fd)
+        fd = self._open_value(key)
         try:
             data = os.pread(fd, length, offset)
             while len(data) < length:
