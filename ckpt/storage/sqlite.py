@@ -95,7 +95,7 @@ class SqliteStorage:
             raise StorageError(f"cannot open {self.url}: {exc}") from exc
         try:
             db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_SECONDS * 1000)}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _set_wal(db)
             if str(mode).lower() != "wal":
                 raise StorageError(f"{self.url}: SQLite refused WAL mode (journal_mode={mode})")
             db.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
@@ -284,3 +284,22 @@ class SqliteStorage:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _set_wal(db: sqlite3.Connection) -> object:
+    """Switch to WAL mode, waiting out other processes doing the same.
+
+    Changing the journal mode can fail with "database is locked" at once,
+    without SQLite's busy handler, while another connection opens the same
+    new file: retry within the busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+    delay = 0.001
+    while True:
+        try:
+            return db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
