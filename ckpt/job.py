@@ -89,6 +89,9 @@ class Job:
         self.name = names.job_name(name)
         self.refs = RefStore(repo.storage, self.name)
         self._seen: dict[str, CommitId | None] = {}
+        # The last commit this handle wrote, with its tree: the next save builds on it
+        # without reading them back (objects are immutable, so the copy cannot be stale).
+        self._wrote: tuple[Commit, Tree] | None = None
 
     def __repr__(self) -> str:
         return f"Job({self.name!r})"
@@ -271,8 +274,14 @@ class Job:
             branch = self.branch_name
             parent_id = self._head_id(branch, fresh=False)
             objects = self.repo.objects
-            parent = None if parent_id is None else objects.get_commit(parent_id)
-            tree = Tree() if parent is None else objects.get_tree(parent.tree)
+            wrote = self._wrote
+            if parent_id is None:
+                parent, tree = None, Tree()
+            elif wrote is not None and wrote[0].id == parent_id:
+                parent, tree = wrote
+            else:
+                parent = objects.get_commit(parent_id)
+                tree = objects.get_tree(parent.tree)
             for name in drop:
                 tree = tree.without(name)
             # One batch: the save's objects are written as one pack (one fsync)
@@ -320,6 +329,7 @@ class Job:
                 exc.errno or 0, f"saving {what} of job {self.name!r}: {exc}"
             ) from exc
         self._seen[branch] = commit.id
+        self._wrote = (commit, tree)
         return commit
 
     def complete(self, message: str = "", meta: Mapping[str, JSONValue] | None = None) -> Commit:
