@@ -7,8 +7,6 @@ a parent), opened lazily on first use and closed when the command ends.
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
@@ -18,13 +16,19 @@ if TYPE_CHECKING:
     from ckpt.repo import Repository
 
 
-@dataclass
 class Settings:
-    """Root options, kept on ``ctx.obj`` for every subcommand."""
+    """Root options, kept on ``ctx.obj`` for every subcommand, and the store once opened.
 
-    store: str | None = None
-    debug: bool = False
-    repo: Repository | None = None
+    A plain class rather than a dataclass: every ``ckpt`` command creates one,
+    and importing dataclasses is a measurable part of ``ckpt --help``.
+    """
+
+    def __init__(
+        self, store: str | None = None, debug: bool = False, repo: Repository | None = None
+    ) -> None:
+        self.store = store
+        self.debug = debug
+        self.repo = repo
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -50,6 +54,8 @@ def open_repo(ctx: click.Context | None = None) -> Repository:
 
 def get_job(name: str, ctx: click.Context | None = None) -> Job:
     """Job ``name``, which must exist; the error suggests close names and ``ckpt jobs``."""
+    import difflib
+
     from ckpt.errors import NotFoundError
     from ckpt.names import job_name
 

@@ -10,7 +10,6 @@ below.
 from __future__ import annotations
 
 import enum
-import traceback
 
 import click
 
@@ -83,6 +82,8 @@ def report(exc: BaseException, *, debug: bool) -> ExitCode:
     """Print ``exc`` as one ``Error:`` line on stderr (after its traceback if ``debug``);
     return the exit code to leave with."""
     if debug:
+        import traceback
+
         click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
     if isinstance(exc, errors.CkptError):
         message = (str(exc) or exc.__class__.__name__).splitlines()[0]

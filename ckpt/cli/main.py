@@ -3,8 +3,11 @@
 Commands live in modules grouped by idea and are imported only when used
 (``ckpt log`` imports :mod:`ckpt.cli.history` and nothing of the other
 command modules); command modules import the library inside their command
-functions, so ``ckpt --help`` loads click and these small modules only.
-Adding a module of commands is one line in :data:`COMMAND_MODULES`.
+functions.  ``ckpt --help`` imports no command module at all: it lists each
+command's short help from :mod:`ckpt.cli.summaries`, a table generated from
+the commands (``python -m ckpt.cli.docgen --summaries``; a test fails when it
+is stale).  Adding a module of commands is one line in :data:`COMMAND_MODULES`
+and regenerating that table.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from typing import Any
 import click
 
 from ckpt import __version__
-from ckpt.cli.context import settings
 from ckpt.cli.exits import EXIT_CODE_HELP, ExitCode, report
-from ckpt.cli.output import colour_setting
 
 #: (module, section title in ``--help``, the commands it defines), in help order.
 COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -71,12 +72,23 @@ class LazyGroup(click.Group):
             self.commands[cmd_name] = command
         return command
 
+    def summary_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """A command whose short help is that of command ``name``: a stand-in built from
+        :data:`ckpt.cli.summaries.SUMMARIES` (which spares importing the command's module),
+        or the command itself when the table lacks it."""
+        from ckpt.cli.summaries import SUMMARIES
+
+        summary = SUMMARIES.get(name)
+        if summary is None:
+            return self.get_command(ctx, name)
+        return click.Command(name, **summary)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         width = formatter.width - 6 - max(len(name) for name in self.module_of)
         for _, title, names in self.modules:
             rows = []
             for name in names:
-                command = self.get_command(ctx, name)
+                command = self.summary_command(ctx, name)
                 if command is not None and not command.hidden:
                     rows.append((name, command.get_short_help_str(limit=max(width, 30))))
             if rows:
@@ -98,6 +110,8 @@ class LazyGroup(click.Group):
             click.echo("\nInterrupted.", err=True)
             raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
         except Exception as exc:
+            from ckpt.cli.context import settings
+
             raise click.exceptions.Exit(report(exc, debug=settings(ctx).debug)) from None
 
 
@@ -142,6 +156,10 @@ def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
     name (the newest checkpoint that saved it) or a commit-id prefix of 6 or
     more hex digits.  Try `ckpt demo` for a guided first minute.
     """
+    # Imported here, not at the top: `ckpt --help` never gets this far.
+    from ckpt.cli.context import settings
+    from ckpt.cli.output import colour_setting
+
     state = settings(ctx)
     state.store = store
     state.debug = debug

@@ -8,16 +8,16 @@ is bold, when piped nothing is cut or styled.  JSON goes out as one
 document, two-space indented, keys in schema order (see
 :mod:`ckpt.cli.schema`).
 
-Only click and the standard library are imported here: every command
-module imports this one, and ``ckpt --help`` must stay fast.
+Only click and the standard library are imported here, and what only some
+commands need (json, shutil) when they need it: every command module
+imports this one, and the root command imports it for ``--color``, so it is
+part of the start-up time of every ``ckpt`` command.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +77,8 @@ def echo(text: str = "", *, err: bool = False) -> None:
 
 def emit_json(doc: object) -> None:
     """Write ``doc`` as one JSON document to stdout."""
+    import json
+
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
@@ -178,6 +180,8 @@ def table(
     terminal = is_terminal()
     if terminal and shrink is not None:
         total = sum(widths) + 2 * (len(widths) - 1)
+        import shutil
+
         room = shutil.get_terminal_size((100, 24)).columns
         if total > room:
             widths[shrink] = max(len(headers[shrink]), widths[shrink] - (total - room))

@@ -226,6 +226,20 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     assert not loaded & HEAVY, sorted(loaded & HEAVY)
 
 
+def test_help_imports_no_command_module(tmp_path: Path) -> None:
+    loaded = _imported_modules("--help", cwd=tmp_path)
+    assert "ckpt.cli.summaries" in loaded  # where the short help of each command comes from
+    cli_modules = {name for name in loaded if name.startswith("ckpt.cli.")}
+    command_modules = {module for module, _, _ in COMMAND_MODULES}
+    assert not cli_modules & (command_modules | {"ckpt.cli.docgen"}), sorted(cli_modules)
+
+
+def test_a_command_help_imports_only_that_command_module(tmp_path: Path) -> None:
+    loaded = _imported_modules("log", "--help", cwd=tmp_path)
+    command_modules = {module for module, _, _ in COMMAND_MODULES}
+    assert loaded & command_modules == {"ckpt.cli.history"}
+
+
 def test_log_imports_only_its_command_module(tmp_path: Path, store: Path, novel: Job) -> None:
     loaded = _imported_modules("--store", str(store), "log", "novel", cwd=tmp_path)
     cli_modules = {name for name in loaded if name.startswith("ckpt.cli.")}
