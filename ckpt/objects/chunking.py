@@ -82,17 +82,33 @@ def candidates(data: bytes | memoryview) -> Iterator[int]:
 
 
 def cut_points(data: bytes | memoryview) -> list[int]:
-    """Offsets where chunks end (ascending); bytes after the last one are the tail."""
-    size = len(data)
+    """Offsets where chunks end (ascending); bytes after the last one are the tail.
+
+    The cuts are those the rule above picks from :func:`candidates`; the
+    search skips the first ``MIN_CHUNK`` bytes after each cut, where no
+    candidate can be picked, instead of visiting every candidate.
+    """
+    view = memoryview(data)
+    size = len(view)
     cuts: list[int] = []
     last = 0
-    for candidate in candidates(data):
-        while candidate - last > MAX_CHUNK:
-            last += MAX_CHUNK
-            cuts.append(last)
-        if candidate - last >= MIN_CHUNK:
-            cuts.append(candidate)
-            last = candidate
+    start = 0
+    while start < size:
+        # Blocks overlap by WINDOW - 1 bytes so that a pattern across a seam is found.
+        lo = max(0, start - (WINDOW - 1))
+        block = bytes(view[lo : min(size, start + _SCAN_BLOCK)]).translate(_TRANSLATE)
+        # Only candidates ending after ``start`` belong to this block.
+        at = max(0, start - lo - WINDOW + 1, last + MIN_CHUNK - WINDOW - lo)
+        while (at := block.find(PATTERN, at)) != -1:
+            candidate = lo + at + WINDOW
+            while candidate - last > MAX_CHUNK:
+                last += MAX_CHUNK
+                cuts.append(last)
+            if candidate - last >= MIN_CHUNK:
+                cuts.append(candidate)
+                last = candidate
+            at = max(at + 1, last + MIN_CHUNK - WINDOW - lo)
+        start += _SCAN_BLOCK
     while size - last > MAX_CHUNK:
         last += MAX_CHUNK
         cuts.append(last)

@@ -1049,11 +1049,8 @@ class ObjectBatch:
         cuts = chunking.cut_points(view)
         pieces = [view[start:end] for start, end in zip([0, *cuts], cuts, strict=False)]
         tail = view[cuts[-1] if cuts else 0 :]
-        if len(pieces) <= BULK_CHUNKS:
-            ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
-        else:
-            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-                ids = list(pool.map(_chunk_id, pieces))
+        # One thread: hashing a chunk takes microseconds, less than handing it to a pool.
+        ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
         new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
         # What matters is how many chunks are new: a value that grew a little
         # has one or two, however many it has in all.
@@ -1148,10 +1145,6 @@ class ObjectBatch:
 #: :data:`delta.MAX_CHAIN`; an object stored twice in different forms can
 #: lengthen a chain a little, never loop it.
 _MAX_RESOLVE = 4 * delta.MAX_CHAIN
-
-
-def _chunk_id(piece: memoryview) -> ObjectId:
-    return object_id(Kind.CHUNK, piece)
 
 
 def _bulk_encode(piece: memoryview) -> bytes:

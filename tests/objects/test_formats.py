@@ -8,6 +8,7 @@ how an object is stored.
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,6 +40,48 @@ def test_cut_points_depend_on_content_not_position() -> None:
     # After the first few chunks the cut points line up again, 1000 bytes later.
     realigned = {c - 1000 for c in shifted} & cuts
     assert len(realigned) >= len(cuts) - 3
+
+
+def _reference_cuts(data: bytes) -> list[int]:
+    """The cut rule of the chunking module's docstring, applied to every candidate."""
+    cuts: list[int] = []
+    last = 0
+    for candidate in chunking.candidates(data):
+        while candidate - last > chunking.MAX_CHUNK:
+            last += chunking.MAX_CHUNK
+            cuts.append(last)
+        if candidate - last >= chunking.MIN_CHUNK:
+            cuts.append(candidate)
+            last = candidate
+    while len(data) - last > chunking.MAX_CHUNK:
+        last += chunking.MAX_CHUNK
+        cuts.append(last)
+    return cuts
+
+
+def _dense_candidates(rng: random.Random, size: int) -> bytes:
+    """Bytes with a candidate every 14 to 40 bytes: a one-bit byte then zero-bit bytes."""
+    one = chunking.BIT_TABLE.index(ord("1"))
+    zero = chunking.BIT_TABLE.index(ord("0"))
+    out = bytearray()
+    while len(out) < size:
+        out += bytes([one]) + bytes([zero]) * rng.randrange(chunking.WINDOW - 1, 40)
+    return bytes(out[:size])
+
+
+@pytest.mark.parametrize("scan_block", [chunking._SCAN_BLOCK, 40_000, 4096])
+def test_cut_points_follow_the_rule_across_scan_blocks(
+    scan_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dense candidates put some exactly MIN_CHUNK after a cut; zeros have none (cuts at
+    # MAX_CHUNK); small scan blocks put seams everywhere.
+    rng = random.Random(scan_block)
+    data = _dense_candidates(rng, 600_000) + os.urandom(400_000) + bytes(300_000)
+    data += _dense_candidates(rng, 200_000)
+    assert next(chunking.candidates(data), None) is not None
+    monkeypatch.setattr(chunking, "_SCAN_BLOCK", scan_block)
+    assert chunking.cut_points(data) == _reference_cuts(data)
+    assert chunking.cut_points(memoryview(data)[123:]) == _reference_cuts(data[123:])
 
 
 def test_all_zero_data_is_cut_at_the_maximum() -> None:
