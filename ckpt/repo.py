@@ -69,13 +69,15 @@ class Repository:
         return Job(self, name)
 
     def job_names(self) -> list[str]:
-        """Names of every job in the store, sorted."""
-        found: set[str] = set()
-        for info in self.storage.list(JOBS_PREFIX):
-            parts = info.key.split("/")
-            if len(parts) == 3 and parts[2] == "HEAD":
-                found.add(parts[1])
-        return sorted(found)
+        """Names of every job in the store (every job whose HEAD exists), sorted.
+
+        Costs one listing of the jobs folder (with the backend's check of each
+        HEAD), not a listing of every key of every job.
+        """
+        return [
+            child.removesuffix("/")
+            for child in self.storage.list_children(JOBS_PREFIX, having="HEAD")
+        ]
 
     def jobs(self) -> list[Job]:
         """Every job in the store, sorted by name."""

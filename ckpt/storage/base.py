@@ -54,16 +54,30 @@ class KeyInfo:
     mtime: float
 
 
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is ``""`` or whole key components ending in ``/``, else raise."""
+    if prefix and (not isinstance(prefix, str) or not prefix.endswith("/")):
+        raise InvalidNameError(f"invalid storage key prefix {prefix!r} (must end in '/')")
+    if prefix:
+        check_key(prefix[:-1])
+    return prefix
+
+
+def is_key_component(name: str) -> bool:
+    """True if ``name`` can be one component of a key (so not a log, lock or temporary file)."""
+    return (
+        _KEY_COMPONENT.match(name) is not None
+        and ".." not in name
+        and not name.endswith(RESERVED_SUFFIXES)
+    )
+
+
 def check_key(key: str) -> str:
     """Return ``key`` if every component is safe to map onto a path, else raise."""
     if not isinstance(key, str) or not key or len(key) > 1024:
         raise InvalidNameError(f"invalid storage key {key!r}")
     for component in key.split("/"):
-        if (
-            not _KEY_COMPONENT.match(component)
-            or ".." in component
-            or component.endswith(RESERVED_SUFFIXES)
-        ):
+        if not is_key_component(component):
             raise InvalidNameError(f"invalid storage key {key!r}")
     return key
 
@@ -121,6 +135,22 @@ class Storage(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[KeyInfo]:
         """Every key that starts with ``prefix`` (a whole-component prefix or ``""``)."""
+        ...
+
+    def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
+        """The immediate children of ``prefix`` (``""`` or whole components ending in ``/``),
+        sorted, each once: ``NAME`` for the key ``prefix + NAME``, ``NAME/`` for a *folder*,
+        a name with keys below ``prefix + NAME/``.
+
+        The cost is that of listing one level, not everything below it (except
+        on Redis: see its module).  A folder that holds no key any more MAY
+        still be listed (the local backend keeps the directories of deleted
+        keys, S3 lists a folder holding only log records), so a caller that
+        needs a key to exist asks with ``having``: then only the folders
+        ``NAME/`` holding the key ``prefix + NAME/ + having`` are given, checked
+        by the backend (``having`` is a relative key, e.g. ``"HEAD"``).  Logs,
+        locks and temporary files are not keys and make no name.
+        """
         ...
 
     def append(self, key: str, record: bytes) -> None:

@@ -32,7 +32,14 @@ import time
 from collections.abc import Iterator
 
 from ckpt.errors import ConflictError, StorageError
-from ckpt.storage.base import RESERVED_SUFFIXES, KeyInfo, KeyNotFoundError, check_key
+from ckpt.storage.base import (
+    RESERVED_SUFFIXES,
+    KeyInfo,
+    KeyNotFoundError,
+    check_key,
+    check_prefix,
+    is_key_component,
+)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _LOCK_WAIT_SECONDS = 30.0
@@ -179,6 +186,43 @@ class LocalStorage:
         for info in self._walk(start, "/".join(base_parts)):
             if info.key.startswith(prefix):
                 yield info
+
+    def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
+        """One ``scandir`` of the prefix's directory, plus one ``lstat`` per folder with
+        ``having``.  Without ``having`` a directory is listed whether or not keys remain in it.
+        """
+        parts = [p for p in check_prefix(prefix).split("/") if p]
+        inside = None if having is None else check_key(having)
+        try:
+            dir_fd = self._open_dir(parts, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return iter(())
+        except OSError as exc:
+            raise _storage_error("list", prefix or "/", exc) from exc
+        try:
+            with os.scandir(dir_fd) as entries:
+                found = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+            names = []
+            for name, is_dir in found:
+                if not is_key_component(name):
+                    continue
+                if inside is None:
+                    names.append(f"{name}/" if is_dir else name)
+                elif is_dir and self._is_file_at(dir_fd, f"{name}/{inside}"):
+                    names.append(f"{name}/")
+        except OSError as exc:
+            raise _storage_error("list", prefix or "/", exc) from exc
+        finally:
+            os.close(dir_fd)
+        names.sort()
+        return iter(names)
+
+    @staticmethod
+    def _is_file_at(dir_fd: int, path: str) -> bool:
+        try:
+            return stat_mod.S_ISREG(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def _walk(self, path: str, key_prefix: str) -> Iterator[KeyInfo]:
         try:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 from ckpt.errors import ConflictError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key
+from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 
 class _Space:
@@ -107,6 +107,21 @@ class MemoryStorage:
             ]
         items.sort(key=lambda info: info.key)
         return iter(items)
+
+    def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
+        """Exact: a folder is listed only while a key exists below it.  Costs a pass over
+        every key in memory."""
+        check_prefix(prefix)
+        inside = None if having is None else "/" + check_key(having)
+        with self._space.lock:
+            found = set()
+            for key in self._space.values:
+                if not key.startswith(prefix):
+                    continue
+                name, sep, _rest = key[len(prefix) :].partition("/")
+                if inside is None or (sep and prefix + name + inside in self._space.values):
+                    found.add(name + sep)
+        return iter(sorted(found))
 
     def append(self, key: str, record: bytes) -> None:
         check_key(key)

@@ -15,7 +15,10 @@ clients agree on it); the log at ``k`` is the list ``NAMESPACE:l:k``.
   before any other command, so each is atomic on the server.
 * ``append`` is one ``RPUSH``, ``read_log`` one ``LRANGE``.
 * ``list`` walks the namespace with ``SCAN``, which costs time in the size
-  of the whole database, not of the listing.
+  of the whole database, not of the listing.  So does ``list_children``:
+  Redis keeps no order of keys to skip through, so it matches every key
+  below the prefix on the server (with ``having``, only the keys
+  ``PREFIX*/HAVING``) and keeps one name per child.
 
 Durability is the server's: Redis acknowledges a write once it is in
 memory.  ``durable`` is True only when the server reports ``appendonly
@@ -35,7 +38,7 @@ import redis
 import redis.exceptions
 
 from ckpt.errors import CkptError, ConflictError, InvalidNameError, StorageError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key
+from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 DEFAULT_NAMESPACE = "ckpt"
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.@+=/-]{1,200}\Z")
@@ -217,6 +220,24 @@ class RedisStorage:
                 size, mtime = replies[2 * index], replies[2 * index + 1]
                 if mtime is not None:  # deleted since the scan
                     yield KeyInfo(name[len(head) :], int(size), float(mtime))
+
+    def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
+        head = f"{self.namespace}:v:{check_prefix(prefix)}"
+        pattern = _glob_escape(head) + "*"
+        tail = ""
+        if having is not None:
+            tail = "/" + check_key(having)
+            pattern += _glob_escape(tail)
+        names = set()
+        with self._errors("list", prefix):
+            for found in self._redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+                rest = _text(found)[len(head) :]
+                if having is None:
+                    name, sep, _rest = rest.partition("/")
+                    names.add(name + sep)
+                elif rest.endswith(tail) and "/" not in rest[: -len(tail)]:
+                    names.add(rest[: -len(tail)] + "/")
+        return iter(sorted(names))
 
     def read_log(self, key: str) -> builtins.list[bytes]:
         name = self._log_key(key)

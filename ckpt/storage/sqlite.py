@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 
 from ckpt.errors import ConflictError, StorageError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key
+from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 _BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -49,6 +49,41 @@ _SCHEMA = (
 def _prefix_upper_bound(prefix: str) -> str:
     """The smallest string greater than every string that starts with ``prefix``."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+#: Greater than every key (keys are ASCII).
+_AFTER_ALL_KEYS = "\U0010ffff"
+
+# One index seek per child: from each key found, jump past the child it belongs
+# to (past every key below a folder ``NAME/``, or just past a key without one).
+# :n is the prefix's length; ``slash`` is where the child's name ends, if in a folder.
+_CHILDREN = """
+WITH RECURSIVE step(k) AS (
+  SELECT (SELECT key FROM kv WHERE key >= :lo AND key < :hi ORDER BY key LIMIT 1)
+  UNION ALL
+  SELECT (
+    SELECT key FROM kv
+    WHERE key >= CASE
+        WHEN instr(substr(step.k, :n + 1), '/') > 0
+        THEN substr(step.k, 1, :n + instr(substr(step.k, :n + 1), '/') - 1) || '0'
+        ELSE step.k || char(1)
+      END
+      AND key < :hi
+    ORDER BY key LIMIT 1
+  )
+  FROM step WHERE step.k IS NOT NULL
+)
+SELECT k FROM step
+WHERE k IS NOT NULL AND (
+  :having IS NULL OR (
+    instr(substr(k, :n + 1), '/') > 0
+    AND EXISTS (
+      SELECT 1 FROM kv
+      WHERE key = substr(k, 1, :n + instr(substr(k, :n + 1), '/')) || :having
+    )
+  )
+)
+"""
 
 
 class SqliteStorage:
@@ -190,6 +225,34 @@ class SqliteStorage:
             except sqlite3.Error as exc:
                 raise self._error("list", prefix, exc) from exc
         return iter([KeyInfo(str(k), int(size), float(mtime)) for k, size, mtime in rows])
+
+    def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
+        """One query making one index seek per child (two with ``having``), however many
+        keys lie below each; exact: a folder is listed only while a key exists below it."""
+        check_prefix(prefix)
+        if having is not None:
+            check_key(having)
+        with self._lock:
+            db = self._existing()
+            if db is None:
+                return iter(())
+            try:
+                rows = db.execute(
+                    _CHILDREN,
+                    {
+                        "lo": prefix,
+                        "hi": _prefix_upper_bound(prefix) if prefix else _AFTER_ALL_KEYS,
+                        "n": len(prefix),
+                        "having": having,
+                    },
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error("list", prefix, exc) from exc
+        names = set()
+        for (key,) in rows:
+            name, sep, _rest = str(key)[len(prefix) :].partition("/")
+            names.add(name + sep)
+        return iter(sorted(names))
 
     def read_log(self, key: str) -> builtins.list[bytes]:
         check_key(key)

@@ -243,6 +243,68 @@ def test_list_of_an_empty_store_is_empty(storage: Storage) -> None:
     assert keys(storage.list("objects/")) == []
 
 
+def test_list_children_gives_one_level(storage: Storage) -> None:
+    for key in (
+        "config",
+        "jobs/a/HEAD",
+        "jobs/a/meta",
+        "jobs/a/refs/heads/main",
+        "jobs/b-x/refs/heads/main",
+        "jobs/b/HEAD",
+        "jobs/c.d/HEAD",
+        "jobs/c/meta",
+        "jobs/top",
+        "packs/" + "1" * 64,
+        "packs/" + "2" * 64,
+    ):
+        storage.put_if_absent(key, b"x")
+    storage.append("jobs/d/reflog", b"a log makes no key")
+    storage.append("jobs/a/reflog", b"nor here")
+    assert list(storage.list_children()) == ["config", "jobs/", "packs/"]
+    # A folder holding only a log (d/) MAY be listed: only `having` promises a key below.
+    listed = list(storage.list_children("jobs/"))
+    assert [name for name in listed if name != "d/"] == ["a/", "b-x/", "b/", "c.d/", "c/", "top"]
+    assert list(storage.list_children("jobs/a/")) == ["HEAD", "meta", "refs/"]
+    assert list(storage.list_children("jobs/a/refs/heads/")) == ["main"]
+    assert list(storage.list_children("packs/")) == ["1" * 64, "2" * 64]
+    assert list(storage.list_children("nothing/")) == []
+    assert list(storage.list_children("jobs/top/")) == []
+
+
+def test_list_children_having_a_key(storage: Storage) -> None:
+    for key in ("jobs/a/HEAD", "jobs/b/meta", "jobs/c/HEAD", "jobs/c/refs/heads/main", "jobs/x"):
+        storage.put_if_absent(key, b"x")
+    storage.append("jobs/d/reflog", b"record")
+    assert list(storage.list_children("jobs/", having="HEAD")) == ["a/", "c/"]
+    assert list(storage.list_children("jobs/", having="refs/heads/main")) == ["c/"]
+    assert list(storage.list_children(having="a/HEAD")) == ["jobs/"]
+    assert list(storage.list_children("nothing/", having="HEAD")) == []
+
+
+def test_list_children_after_deletes(storage: Storage) -> None:
+    """Every backend drops a key once deleted; ``having`` drops its folder too, while a
+    plain listing MAY keep the emptied folder (a local directory stays behind)."""
+    storage.compare_and_swap("jobs/gone/HEAD", None, b"ref")
+    storage.put_if_absent("jobs/gone/meta", b"{}")
+    storage.put_if_absent("jobs/kept/HEAD", b"ref")
+    storage.append("jobs/gone/reflog", b"moved")
+    storage.delete("jobs/gone/meta")
+    assert list(storage.list_children("jobs/gone/")) == ["HEAD"]
+    storage.compare_and_swap("jobs/gone/HEAD", b"ref", None)
+    assert list(storage.list_children("jobs/gone/")) == []
+    assert list(storage.list_children("jobs/", having="HEAD")) == ["kept/"]
+    assert set(storage.list_children("jobs/")) - {"gone/"} == {"kept/"}
+
+
+@pytest.mark.parametrize("prefix", ["jobs", "/jobs/", "jobs//", "../", "a.lock/", "x/.."])
+def test_list_children_refuses_an_invalid_prefix(storage: Storage, prefix: str) -> None:
+    storage.put_if_absent("jobs/a/HEAD", b"x")
+    with pytest.raises(InvalidNameError):
+        list(storage.list_children(prefix))
+    with pytest.raises(InvalidNameError):
+        list(storage.list_children("jobs/", having=prefix.strip("/") + "/"))
+
+
 # -- logs --------------------------------------------------------------------------
 
 
