@@ -4,7 +4,7 @@
 one :class:`JobSummary` per matching job: status (active, completed, failed
 or expired -- a passed TTL shows as expired), branch, stages done, cost,
 tokens, sequence number and time of the newest checkpoint, labels, TTL,
-fork point and size on disk.  ``job_progress`` tells how far one job got
+fork point and, when asked, size on disk.  ``job_progress`` tells how far one job got
 and where its next run resumes.  ``expire_due`` marks every job whose TTL
 has passed with an ``expired`` status commit, so that
 ``apply_retention(expired=True)`` removes it.
@@ -21,9 +21,11 @@ import attrs
 from ckpt import names
 from ckpt.errors import CkptError
 from ckpt.job import Job
+from ckpt.jobrecord import JobRecord, read_record
 from ckpt.objects.ids import CommitId
-from ckpt.objects.model import STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
-from ckpt.progress import run_commit
+from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
+from ckpt.progress import RunMeta
+from ckpt.refs import HEADS
 from ckpt.repo import Repository
 from ckpt.stages import PARTIAL_SUFFIX
 
@@ -77,31 +79,54 @@ def job_progress(job: Job) -> JobProgress:
     """Progress of ``job`` at its HEAD.  For a job written by the stage runner the stages and
     their total come from the run's metadata; otherwise the stages saved at HEAD are listed."""
     job.refresh()
-    head = job.head
+    return _progress(job, job.branch_name, job.head, job.record)
+
+
+def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> JobProgress:
+    """The progress of ``job`` from its branch, head commit and record, read by the caller
+    once (a listing reads each job's keys only once)."""
     stages: tuple[str, ...] = ()
     total: int | None = None
     if head is not None:
-        found = run_commit(job, head.id)
+        found = _run_meta(job, head, record.cut)
         if found is not None:
-            stages, total = found[1].done, len(found[1].stages)
+            stages, total = found.done, len(found.stages)
         else:
-            stages = tuple(s for s in job.stages() if not s.endswith(PARTIAL_SUFFIX))
+            names = job.repo.objects.get_tree(head.tree).names
+            stages = tuple(s for s in names if not s.endswith(PARTIAL_SUFFIX))
     failed_stage = error = None
     if head is not None and head.status == STATUS_FAILED:
         stage = head.meta.get("failed_stage")
         message = head.meta.get("error")
         failed_stage = None if stage is None else str(stage)
         error = None if message is None else str(message)
+    status = STATUS_ACTIVE if head is None else head.status
+    if head is not None and record.is_expired():
+        status = STATUS_EXPIRED  # due for collection, whatever its last status (as Job.status)
     return JobProgress(
         job=job.name,
-        status=job.status,
-        branch=job.branch_name,
+        status=status,
+        branch=branch,
         stages=stages,
         total_stages=total,
         head=head,
         failed_stage=failed_stage,
         error=error,
     )
+
+
+def _run_meta(job: Job, head: Commit, cut: frozenset[CommitId]) -> RunMeta | None:
+    """The runner metadata of the newest runner commit at or behind ``head`` (as
+    :func:`ckpt.progress.run_commit`, stopping where retention cut history)."""
+    commit = head
+    while True:
+        meta = RunMeta.from_commit(commit)
+        if meta is not None:
+            return meta
+        parent = commit.parent
+        if parent is None or commit.id in cut:
+            return None
+        commit = job.repo.objects.get_commit(parent)
 
 
 @attrs.frozen
@@ -120,7 +145,8 @@ class JobSummary:
     labels: Mapping[str, str]
     expires_at: dt.datetime | None
     forked_from: tuple[str, CommitId] | None
-    size: int
+    size: int | None
+    """Stored bytes of every object the job reaches; None when not measured."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,11 +184,17 @@ def list_jobs(
     *,
     labels: Mapping[str, str] | Iterable[str] | None = None,
     statuses: Collection[str] = (),
-    sizes: bool = True,
+    sizes: bool = False,
 ) -> list[JobSummary]:
     """Jobs having every given label (``key=value``; value ``*`` matches any) and one of
-    ``statuses`` (none given: any), sorted by name.  ``sizes=False`` skips measuring disk use
-    (``size`` is then 0), which needs a walk of each job's objects."""
+    ``statuses`` (none given: any), sorted by name.
+
+    Each job's HEAD, branch ref, head commit and record are read once (and
+    its tree, or the commits back to its newest runner commit, for the
+    stages).  ``sizes=True`` also measures each job's disk use (``size``;
+    None otherwise), which walks every object of every job: the cost of a
+    full ``ckpt stats``.
+    """
     wanted = (
         {}
         if labels is None
@@ -173,32 +205,38 @@ def list_jobs(
     unknown = set(statuses) - set(STATUSES)
     if unknown:
         raise CkptError(f"unknown status {sorted(unknown)[0]!r}; use {', '.join(STATUSES)}")
-    chosen: list[tuple[Job, JobProgress]] = []
-    for job in repo.jobs():
-        record = job.record
+    chosen: list[tuple[Job, JobProgress, JobRecord]] = []
+    for name in repo.job_names():
+        job = Job(repo, name)
+        record = read_record(repo.storage, job.name)
         if any(
             key not in record.labels or value not in ("*", record.labels[key])
             for key, value in wanted.items()
         ):
             continue
-        progress = job_progress(job)
+        branch = job.refs.current_branch()
+        head_id = job.refs.read(HEADS + branch)
+        head = None if head_id is None else repo.objects.get_commit(head_id)
+        progress = _progress(job, branch, head, record)
         if statuses and progress.status not in statuses:
             continue
-        chosen.append((job, progress))
+        chosen.append((job, progress, record))
     measured: dict[str, int] = {}
     if sizes and chosen:
         from ckpt.stats import job_sizes
 
         measured = {
             name: size.stored_bytes
-            for name, size in job_sizes(repo, [job.name for job, _ in chosen]).items()
+            for name, size in job_sizes(repo, [job.name for job, _, _ in chosen]).items()
         }
-    return [_summary(job, progress, measured.get(job.name, 0)) for job, progress in chosen]
+    return [
+        _summary(job, progress, record, measured.get(job.name) if sizes else None)
+        for job, progress, record in chosen
+    ]
 
 
-def _summary(job: Job, progress: JobProgress, size: int) -> JobSummary:
+def _summary(job: Job, progress: JobProgress, record: JobRecord, size: int | None) -> JobSummary:
     head = progress.head
-    record = job.record
     fork = record.forked_from
     return JobSummary(
         name=job.name,

@@ -36,17 +36,24 @@ STATUS_CHOICES = ("active", "completed", "failed", "expired")
     metavar="KEY=VALUE",
     help="Only jobs labelled KEY=VALUE (repeat: all must match).",
 )
+@click.option(
+    "--sizes",
+    is_flag=True,
+    help="Also show what each job takes on disk (SIZE): reads every object of every job.",
+)
 @json_option
-def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], as_json: bool) -> None:
-    """List the jobs in the store: status, branch, stages done, cost, tokens, last update, size.
+def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json: bool) -> None:
+    """List the jobs in the store: status, branch, stages done, cost, tokens, last update.
 
-    SIZE is what the job's checkpoints take on disk, counting objects shared
-    with other jobs (`ckpt stats` shows what each job holds alone).
+    With --sizes, SIZE is what the job's checkpoints take on disk, counting
+    objects shared with other jobs (`ckpt stats` shows what each job holds
+    alone); measuring it walks the whole store, so it is left out by default
+    (and is null in --json).
     """
     from ckpt.listing import list_jobs, parse_labels
 
     labels = parse_labels(tags)
-    summaries = list_jobs(open_repo(), statuses=statuses, labels=labels)
+    summaries = list_jobs(open_repo(), statuses=statuses, labels=labels, sizes=sizes)
     if as_json:
         out.emit_json({"jobs": [s.to_json() for s in summaries]})
         return
@@ -65,11 +72,13 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], as_json: bool) -> Non
             out.money(s.cost),
             out.count(s.tokens),
             out.relative_time(s.updated),
-            out.size(s.size),
+            *([out.size(s.size)] if sizes else []),
         ]
         for s in summaries
     ]
-    headers = ["NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED", "SIZE"]
+    headers = ["NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED"]
+    if sizes:
+        headers.append("SIZE")
     out.echo_lines(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
 
 

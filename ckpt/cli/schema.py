@@ -90,7 +90,10 @@ SCHEMAS: dict[str, Schema] = {
                 "forked_from": ("object or null", "the checkpoint it was forked from"),
                 "forked_from.job": ("string", "source job"),
                 "forked_from.commit": ("string", "source commit id"),
-                "size": ("integer", "stored bytes of every object the job reaches"),
+                "size": (
+                    "integer or null",
+                    "stored bytes of every object the job reaches (null without --sizes)",
+                ),
             },
         ),
     },

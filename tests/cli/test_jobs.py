@@ -22,35 +22,28 @@ def test_jobs_table(run: Run, novel: Job, repo: Repository) -> None:
     save_stages(draft, ["outline"])
     draft.complete()
     sizes = job_sizes(repo)
+    when = out.relative_time(novel.resolve().time)
+    draft_row = ["draft", "completed", "main", "1", "$0.25", "1,000", *when.split()]
+    novel_row = ["novel", "active", "main", "3", "$2.00", "43,000", *when.split()]
     result = run("jobs")
     assert result.exit_code == 0
-    when = out.relative_time(novel.resolve().time)
-    draft_size = out.size(sizes["draft"].stored_bytes)
-    novel_size = out.size(sizes["novel"].stored_bytes)
     lines = result.stdout.splitlines()
-    assert lines[0].split() == [
-        "NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED", "SIZE"
-    ]  # fmt: skip
-    assert lines[1].split() == [
-        "draft",
-        "completed",
-        "main",
-        "1",
-        "$0.25",
-        "1,000",
-        *when.split(),
-        *draft_size.split(),
-    ]
-    assert lines[2].split() == [
-        "novel",
-        "active",
-        "main",
-        "3",
-        "$2.00",
-        "43,000",
-        *when.split(),
-        *novel_size.split(),
-    ]
+    assert lines[0].split() == ["NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED"]
+    assert lines[1].split() == draft_row
+    assert lines[2].split() == novel_row
+    measured = run("jobs", "--sizes")
+    assert measured.exit_code == 0
+    lines = measured.stdout.splitlines()
+    assert lines[0].split()[-1] == "SIZE"
+    assert lines[1].split() == [*draft_row, *out.size(sizes["draft"].stored_bytes).split()]
+    assert lines[2].split() == [*novel_row, *out.size(sizes["novel"].stored_bytes).split()]
+
+
+def test_jobs_json_sizes_only_when_asked(run: Run, novel: Job, repo: Repository) -> None:
+    plain = json.loads(run("jobs", "--json").stdout)
+    assert [(j["name"], j["size"]) for j in plain["jobs"]] == [("novel", None)]
+    measured = json.loads(run("jobs", "--json", "--sizes").stdout)
+    assert measured["jobs"][0]["size"] == job_sizes(repo)["novel"].stored_bytes > 0
 
 
 def test_jobs_filters_and_json(run: Run, novel: Job, repo: Repository) -> None:

@@ -60,3 +60,25 @@ def test_repository_works_on_every_backend(store_url: str) -> None:
         ]
     finally:
         again.close()
+
+
+def test_job_names_lists_exactly_the_jobs_that_exist(store_url: str) -> None:
+    """A folder under jobs/ without HEAD (a crashed first save, a deleted job's leftovers)
+    is not a job: job_names agrees with Job.exists on every backend."""
+    repo = ckpt.init(store_url)
+    try:
+        for name in ("b", "a", "gone", "c-1"):
+            repo.job(name).save("s", {"name": name})
+        repo.job("empty").refs.create()  # a HEAD but no checkpoint yet: the job exists
+        repo.delete_job("gone")
+        # What a first save that died before creating HEAD may leave.
+        repo.storage.put_if_absent("jobs/crashed/meta", b"{}")
+        repo.storage.append("jobs/crashed/reflog", b"{}")
+        repo.storage.put_if_absent("jobs/stray", b"a key, not a job folder")
+        names = repo.job_names()
+        assert names == ["a", "b", "c-1", "empty"]
+        candidates = [c.removesuffix("/") for c in repo.storage.list_children("jobs/")]
+        assert [n for n in candidates if repo.job(n).exists] == names
+        assert [job.name for job in repo.jobs()] == names
+    finally:
+        repo.close()
