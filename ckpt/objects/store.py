@@ -1097,17 +1097,15 @@ class ObjectBatch:
             self._add(bytes.fromhex(cid), stored)
 
     def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
-        """Compress many new chunks on every core, a group at a time.
+        """Compress many new chunks on every core (in zstd's threads), a group at a time.
 
-        zstd releases the GIL; a group bounds the compressed bytes held in
-        memory before they go into a pack.
+        A group bounds the compressed bytes held in memory before they go into a pack.
         """
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            for start in range(0, len(new), BULK_GROUP):
-                group = new[start : start + BULK_GROUP]
-                encoded = pool.map(_bulk_encode, [piece for _, piece in group])
-                for (cid, _), stored in zip(group, encoded, strict=True):
-                    self._add(bytes.fromhex(cid), stored)
+        for start in range(0, len(new), BULK_GROUP):
+            group = new[start : start + BULK_GROUP]
+            encoded = codec.encode_many(Kind.CHUNK, [piece for _, piece in group], level=BULK_LEVEL)
+            for (cid, _), stored in zip(group, encoded, strict=True):
+                self._add(bytes.fromhex(cid), stored)
 
     def _base(self, base: ObjectId, kind: Kind, oid: ObjectId) -> tuple[bytes, int] | None:
         """The payload and chain depth of ``base``, or None if it cannot serve as a base.
@@ -1145,10 +1143,6 @@ class ObjectBatch:
 #: :data:`delta.MAX_CHAIN`; an object stored twice in different forms can
 #: lengthen a chain a little, never loop it.
 _MAX_RESOLVE = 4 * delta.MAX_CHAIN
-
-
-def _bulk_encode(piece: memoryview) -> bytes:
-    return codec.encode(Kind.CHUNK, bytes(piece), level=BULK_LEVEL)
 
 
 def _id_from_key(info: KeyInfo) -> ObjectId | None:
