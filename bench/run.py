@@ -9,7 +9,9 @@ in the same run, as median and min-max over repeats.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -147,13 +149,45 @@ def table(sections: list[Section]) -> str:
     return "\n".join(lines)
 
 
-def document(sections: list[Section], facts: dict[str, str], mode: str, notes: str) -> str:
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _target_text(row: Ratio) -> str:
+    assert row.target is not None
+    return ("≥ " if row.at_least else "≤ ") + fmt(row.target)
+
+
+def targets(sections: list[Section]) -> str:
+    """One line per row that has a target: the median against it, and by how much it misses."""
+    lines = [
+        "| workload | measure | target | median | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for section in sections:
+        for row in section.rows:
+            if row.target is None:
+                continue
+            if row.met:
+                verdict = "yes"
+            elif row.at_least:
+                verdict = f"**no**: {fmt(row.median / row.target * 100)}% of the target"
+            else:
+                verdict = f"**no**, {fmt(row.median / row.target)} times the target"
+            lines.append(
+                f"| {row.workload} | {row.what} | {_target_text(row)} | {fmt(row.median)} | "
+                f"{verdict} |"
+            )
+    return "\n".join(lines)
+
+
+def document(
+    sections: list[Section], facts: dict[str, str], runs: dict[str, str], notes: str
+) -> str:
+    """The whole results document; ``runs`` maps each workload to when and how it last ran."""
     out = [
         "# Benchmarks",
         "",
-        f"Last run: {when}, mode `{mode}` "
-        f"(`python -m bench{' --quick' if mode == 'quick' else ''}`).",
+        "Each workload's figures come from its last run (`python -m bench`, or "
+        "`python -m bench --only W3` for one workload): "
+        + "; ".join(f"{name} {runs[name]}" for name in runs)
+        + ".",
         "",
         "Machine: "
         + ", ".join(f"{k}: {v}" for k, v in facts.items())
@@ -167,9 +201,64 @@ def document(sections: list[Section], facts: dict[str, str], mode: str, notes: s
         if section.notes:
             out.append(f"**{section.title}.** " + " ".join(section.notes))
             out.append("")
+    out += ["## Targets", "", targets(sections), ""]
     if notes:
         out.append(notes)
     return "\n".join(out) + "\n"
+
+
+def _load_results(path: str) -> dict[str, Any]:
+    """The stored results (see :func:`_save_results`), or an empty set."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"workloads": {}}
+    return data if isinstance(data.get("workloads"), dict) else {"workloads": {}}
+
+
+def _section_from(data: dict[str, Any]) -> Section:
+    rows = [Ratio(**row) for row in data["rows"]]
+    return Section(data["name"], data["title"], rows, list(data["notes"]))
+
+
+def _merge_results(
+    stored: dict[str, Any], sections: list[Section], mode: str, facts: dict[str, str]
+) -> dict[str, Any]:
+    """``stored`` with the workloads of ``sections`` replaced by this run's."""
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    workloads = dict(stored["workloads"])
+    for section in sections:
+        workloads[section.name] = {
+            "when": when,
+            "mode": mode,
+            "machine": facts,
+            "section": dataclasses.asdict(section),
+        }
+    return {"workloads": workloads}
+
+
+def write_documents(
+    out: str, results_path: str, sections: list[Section], mode: str, notes: str
+) -> None:
+    """Merge this run into the stored results, then rewrite the document from all of them."""
+    facts = machine()
+    merged = _merge_results(_load_results(results_path), sections, mode, facts)
+    names = [name for name in WORKLOADS if name in merged["workloads"]]
+    entries = [merged["workloads"][name] for name in names]
+    runs = {
+        name: f"{entry['when']}" + ("" if entry["mode"] == "full" else f" ({entry['mode']} mode)")
+        for name, entry in zip(names, entries, strict=True)
+    }
+    text = document([_section_from(e["section"]) for e in entries], facts, runs, notes)
+    for path, content in (
+        (results_path, json.dumps(merged, indent=1, sort_keys=True) + "\n"),
+        (out, text),
+    ):
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         "--notes",
         default=os.path.join(ROOT, "bench", "NOTES.md"),
         help="markdown appended to the document (analysis of the targets)",
+    )
+    parser.add_argument(
+        "--results",
+        help="JSON file keeping every workload's last figures, so that a run of some "
+        "workloads updates the document without losing the others (default: --out with .json)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -200,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.notes, encoding="utf-8") as handle:
                 notes = handle.read()
         mode = "tiny" if args.tiny else "quick" if args.quick else "full"
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(document(sections, machine(), mode, notes))
-        print(f"wrote {args.out}", file=sys.stderr)
+        results = args.results or os.path.splitext(args.out)[0] + ".json"
+        write_documents(args.out, results, sections, mode, notes)
+        print(f"wrote {args.out} and {results}", file=sys.stderr)
     return 0

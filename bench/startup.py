@@ -60,6 +60,11 @@ def rows(repeats: int = 15) -> list[dict[str, Any]]:
         _make_store(store)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CKPT_")}
         env["NO_COLOR"] = "1"
+        # Byte-code cached as in an installed package (pip compiles it), here in a
+        # scratch directory: without this, PYTHONDONTWRITEBYTECODE in the caller's
+        # environment would make every run compile ckpt and click from source.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
         commands = {
             "ckpt --help": [sys.executable, "-m", "ckpt", "--help"],
             f"ckpt log {JOB} -n 10": [sys.executable, "-m", "ckpt", "log", JOB, "-n", "10"],

@@ -35,6 +35,20 @@ def test_every_workload_runs(tmp_path: Path) -> None:
     assert "W5" in text
 
 
+def test_a_run_of_some_workloads_keeps_the_others(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    args = ["--tiny", "--out", str(out), "--notes", "/nonexistent"]
+    assert run.main([*args, "--only", "W3"]) == 0
+    first = out.read_text()
+    assert run.main([*args, "--only", "W5"]) == 0
+    text = out.read_text()
+    w3_rows = [line for line in first.splitlines() if line.startswith("| W3 |")]
+    assert w3_rows and all(line in text for line in w3_rows)  # kept, as measured
+    assert "| W5 | ckpt --help |" in text
+    assert "## Targets" in text and "| W5 | ckpt --help | ≤ 1.50 |" in text
+    assert (tmp_path / "benchmarks.json").is_file()
+
+
 def test_unknown_workload_is_refused() -> None:
     with pytest.raises(SystemExit):
         run.main(["--only", "W9", "--no-write"])
