@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -43,6 +44,10 @@ from ckpt.storage.base import (
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _LOCK_WAIT_SECONDS = 30.0
+#: Whether this system can create unnamed files (``O_TMPFILE``) and link them by
+#: ``/proc/self/fd``; cleared on the first refusal.
+_UNNAMED_OK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+_OWNER_WIDTH = 128  # bytes of a lock file's owner record ("pid@host time", padded)
 
 
 def _storage_error(what: str, key: str, exc: OSError) -> StorageError:
@@ -253,6 +258,11 @@ class LocalStorage:
         try:
             dir_fd = self._open_dir(dirs, create=True)
             try:
+                linked = self._link_unnamed(dir_fd, name, data)
+                if linked is not None:
+                    if linked:
+                        self._fsync(dir_fd)
+                    return linked
                 tmp = self._write_temp(dir_fd, name, data)
                 try:
                     os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
@@ -266,6 +276,39 @@ class LocalStorage:
                 os.close(dir_fd)
         except OSError as exc:
             raise _storage_error("write", key, exc) from exc
+
+    def _link_unnamed(self, dir_fd: int, name: str, data: bytes) -> bool | None:
+        """Write ``data`` to an unnamed file (``O_TMPFILE``), fsync it, then link it as
+        ``name`` unless that exists: True if linked, False if ``name`` existed, None where
+        unnamed files are not supported (the caller then uses a named temporary file).
+
+        Nothing is left behind if the process dies midway: an unnamed file vanishes.
+        """
+        global _UNNAMED_OK
+        if not _UNNAMED_OK:
+            return None
+        try:
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                _UNNAMED_OK = False
+                return None
+            raise
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self._fsync(fd)
+            try:
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            except FileExistsError:
+                return False
+            except (FileNotFoundError, PermissionError):
+                _UNNAMED_OK = False  # no /proc to name the file through
+                return None
+            return True
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _locked(self, dir_fd: int, name: str) -> Iterator[None]:
@@ -289,9 +332,10 @@ class LocalStorage:
                         ) from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
-            owner = f"{os.getpid()}@{socket.gethostname()} {time.time():.3f}\n".encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, owner, 0)
+            # A fixed-width record overwritten in place: truncating the file first
+            # would make ext4 flush it on close (its replace-by-truncate safeguard).
+            owner = f"{os.getpid()}@{socket.gethostname()} {time.time():.3f}"
+            os.pwrite(fd, owner.encode()[: _OWNER_WIDTH - 1].ljust(_OWNER_WIDTH - 1) + b"\n", 0)
             yield
         finally:
             os.close(fd)
@@ -299,7 +343,8 @@ class LocalStorage:
     @staticmethod
     def _lock_owner(fd: int) -> str:
         try:
-            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            first = os.pread(fd, _OWNER_WIDTH, 0).split(b"\n", 1)[0]
+            return first.decode(errors="replace").strip() or "another process"
         except OSError:
             return "another process"
 
@@ -425,29 +470,26 @@ class LocalStorage:
             dir_fd = self._open_dir(dirs, create=True)
             try:
                 with self._locked(dir_fd, f"{name}.log"):
-                    fd = os.open(
-                        f"{name}.log",
-                        os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        0o644,
-                        dir_fd=dir_fd,
-                    )
+                    flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+                    created = False
+                    try:
+                        fd = os.open(f"{name}.log", flags, dir_fd=dir_fd)
+                    except FileNotFoundError:
+                        fd = os.open(f"{name}.log", flags | os.O_CREAT, 0o644, dir_fd=dir_fd)
+                        created = True
                     try:
                         # A torn earlier line (crash mid-append) must not swallow this one.
                         size = os.fstat(fd).st_size
                         prefix = b""
-                        if size:
-                            rfd = os.open(f"{name}.log", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
-                            try:
-                                if os.pread(rfd, 1, size - 1) != b"\n":
-                                    prefix = b"\n"
-                            finally:
-                                os.close(rfd)
+                        if size and os.pread(fd, 1, size - 1) != b"\n":
+                            prefix = b"\n"
                         os.write(fd, prefix + record + b"\n")
                         self._fsync(fd)
                     finally:
                         os.close(fd)
-                    if self.durable:
-                        os.fsync(dir_fd)
+                    if created or not size:
+                        # Only a new file needs its directory entry made durable.
+                        self._fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:

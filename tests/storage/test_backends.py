@@ -249,3 +249,48 @@ def test_s3_single_writer_mode(s3_bucket: str) -> None:
         storage.compare_and_swap("k", None, b"4")
     assert storage.get("k") == b"3"
     storage.close()
+
+
+# -- Local ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-file", "named-temp"])
+def test_local_put_if_absent_leaves_only_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    from ckpt.storage import local
+
+    if unnamed and not local._UNNAMED_OK:
+        pytest.skip("this system has no O_TMPFILE")
+    monkeypatch.setattr(local, "_UNNAMED_OK", unnamed)
+    storage = local.LocalStorage(tmp_path)
+    assert storage.put_if_absent("packs/a", b"first") is True
+    assert storage.put_if_absent("packs/a", b"second") is False  # never replaced
+    assert storage.get("packs/a") == b"first"
+    assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == ["a"]
+    assert (tmp_path / "packs" / "a").stat().st_mode & 0o777 == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_local_lock_owner_record_is_rewritten_in_place(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from ckpt.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    (tmp_path / "refs").mkdir()
+    # A lock file left with a longer record (another host, an older ckpt) is overwritten
+    # without truncation: the first line names the latest holder.
+    (tmp_path / "refs" / "main.lock").write_bytes(b"x" * 300 + b"\n")
+    storage.compare_and_swap("refs/main", None, b"v1\n")
+    first_line = (tmp_path / "refs" / "main.lock").read_bytes().split(b"\n")[0].decode()
+    assert first_line.split()[0] == f"{os.getpid()}@{socket.gethostname()}"
+    assert storage.get("refs/main") == b"v1\n"
