@@ -318,7 +318,7 @@ class Job:
                 commit = attrs.evolve(commit, id=batch.put_commit(commit))
             if parent_id is None and self.refs.create(branch):
                 update_record(self.repo.storage, self.name, lambda record: record)
-            self.refs.update(HEADS + branch, parent_id, commit.id, reason)
+            self.refs.update(HEADS + branch, parent_id, commit.id, reason, forward=True)
         except ConflictError:
             self._seen.pop(branch, None)
             raise

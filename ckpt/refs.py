@@ -133,10 +133,22 @@ class RefStore:
                 "see `ckpt reflog` for where it pointed"
             ) from None
 
-    def update(self, ref: str, old: CommitId | None, new: CommitId | None, reason: str) -> None:
+    def update(
+        self,
+        ref: str,
+        old: CommitId | None,
+        new: CommitId | None,
+        reason: str,
+        *,
+        forward: bool = False,
+    ) -> None:
         """Move ``ref`` from ``old`` to ``new`` atomically (None: absent), then log it.
 
         Raises ConflictError, changing nothing, if ``ref`` no longer holds ``old``.
+        ``forward`` says that ``old`` is the parent of ``new`` (a save): its reflog
+        line is then not synced on its own, since a machine crash that lost it
+        would lose no commit (``new`` is in the ref, ``old`` is its parent); the
+        next synced line makes it durable.
         """
         expected = None if old is None else f"{old}\n".encode()
         value = None if new is None else f"{new}\n".encode()
@@ -150,12 +162,20 @@ class RefStore:
                 f"job {self.job}: {_pretty(ref)} moved to {_short(current)} while this "
                 f"handle expected {_short(old)}; call job.refresh() and try again"
             ) from None
-        self.log(ref, old, new, reason)
+        self.log(ref, old, new, reason, sync=not forward)
 
-    def log(self, ref: str, old: CommitId | None, new: CommitId | None, reason: str) -> None:
+    def log(
+        self,
+        ref: str,
+        old: CommitId | None,
+        new: CommitId | None,
+        reason: str,
+        *,
+        sync: bool = True,
+    ) -> None:
         entry = ReflogEntry(ref, old, new, now(), reason)
         record = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":"))
-        self.storage.append(f"{self.prefix}reflog", record.encode())
+        self.storage.append(f"{self.prefix}reflog", record.encode(), sync=sync)
 
     def branch_ref(self, branch: str) -> str:
         return HEADS + branch_name(branch)

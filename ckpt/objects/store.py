@@ -916,7 +916,9 @@ class ObjectStore:
                 # The sources added nothing to this one (another merge already
                 # wrote it): it is the result, not a source to remove.
                 continue
-            self.storage.delete(key)
+            # Not synced: if a crash brings a source back, its objects are merely stored
+            # twice (the next merge or gc drops the copy).
+            self.storage.delete(key, sync=False)
             self._values.discard(key)
         self._pack_list(refresh=True)
 

@@ -111,8 +111,13 @@ class Storage(Protocol):
         """Set ``key`` to ``new`` (None deletes) if it holds ``expected`` (None: absent)."""
         ...
 
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; True if it existed.  Deleting a missing key is not an error."""
+    def delete(self, key: str, *, sync: bool = True) -> bool:
+        """Remove ``key``; True if it existed.  Deleting a missing key is not an error.
+
+        ``sync=False`` allows a backend to skip making the removal durable: a
+        crash of the machine soon after may bring the key back.  Only for
+        removals that are harmless to undo (a pack merged into another).
+        """
         ...
 
     def touch(self, key: str) -> bool:
@@ -153,8 +158,14 @@ class Storage(Protocol):
         """
         ...
 
-    def append(self, key: str, record: bytes) -> None:
-        """Append one record (no newline bytes) to the log at ``key``."""
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
+        """Append one record (no newline bytes) to the log at ``key``.
+
+        ``sync=False`` allows a backend to skip making the record durable: a
+        crash of the machine soon after may lose it (and only it, or it with
+        later unsynced records: a synced append makes the records before it
+        durable too).  Only for records that are harmless to lose.
+        """
         ...
 
     def read_log(self, key: str) -> builtins.list[bytes]:

@@ -383,7 +383,7 @@ class LocalStorage:
         with os.fdopen(fd, "rb") as handle:
             return handle.read()
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, sync: bool = True) -> bool:
         dirs, name = self._split(key)
         try:
             dir_fd = self._open_dir(dirs, create=False)
@@ -393,7 +393,8 @@ class LocalStorage:
             raise _storage_error("delete", key, exc) from exc
         try:
             os.unlink(name, dir_fd=dir_fd)
-            self._fsync(dir_fd)
+            if sync:
+                self._fsync(dir_fd)
             return True
         except FileNotFoundError:
             return False
@@ -462,7 +463,7 @@ class LocalStorage:
         finally:
             os.close(dir_fd)
 
-    def append(self, key: str, record: bytes) -> None:
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         if b"\n" in record:
             raise ValueError("log records must not contain newlines")
         dirs, name = self._split(key)
@@ -484,7 +485,8 @@ class LocalStorage:
                         if size and os.pread(fd, 1, size - 1) != b"\n":
                             prefix = b"\n"
                         os.write(fd, prefix + record + b"\n")
-                        self._fsync(fd)
+                        if sync:
+                            self._fsync(fd)
                     finally:
                         os.close(fd)
                     if created or not size:

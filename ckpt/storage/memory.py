@@ -75,7 +75,7 @@ class MemoryStorage:
             else:
                 self._space.values[key] = (bytes(new), time.time())
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, sync: bool = True) -> bool:
         check_key(key)
         with self._space.lock:
             return self._space.values.pop(key, None) is not None
@@ -123,7 +123,7 @@ class MemoryStorage:
                     found.add(name + sep)
         return iter(sorted(found))
 
-    def append(self, key: str, record: bytes) -> None:
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         check_key(key)
         if b"\n" in record:
             raise ValueError("log records must not contain newlines")

@@ -266,7 +266,7 @@ class RedisStorage:
         if int(swapped) != 1:
             raise ConflictError(f"{key} changed concurrently")
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, sync: bool = True) -> bool:
         name = self._value_key(key)
         with self._errors("delete", key):
             return int(self._redis.delete(name)) == 1
@@ -281,7 +281,7 @@ class RedisStorage:
         with self._errors("delete", key):
             return int(self._delete_if_older(keys=[name], args=[repr(float(cutoff))])) == 1
 
-    def append(self, key: str, record: bytes) -> None:
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         if b"\n" in record:
             raise ValueError("log records must not contain newlines")
         name = self._log_key(key)

@@ -428,7 +428,7 @@ class S3Storage:
         if not swapped:
             raise ConflictError(f"{key} changed concurrently")
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, sync: bool = True) -> bool:
         """Remove ``key``.  S3 does not say whether a DELETE removed anything, so
         the answer comes from a HEAD just before."""
         if self._head(key) is None:
@@ -465,7 +465,7 @@ class S3Storage:
             return False
         return self._conditional_delete("delete", key, str(head["ETag"]))
 
-    def append(self, key: str, record: bytes) -> None:
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         if b"\n" in record:
             raise ValueError("log records must not contain newlines")
         check_key(key)

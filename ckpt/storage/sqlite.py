@@ -295,7 +295,7 @@ class SqliteStorage:
                     (key, bytes(new), time.time()),
                 )
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, sync: bool = True) -> bool:
         check_key(key)
         with self._transaction_if_exists("delete", key) as db:
             if db is None:
@@ -325,7 +325,7 @@ class SqliteStorage:
             ).rowcount
         return changed == 1
 
-    def append(self, key: str, record: bytes) -> None:
+    def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         check_key(key)
         if b"\n" in record:
             raise ValueError("log records must not contain newlines")

@@ -21,10 +21,11 @@ stored (the object is touched, not written).
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,49 @@ def test_a_real_full_disk(tiny_filesystem: Path, figures: Figures) -> None:
     assert final.verify(full=True).ok
     assert final.job("filling").head.id == retried.id  # type: ignore[union-attr]
     figures.set("saves_before_disk_full", seq - 1)
+
+
+def _fsync_steps(store: Path, action: Callable[[ckpt.Repository], object]) -> list[str]:
+    plan = FaultPlan()
+    repo = ckpt.open(store)
+    undo = install_faults(plan)
+    try:
+        action(repo)
+    finally:
+        undo()
+        repo.close()
+    # Pack names are content hashes: keep the folder.
+    return [
+        re.sub(r"packs/[0-9a-f]+", "packs/", call.step)
+        for call in plan.calls
+        if call.function == "fsync"
+    ]
+
+
+def test_the_fsyncs_of_a_save_and_of_a_checkout(fast_tmp_path: Path) -> None:
+    """A save makes its pack and its ref durable, in that order, with four fsyncs; its
+    reflog line rides on the next synced one (losing it loses no commit: the ref holds
+    the new commit, whose parent is the old).  A checkout, which may leave commits
+    reachable only from the reflog, syncs its line."""
+    store = fast_tmp_path / "store"
+    repo = ckpt.init(store)
+    job = repo.job("work")
+    job.save("a", value_bytes(1, 3000))
+    job.save("b", value_bytes(2, 3000))
+    repo.close()
+
+    steps = _fsync_steps(store, lambda repo: repo.job("work").save("c", value_bytes(3, 3000)))
+    assert steps == [
+        "put_if_absent(packs/): fsync",
+        "put_if_absent(packs/): fsync(dir)",
+        "compare_and_swap(ref): fsync",
+        "compare_and_swap(ref): fsync(dir)",
+    ]
+    steps = _fsync_steps(store, lambda repo: repo.job("work").checkout("a"))
+    assert steps == [
+        "compare_and_swap(ref): fsync",
+        "compare_and_swap(ref): fsync(dir)",
+        "append(reflog): fsync",
+    ]
+    entries = ckpt.open(store).job("work").reflog()
+    assert [entry.reason.split(":")[0] for entry in entries[:2]] == ["checkout", "save"]
