@@ -20,7 +20,7 @@ SUMMARIES: dict[str, dict[str, Any]] = {
         "help": "Print the shell completion script for SHELL.",
     },
     "jobs": {
-        "help": "List the jobs in the store: status, branch, stages done, cost, tokens, last update, size.",
+        "help": "List the jobs in the store: status, branch, stages done, cost, tokens, last update.",
     },
     "status": {
         "help": "Show how far JOB got: stages done, cost, status, and where the next run resumes.",
