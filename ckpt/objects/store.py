@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import attrs
 import blake3
@@ -45,6 +45,10 @@ from ckpt.objects.ids import (
 )
 from ckpt.objects.model import Commit, Tree, decode_commit, encode_commit
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
+
+if TYPE_CHECKING:
+    # Imported where used: concurrent.futures costs start-up time that `ckpt log` need not pay.
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 OBJECTS_PREFIX = "objects/"
 PACKS_PREFIX = "packs/"
@@ -605,6 +609,8 @@ class ObjectStore:
                 if oid in wanted and oid not in verdicts and oid not in checked:
                     one(oid, data[entry.offset : entry.offset + entry.length])
 
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(workers) as pool:
             # Chunked blobs first: they check their chunks on the way.
             chunked = [oid for oid in wanted if flags.get(oid, 0) & codec.FLAG_CHUNKED]
@@ -991,6 +997,8 @@ class ObjectBatch:
                 future.result()
             entries, self.entries, self.size = self.entries, [], 0
             if self._writer is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._writer = ThreadPoolExecutor(1)
             self._pending = [self._writer.submit(self.store._write_pack, entries, merge=False)]
 

@@ -26,8 +26,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
-import socket
 import stat as stat_mod
 import time
 from collections.abc import Iterator
@@ -102,7 +100,7 @@ class LocalStorage:
             os.fsync(fd)
 
     def _write_temp(self, dir_fd: int, name: str, data: bytes) -> str:
-        tmp = f"{name}.{secrets.token_hex(6)}.tmp"
+        tmp = f"{name}.{os.urandom(6).hex()}.tmp"
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -334,7 +332,7 @@ class LocalStorage:
                     delay = min(delay * 2, 0.05)
             # A fixed-width record overwritten in place: truncating the file first
             # would make ext4 flush it on close (its replace-by-truncate safeguard).
-            owner = f"{os.getpid()}@{socket.gethostname()} {time.time():.3f}"
+            owner = f"{os.getpid()}@{os.uname().nodename} {time.time():.3f}"
             os.pwrite(fd, owner.encode()[: _OWNER_WIDTH - 1].ljust(_OWNER_WIDTH - 1) + b"\n", 0)
             yield
         finally:
@@ -442,7 +440,7 @@ class LocalStorage:
                     return False
             except FileNotFoundError:
                 return False
-            aside = f"{name}.{secrets.token_hex(6)}.tmp"
+            aside = f"{name}.{os.urandom(6).hex()}.tmp"
             try:
                 os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileNotFoundError:
