@@ -178,6 +178,7 @@ class ObjectStore:
         self._hot: dict[str, int] = {}
         self._sizes: dict[str, int] = {}
         self._last_hit: _PackRef | None = None
+        self._loose: bool | None = None
 
     # -- writing ------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class ObjectStore:
         if found is not None:
             return found
         key = object_key(oid)
-        if self.storage.stat(key) is not None:
+        if (relist or self._may_have_loose()) and self.storage.stat(key) is not None:
             return Location(key)
         if not relist:
             return None
@@ -320,6 +321,14 @@ class ObjectStore:
                 return None
             previous = keys
         return None
+
+    def _may_have_loose(self) -> bool:
+        """False if the store held no loose objects when first asked (writers create none
+        any more; a store written by an old version may have some).  Lets a quick miss
+        (``relist=False``, a dedup check) skip one ``stat`` per object."""
+        if self._loose is None:
+            self._loose = next(iter(self.storage.list_children(OBJECTS_PREFIX)), None) is not None
+        return self._loose
 
     def _read_location(self, oid: ObjectId, where: Location) -> bytes:
         if where.packed:
@@ -1015,6 +1024,8 @@ class ObjectBatch:
                 key = self.store._known(raw)
                 if key is not None and storage.touch(key):
                     return True
+                if not self.store._may_have_loose():
+                    return False
                 loose = object_key(oid)
                 return storage.stat(loose) is not None and storage.touch(loose)
         return self.store._reuse(oid)

@@ -10,7 +10,7 @@ import pytest
 from ckpt.errors import CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec
 from ckpt.objects.ids import Kind, ObjectId, object_id
-from ckpt.objects.store import MERGE_COUNT, ObjectStore
+from ckpt.objects.store import MERGE_COUNT, ObjectStore, object_key
 from ckpt.storage import Storage
 
 
@@ -141,6 +141,31 @@ def test_damaged_packed_object_is_named_with_expected_and_actual(storage: Storag
         fresh.get(hurt)
     assert caught.value.object_id == hurt
     assert fresh.get(keep) == b"intact neighbour"
+
+
+def test_a_loose_object_from_an_old_store_is_reused_not_written_again(storage: Storage) -> None:
+    # Stores written before packs hold loose objects (objects/XX/ID); a save of the same
+    # bytes, small or a chunk of a large value, reuses them.
+    small = b"an object from before packs"
+    big = _big(7, 400_000)
+    chunk = big[: chunking.cut_points(big)[0]]
+    for data, kind in ((small, Kind.BLOB), (chunk, Kind.CHUNK)):
+        storage.put_if_absent(object_key(object_id(kind, data)), codec.encode(kind, data))
+    store = ObjectStore(storage)
+    assert store.put(Kind.BLOB, small) == object_id(Kind.BLOB, small)
+    assert store.packs() == []  # nothing written: the loose copy is reused
+    store.put(Kind.BLOB, big)
+    written = {oid for info in store.packs() for oid in _pack_ids(storage, info.key)}
+    assert object_id(Kind.CHUNK, chunk) not in written
+    assert ObjectStore(storage).get(object_id(Kind.BLOB, big)) == big
+
+
+def _pack_ids(storage: Storage, key: str) -> list[ObjectId]:
+    from ckpt.objects import pack
+
+    data = storage.get(key)
+    index = pack.PackIndex(key, len(data), data[-min(len(data), pack.TAIL_READ) :])
+    return [ObjectId(entry.id) for entry in index.entries(pack.slicer(data))]
 
 
 def test_missing_object(storage: Storage) -> None:
