@@ -27,8 +27,11 @@ import errno
 import fcntl
 import os
 import stat as stat_mod
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 from ckpt.errors import ConflictError, StorageError
 from ckpt.storage.base import (
@@ -42,10 +45,98 @@ from ckpt.storage.base import (
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _LOCK_WAIT_SECONDS = 30.0
+#: Files kept open for range reads (packs read again and again), per storage.
+_OPEN_FILES = 32
 #: Whether this system can create unnamed files (``O_TMPFILE``) and link them by
 #: ``/proc/self/fd``; cleared on the first refusal.
 _UNNAMED_OK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _OWNER_WIDTH = 128  # bytes of a lock file's owner record ("pid@host time", padded)
+
+
+class _OpenFile:
+    """A value's file held open for range reads; closed once evicted and no longer in use."""
+
+    def __init__(self, key: str, fd: int) -> None:
+        self.key = key
+        self.fd = fd
+        self.users = 0
+        self.evicted = False
+        self.lock = threading.Lock()
+
+    def read(self, offset: int, length: int) -> bytes | None:
+        """The bytes at ``offset`` (fewer past the end), or None if the file was unlinked."""
+        if os.fstat(self.fd).st_nlink == 0:
+            return None
+        data = os.pread(self.fd, length, offset)
+        while len(data) < length:
+            more = os.pread(self.fd, length - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def release(self) -> None:
+        with self.lock:
+            self.users -= 1
+            close = self.evicted and self.users == 0
+        if close:
+            os.close(self.fd)
+
+
+class _OpenFiles:
+    """At most ``limit`` open files by key, least recently used evicted first.
+
+    A file is closed only when no read is using it, so a descriptor number is
+    never closed (and possibly reused by another open) under a reader.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.files: OrderedDict[str, _OpenFile] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def acquire(self, key: str, opener: Callable[[str], int]) -> _OpenFile:
+        with self.lock:
+            handle = self.files.get(key)
+            if handle is not None:
+                self.files.move_to_end(key)
+                with handle.lock:
+                    handle.users += 1
+                return handle
+        fresh = _OpenFile(key, opener(key))
+        fresh.users = 1
+        with self.lock:
+            old = self.files.pop(key, None)
+            self.files[key] = fresh
+            evict = [old] if old is not None else []
+            while len(self.files) > self.limit:
+                evict.append(self.files.popitem(last=False)[1])
+        for handle in evict:
+            self._evict(handle)
+        return fresh
+
+    def forget(self, handle: _OpenFile) -> None:
+        with self.lock:
+            if self.files.get(handle.key) is handle:
+                del self.files[handle.key]
+        self._evict(handle)
+
+    def close_all(self) -> None:
+        with self.lock:
+            handles = list(self.files.values())
+            self.files.clear()
+        for handle in handles:
+            self._evict(handle)
+
+    @staticmethod
+    def _evict(handle: _OpenFile) -> None:
+        with handle.lock:
+            if handle.evicted:
+                return
+            handle.evicted = True
+            close = handle.users == 0
+        if close:
+            os.close(handle.fd)
 
 
 def _storage_error(what: str, key: str, exc: OSError) -> StorageError:
@@ -64,6 +155,9 @@ class LocalStorage:
         self.root = os.path.abspath(os.fspath(root))
         self.url = self.root
         self.durable = durable
+        self._handles = _OpenFiles(_OPEN_FILES)
+        # A storage dropped without close() still closes its files.
+        weakref.finalize(self, self._handles.close_all)
 
     # -- directory handling -------------------------------------------------
 
@@ -156,20 +250,23 @@ class LocalStorage:
 
         An optional capability beyond the protocol: the object database reads
         one object out of a pack with it instead of reading the whole pack.
+        The file stays open for the next read of the same key (a few dozen are
+        kept) while it is still linked; a file unlinked or replaced since is
+        opened again by its name, so a read never sees a value that is gone.
         """
-        fd = self._open_value(key)
-        try:
-            data = os.pread(fd, length, offset)
-            while len(data) < length:
-                more = os.pread(fd, length - len(data), offset + len(data))
-                if not more:
-                    break
-                data += more
-            return data
-        except OSError as exc:
-            raise _storage_error("read", key, exc) from exc
-        finally:
-            os.close(fd)
+        for _attempt in range(3):
+            handle = self._handles.acquire(key, self._open_value)
+            try:
+                data = handle.read(offset, length)
+            except OSError as exc:
+                raise _storage_error("read", key, exc) from exc
+            finally:
+                handle.release()
+            if data is not None:
+                return data
+            # Unlinked since it was opened: read what is at the name now, if anything.
+            self._handles.forget(handle)
+        raise StorageError(0, f"cannot read {key!r}: it keeps being replaced")
 
     def stat(self, key: str) -> KeyInfo | None:
         path = os.path.join(self.root, *check_key(key).split("/"))
@@ -532,7 +629,7 @@ class LocalStorage:
             os.close(dir_fd)
 
     def close(self) -> None:
-        pass
+        self._handles.close_all()
 
     def remove_empty_dirs(self, prefix: str) -> None:
         """Remove directories left empty under ``prefix`` (after a job is deleted)."""

@@ -294,3 +294,44 @@ def test_local_lock_owner_record_is_rewritten_in_place(tmp_path: Path) -> None:
     first_line = (tmp_path / "refs" / "main.lock").read_bytes().split(b"\n")[0].decode()
     assert first_line.split()[0] == f"{os.getpid()}@{socket.gethostname()}"
     assert storage.get("refs/main") == b"v1\n"
+
+
+def test_local_range_reads_see_a_replaced_or_removed_value(tmp_path: Path) -> None:
+    from ckpt.storage.base import KeyNotFoundError
+    from ckpt.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    storage.put_if_absent("packs/p", b"0123456789")
+    assert storage.get_range("packs/p", 2, 3) == b"234"  # the file now stays open
+    storage.delete("packs/p")
+    storage.put_if_absent("packs/p", b"abcdefghij")
+    assert storage.get_range("packs/p", 2, 3) == b"cde"  # not the unlinked file's bytes
+    storage.delete("packs/p")
+    with pytest.raises(KeyNotFoundError):
+        storage.get_range("packs/p", 0, 1)
+    storage.close()
+
+
+def test_local_range_reads_keep_a_bounded_number_of_files_open(tmp_path: Path) -> None:
+    import os
+
+    from ckpt.storage import local
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    storage = local.LocalStorage(tmp_path)
+    for n in range(3 * local._OPEN_FILES):
+        storage.put_if_absent(f"packs/p{n}", b"x" * 10)
+        assert storage.get_range(f"packs/p{n}", 0, 1) == b"x"
+    assert open_files() - before == local._OPEN_FILES
+    storage.close()
+    assert open_files() == before
+    again = local.LocalStorage(tmp_path)
+    again.get_range("packs/p0", 0, 1)
+    del again  # dropped without close(): its files are closed too
+    import gc
+
+    gc.collect()
+    assert open_files() == before
