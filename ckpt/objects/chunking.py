@@ -57,7 +57,7 @@ _TRANSLATE = bytes.maketrans(bytes(range(256)), BIT_TABLE)
 _SCAN_BLOCK = 8 << 20
 #: A save that makes at most FEW_CHUNKS new chunks compresses them at this level.
 FEW_CHUNKS = 2
-FEW_CHUNKS_LEVEL = 19
+FEW_CHUNKS_LEVEL = 9
 
 _COUNT = struct.Struct(">I")
 _ENTRY = struct.Struct(">32sI")

@@ -1096,7 +1096,8 @@ class ObjectBatch:
         # cut from bytes its previous version already holds (the end of its
         # chunk list): such a chunk is stored as a delta against that version,
         # so those bytes are not stored twice.  Otherwise the few new chunks
-        # get the slowest, tightest compression.
+        # get a tighter compression than bulk chunks (level 9: level 19 was 4% smaller
+        # but took milliseconds per chunk, the most of a LangGraph put).
         few = len(new) <= chunking.FEW_CHUNKS
         for cid, piece in new:
             content = bytes(piece)
