@@ -24,13 +24,15 @@ the default grace of one hour makes that a deliberate act.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 
 import attrs
 
-from ckpt.errors import CkptError
-from ckpt.objects.ids import ObjectId
+from ckpt.errors import CkptError, CorruptObjectError
+from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id
+from ckpt.objects.scan import StoreScan
 from ckpt.reachable import REFLOG_EXPIRY, history_cut, job_roots
 from ckpt.repo import Repository
 
@@ -58,15 +60,96 @@ class GcReport:
         }
 
 
-def mark(repo: Repository, *, expiry: dt.timedelta = REFLOG_EXPIRY) -> set[ObjectId]:
-    """Every object reachable from any job's roots.  Raises CkptError on an unreadable object."""
+def mark(
+    repo: Repository,
+    *,
+    expiry: dt.timedelta = REFLOG_EXPIRY,
+    scan: StoreScan | None = None,
+) -> set[ObjectId]:
+    """Every object reachable from any job's roots.  Raises CkptError on an unreadable object.
+
+    Commits and trees are read in bulk (every one the store holds, checked
+    against its id) from ``scan``, or from a new scan of the store.
+    """
+    graph = _Graph(repo, scan if scan is not None else StoreScan(repo.objects))
     marked: set[ObjectId] = set()
     for job in repo.job_names():
-        _mark_job(repo, job, marked, expiry)
+        _mark_job(repo, job, marked, expiry, graph)
     return marked
 
 
-def _mark_job(repo: Repository, job: str, marked: set[ObjectId], expiry: dt.timedelta) -> None:
+class _Graph:
+    """Commits and trees by id, read in bulk once; anything else is read through the store."""
+
+    def __init__(self, repo: Repository, scan: StoreScan) -> None:
+        self.repo = repo
+        self.objects, self.errors = scan.read_verified({Kind.COMMIT, Kind.TREE})
+        self.commits: dict[ObjectId, tuple[ObjectId, list[CommitId]]] = {}
+        self.trees: dict[ObjectId, list[ObjectId]] = {}
+
+    def _bytes(self, oid: ObjectId, kind: Kind) -> bytes:
+        found = self.objects.get(oid)
+        if found is None:
+            error = self.errors.get(oid)
+            if error is not None:
+                raise error
+            # Not in the scan (stored since it began): read it the usual way.
+            return self.repo.objects.get(oid, kind)
+        if found[0] is not kind:
+            raise CorruptObjectError(oid, "object has the wrong kind", kind.label, found[0].label)
+        return found[1]
+
+    def commit(self, oid: ObjectId) -> tuple[ObjectId, list[CommitId]]:
+        """The tree and parents of commit ``oid`` (all gc needs of it)."""
+        links = self.commits.get(oid)
+        if links is None:
+            doc = _document(self._bytes(oid, Kind.COMMIT), oid, "commit")
+            parents = doc.get("parents")
+            if not isinstance(parents, list):
+                raise CorruptObjectError(oid, "commit parents are not a list")
+            links = self.commits[oid] = (
+                _object_id(doc.get("tree"), oid),
+                [CommitId(_object_id(parent, oid)) for parent in parents],
+            )
+        return links
+
+    def blobs(self, tree: ObjectId) -> list[ObjectId]:
+        """The blob ids of tree ``tree``."""
+        ids = self.trees.get(tree)
+        if ids is None:
+            stages = _document(self._bytes(tree, Kind.TREE), tree, "tree").get("stages")
+            if not isinstance(stages, list):
+                raise CorruptObjectError(tree, "tree has no stage list")
+            found = []
+            for item in stages:
+                if not (isinstance(item, list) and len(item) == 5):
+                    raise CorruptObjectError(tree, "malformed tree entry")
+                found.append(_object_id(item[1], tree))
+            ids = self.trees[tree] = found
+        return ids
+
+
+def _document(data: bytes, oid: ObjectId, what: str) -> dict[str, object]:
+    """A commit's or tree's JSON document (its bytes were checked against its id)."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise CorruptObjectError(oid, f"{what} is not valid JSON") from exc
+    if not isinstance(doc, dict):
+        raise CorruptObjectError(oid, f"{what} is not a JSON object")
+    return doc
+
+
+def _object_id(value: object, oid: ObjectId) -> ObjectId:
+    try:
+        return check_object_id(value)
+    except ValueError:
+        raise CorruptObjectError(oid, f"malformed object id {value!r}") from None
+
+
+def _mark_job(
+    repo: Repository, job: str, marked: set[ObjectId], expiry: dt.timedelta, graph: _Graph
+) -> None:
     # Walked per job: a commit shared by a fork may be cut in one job but not the other.
     cut = history_cut(repo.storage, job)
     stack = list(job_roots(repo.storage, job, expiry=expiry))
@@ -78,15 +161,15 @@ def _mark_job(repo: Repository, job: str, marked: set[ObjectId], expiry: dt.time
         seen.add(oid)
         marked.add(oid)
         try:
-            commit = repo.objects.get_commit(oid)
-            marked.add(commit.tree)
-            marked.update(entry.id for entry in repo.objects.get_tree(commit.tree))
+            tree, parents = graph.commit(oid)
+            marked.add(tree)
+            marked.update(graph.blobs(tree))
         except CkptError as exc:
             raise CkptError(
                 f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair first"
             ) from exc
         if oid not in cut:
-            stack.extend(commit.parents)
+            stack.extend(parents)
 
 
 def collect(
@@ -110,11 +193,12 @@ def collect(
 
         return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
     cutoff = time.time() - grace.total_seconds()
-    marked = mark(repo)
-    # The object store sweeps pack by pack (a pack with dead objects is
-    # rewritten once, not once per object) and keeps the chunks and delta
-    # bases that marked objects need.
-    swept = repo.objects.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
+    scan = StoreScan(repo.objects)
+    marked = mark(repo, scan=scan)
+    # The sweep goes pack by pack (a pack with dead objects is rewritten
+    # once, not once per object) and keeps the chunks and delta bases that
+    # marked objects need.
+    swept = scan.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
     return GcReport(
         dry_run,
         len(marked),

@@ -11,10 +11,11 @@ except that the parents of a commit in the job's history cut (see
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 
-from ckpt.jobrecord import read_record
+from ckpt.jobrecord import JobRecord, read_record
 from ckpt.objects.ids import CommitId
-from ckpt.refs import RefStore, now
+from ckpt.refs import ReflogEntry, RefStore, now
 from ckpt.storage.base import Storage
 
 REFLOG_EXPIRY = dt.timedelta(days=30)
@@ -29,12 +30,25 @@ def job_roots(
 ) -> set[CommitId]:
     """Commit ids a job keeps alive: ref targets and unexpired reflog entries."""
     refs = RefStore(storage, job)
-    roots: set[CommitId] = {oid for oid in refs.all_refs().values() if oid is not None}
+    targets = refs.all_refs()
+    record = read_record(storage, job)
+    return roots_from(targets, refs.reflog(), record, expiry=expiry, at=at)
+
+
+def roots_from(
+    targets: Mapping[str, CommitId | None],
+    reflog: Iterable[ReflogEntry],
+    record: JobRecord,
+    *,
+    expiry: dt.timedelta = REFLOG_EXPIRY,
+    at: dt.datetime | None = None,
+) -> set[CommitId]:
+    """:func:`job_roots` from a job's refs, reflog and record already read."""
+    roots: set[CommitId] = {oid for oid in targets.values() if oid is not None}
     cutoff = (at or now()) - expiry
-    pruned_at = read_record(storage, job).pruned_at
-    if pruned_at is not None and pruned_at > cutoff:
-        cutoff = pruned_at
-    for entry in refs.reflog():
+    if record.pruned_at is not None and record.pruned_at > cutoff:
+        cutoff = record.pruned_at
+    for entry in reflog:
         if entry.time >= cutoff:
             roots.update(oid for oid in (entry.old, entry.new) if oid is not None)
     return roots

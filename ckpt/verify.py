@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
+from ckpt.jobrecord import read_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
-from ckpt.reachable import history_cut, job_roots
+from ckpt.objects.scan import StoreScan
+from ckpt.reachable import roots_from
 from ckpt.refs import HEADS, RefStore
 from ckpt.repo import Repository
 
@@ -104,22 +106,24 @@ class _Checker:
         self.decoded: dict[ObjectId, bytes] = {}
         self.objects_checked = 0
         self.bytes_checked = 0
+        self.listed: list[ObjectId] = []
 
     def check_all(self) -> None:
         """Check every stored object, on every core (the bulk of a full verify)."""
-        stored = list(self.repo.objects)
-        verdicts, self.decoded = self.repo.objects.verify_many(
-            [item.id for item in stored], keep={Kind.COMMIT, Kind.TREE}
-        )
-        for item in stored:
-            verdict = verdicts[item.id]
+        scan = StoreScan(self.repo.objects)
+        verdicts, self.decoded = scan.check_all(keep={Kind.COMMIT, Kind.TREE})
+        for oid, slot in scan.slots.items():
+            verdict = verdicts.get(oid)
+            if verdict is None:
+                continue  # checked by the walk, or by the sweep at the end of verify
             if isinstance(verdict, CkptError):
-                self.errors[item.id] = verdict
+                self.errors[oid] = verdict
             else:
-                self.ok.add(item.id)
-                self.kinds[item.id] = verdict
+                self.ok.add(oid)
+                self.kinds[oid] = verdict
                 self.objects_checked += 1
-                self.bytes_checked += item.stored_size
+                self.bytes_checked += slot.size
+        self.listed = list(scan.slots)
 
     def check(self, oid: ObjectId, kind: Kind) -> bool:
         if oid in self.ok:
@@ -201,13 +205,13 @@ def verify(
         if progress is not None:
             progress(index, len(names))
     if full and jobs is None:
-        for stored in repo.objects:
-            if stored.id not in checker.ok and stored.id not in checker.errors:
+        for oid in checker.listed:
+            if oid not in checker.ok and oid not in checker.errors:
                 try:
-                    kind = repo.objects.kind_of(stored.id)
+                    kind = repo.objects.kind_of(oid)
                 except CkptError:
                     kind = Kind.BLOB
-                checker.check(stored.id, kind)
+                checker.check(oid, kind)
     for oid, exc in sorted(checker.errors.items()):
         affected_jobs, affected_commits = damage.get(oid, (set(), set()))
         label = "missing-object" if isinstance(exc, ObjectNotFoundError) else "corrupt-object"
@@ -239,7 +243,12 @@ def _verify_job(
             problems.append(
                 Problem("bad-ref", f"{name}:{ref}", f"job {name}: ref {ref} is garbled", (name,))
             )
-    for line in refs.bad_reflog_lines():
+    record = read_record(repo.storage, name)
+    # The reflog is parsed once: for garbled lines, roots and last-good candidates.
+    records = list(refs._reflog_records())
+    reflog = [entry for entry in reversed(records) if entry is not None]
+    bad_lines = [number for number, entry in enumerate(records, 1) if entry is None]
+    for line in bad_lines:
         problems.append(
             Problem(
                 "bad-reflog",
@@ -250,8 +259,8 @@ def _verify_job(
         )
 
     broken: set[CommitId] = set()
-    cut = history_cut(repo.storage, name)
-    stack = list(job_roots(repo.storage, name))
+    cut = record.cut
+    stack = list(roots_from(targets, reflog, record))
     seen: set[CommitId] = set()
     while stack:
         oid = stack.pop()
@@ -270,7 +279,6 @@ def _verify_job(
             stack.extend(commit.parents)
 
     last_good: dict[str, CommitId | None] = {}
-    reflog = refs.reflog()
     for ref, head in targets.items():
         if not ref.startswith(HEADS):
             continue

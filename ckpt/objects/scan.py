@@ -1,0 +1,759 @@
+"""Whole-store scans: every object checked, or every commit and tree read, in bulk.
+
+``verify --full`` and ``gc`` look at (nearly) every object in the store.
+Looking each one up on its own (find its pack, read its bytes, resolve its
+delta base) costs far more than the bytes themselves, so a :class:`StoreScan`
+reads every pack index once into one map of where each object's stored
+bytes are, then works pack by pack and blob by blob.  Large values are
+checked on every core (zstd and blake3 release the GIL while they work);
+small objects, whose work is mostly Python holding the GIL, on one thread.
+
+The checks are those of a single read (:meth:`ObjectStore.get`): header,
+frame, delta base, chunks, and the id recomputed from the canonical bytes.
+Each object id gets one verdict, for the copy a reader would get (the newest
+pack holding it, else its loose file).  A delta base's payload is used as a
+dictionary without checking the base first, as a read does: a wrong base
+makes the object's own hash check fail, and the damage is then blamed on the
+base if the base itself fails its check.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import attrs
+import blake3
+import zstandard
+
+from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
+from ckpt.objects import chunking, codec, delta, pack
+from ckpt.objects.ids import PARALLEL_HASH_SIZE, Kind, ObjectId, new_hasher, object_id
+from ckpt.objects.store import OBJECTS_PREFIX, ObjectStore, SweepResult, _id_from_key
+from ckpt.storage.base import KeyNotFoundError
+
+#: Delta-base payloads up to this size are kept for the whole scan (chunk
+#: lists and small values, the bases writers make); larger ones are decoded
+#: again when needed.
+BASE_CACHE_ITEM = 1 << 20
+#: Entries of one pack checked per task, so that one large pack of small
+#: objects still spreads over every core.
+ENTRIES_PER_TASK = 2048
+#: Chunked blobs up to this size are hashed in one call over their joined chunks.
+JOINED_HASH_SIZE = 16 << 20
+#: Memory for chunks that several blobs share, kept decoded between them.
+SHARED_CHUNK_BYTES = 256 << 20
+#: Objects stored in fewer bytes than this are checked on one thread: their
+#: zstd and blake3 calls are too short for other threads to gain from the GIL
+#: being released, and handing the GIL to and fro costs more than it gives.
+SMALL_OBJECT = 16 << 10
+#: How many delta bases a scan follows at most (as a read does).
+MAX_RESOLVE = 4 * delta.MAX_CHAIN
+#: Bytes of an object's stored form that always hold its whole header.
+HEADER_READ = codec.HEADER_SIZE + 8 + 34
+
+Verdict = Kind | CkptError
+#: An object's stored bytes: read on their own, or a view into a pack read whole.
+Stored = bytes | memoryview
+
+
+class Slot(NamedTuple):
+    """Where the reader's copy of an object is: a pack range, or a loose value (length -1).
+
+    A tuple rather than an attrs class: a scan makes one per stored object.
+    """
+
+    key: str
+    offset: int
+    length: int
+    size: int
+    mtime: float
+    kind: int = 0
+    flags: int = 0
+
+    @property
+    def packed(self) -> bool:
+        return self.length >= 0
+
+
+@attrs.frozen
+class PackListing:
+    """One pack as listed: its key, size, modification time and its index."""
+
+    key: str
+    size: int
+    mtime: float
+    ids: tuple[ObjectId, ...]
+    #: Per entry (same order as ``ids``): offset, length, kind and flags.
+    entries: tuple[tuple[int, int, int, int], ...]
+
+
+class StoreScan:
+    """A snapshot of where every object of ``store`` is, with bulk checks over it.
+
+    Built from one listing of the packs and loose objects; objects written
+    afterwards are not seen, and an object whose pack vanished meanwhile is
+    looked up again through the store.
+    """
+
+    def __init__(self, store: ObjectStore, *, workers: int | None = None) -> None:
+        self.store = store
+        self.workers = workers or os.cpu_count() or 1
+        self.slots: dict[ObjectId, Slot] = {}
+        self.packs: list[PackListing] = []
+        #: Packs whose index cannot be read: their objects are not in ``slots``.
+        self.damaged: list[tuple[str, CorruptObjectError]] = []
+        self._bases: dict[ObjectId, bytes] = {}
+        self._verdicts: dict[ObjectId, Verdict] = {}
+        self._lock = threading.Lock()
+        self._uses: dict[ObjectId, int] = {}
+        self._shared: dict[ObjectId, bytes] = {}
+        self._shared_bytes = 0
+        self._list()
+
+    # -- listing ------------------------------------------------------------
+
+    def _list(self) -> None:
+        store = self.store
+        for ref in store._pack_list(refresh=True):  # newest first: the copy a reader gets
+            listing = self._listing(ref.key, ref.size, ref.mtime)
+            if listing is None:
+                continue
+            self.packs.append(listing)
+            for oid, (offset, length, kind, flags) in zip(
+                listing.ids, listing.entries, strict=True
+            ):
+                if oid not in self.slots:
+                    self.slots[oid] = Slot(ref.key, offset, length, length, ref.mtime, kind, flags)
+        for info in store.storage.list(OBJECTS_PREFIX):
+            loose = _id_from_key(info)
+            if loose is not None and loose not in self.slots:
+                self.slots[loose] = Slot(info.key, 0, -1, info.size, info.mtime)
+
+    def _listing(self, key: str, size: int, mtime: float) -> PackListing | None:
+        """One pack's index as a listing; None if the pack is gone or its index damaged."""
+        store = self.store
+        read = store._reader(key)
+        try:
+            index = pack.PackIndex.load(key, size, read)
+            records = index.records
+            if records is None:
+                both = read(index.index_offset, index.count * pack.RECORD.size + pack.FANOUT.size)
+                index.check_digest(both)
+                records = both[: index.count * pack.RECORD.size]
+        except KeyNotFoundError:
+            return None  # merged or collected since the listing
+        except CorruptObjectError as exc:
+            self.damaged.append((key, exc))
+            return None
+        ids = []
+        entries = []
+        for raw, offset, length, kind, flags in pack.RECORD.iter_unpack(records):
+            ids.append(ObjectId(raw.hex()))
+            entries.append((offset, length, kind, flags))
+        return PackListing(key, size, mtime, tuple(ids), tuple(entries))
+
+    def __iter__(self) -> Iterator[ObjectId]:
+        return iter(self.slots)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    # -- reading ------------------------------------------------------------
+
+    def _read(self, oid: ObjectId, slot: Slot, length: int | None = None) -> bytes:
+        """The stored bytes of ``oid`` (at most ``length`` of them), from its slot or afresh."""
+        try:
+            if not slot.packed:
+                return self.store.storage.get(slot.key)
+            size = slot.length if length is None else min(length, slot.length)
+            return self.store._read(slot.key, slot.offset, size)
+        except KeyNotFoundError:
+            # Merged or rewritten since the listing: the store finds it again.
+            stored = self.store.read_stored(oid)
+            return stored if length is None else stored[:length]
+
+    def _payload(
+        self, oid: ObjectId, stored: Stored, header: codec.Header, chain: tuple[str, ...] = ()
+    ) -> bytes:
+        """The decompressed payload of a stored object, resolving its delta bases."""
+        if header.base is None:
+            return _decompress_plain(stored, header, oid)
+        base_payload = self._base_payload(oid, header.base, (*chain, oid))
+        frame = memoryview(stored)[header.size :]
+        return delta.decompress(frame, header.payload_length, base_payload, oid)
+
+    def _base_payload(self, oid: ObjectId, base: ObjectId, chain: tuple[str, ...]) -> bytes:
+        cached = self._bases.get(base)
+        if cached is not None:
+            return cached
+        try:
+            if base in chain:
+                raise CorruptObjectError(base, "delta bases form a loop")
+            if len(chain) > MAX_RESOLVE:
+                raise CorruptObjectError(
+                    base, "delta chain is too long", f"<= {MAX_RESOLVE}", str(len(chain))
+                )
+            slot = self.slots.get(base)
+            stored = self.store.read_stored(base) if slot is None else self._read(base, slot)
+            header = codec.parse_header(stored, base)
+            payload = self._payload(base, stored, header, chain)
+        except ObjectNotFoundError:
+            raise CorruptObjectError(oid, f"its delta base {base} is missing") from None
+        except CorruptObjectError as exc:
+            if exc.object_id == oid:
+                raise
+            raise CorruptObjectError(oid, f"its delta base is damaged: {exc}") from exc
+        if len(payload) <= BASE_CACHE_ITEM:
+            self._bases[base] = payload
+        return payload
+
+    def references(self, oid: ObjectId) -> list[ObjectId]:
+        """The objects ``oid``'s stored form needs besides itself: delta base, chunks.
+
+        Reads only the header unless the object is chunked.  Raises
+        ObjectNotFoundError if ``oid`` is not stored, CorruptObjectError if
+        its header or chunk list cannot be read.
+        """
+        slot = self.slots.get(oid)
+        if slot is None:
+            if not self.store.has(oid):
+                raise ObjectNotFoundError(oid)
+            return self.store.references(oid)
+        if slot.packed and not slot.flags & (codec.FLAG_CHUNKED | codec.FLAG_DELTA):
+            return []
+        stored = self._read(oid, slot, None if slot.flags & codec.FLAG_CHUNKED else HEADER_READ)
+        header = codec.parse_header(stored, oid)
+        refs: list[ObjectId] = [] if header.base is None else [header.base]
+        if header.chunked:
+            if len(stored) < slot.length:
+                stored = self._read(oid, slot)
+            payload = self._payload(oid, stored, header)
+            chunks, _ = chunking.decode_list(payload, header.length, oid)
+            refs.extend(cid for cid, _ in chunks)
+        return refs
+
+    def closure(self, live: Iterable[ObjectId]) -> set[ObjectId]:
+        """``live`` plus every chunk and delta base their stored forms need, transitively.
+
+        An object that is not stored is kept in the set and not followed; one
+        stored after the listing is looked up through the store.  Raises
+        CorruptObjectError if a needed object's header or chunk list cannot
+        be read (the caller must then not delete anything).
+        """
+        needed: set[ObjectId] = set(live)
+        stack = [
+            oid
+            for oid in needed
+            if (slot := self.slots.get(oid)) is None
+            or not slot.packed
+            or slot.flags & (codec.FLAG_CHUNKED | codec.FLAG_DELTA)
+        ]
+        while stack:
+            # One thread: a header or a small chunk list per object is work that
+            # holds the GIL, which threads would only hand to and fro.
+            batch, stack = stack, []
+            for refs in map(self._references_or_none, batch):
+                for ref in refs:
+                    if ref not in needed:
+                        needed.add(ref)
+                        stack.append(ref)
+        return needed
+
+    def _references_or_none(self, oid: ObjectId) -> list[ObjectId]:
+        try:
+            return self.references(oid)
+        except ObjectNotFoundError:
+            return []
+
+    # -- collecting ---------------------------------------------------------
+
+    def sweep(
+        self,
+        live: set[ObjectId],
+        cutoff: float,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> SweepResult:
+        """Remove every object not in ``live`` (nor needed by one) stored before ``cutoff``.
+
+        The same promise as :meth:`ObjectStore.sweep`: ``live`` is what refs
+        reach; the chunks and delta bases their stored forms need are kept,
+        and so are objects whose pack or loose file is younger than
+        ``cutoff`` (with what they need).  Packs and their modification
+        times are listed again first, so that a pack written or touched since
+        this scan was made counts as young.  A pack with dead objects is
+        rewritten with its live ones and the old pack removed only if no
+        writer touched it since ``cutoff``.  Raises CkptError, deleting
+        nothing, if a kept object's header or chunk list cannot be read.
+        """
+        listed = {listing.key: listing for listing in self.packs}
+        packs: list[PackListing] = []
+        for info in self.store.packs():
+            listing = listed.get(info.key)
+            if listing is None or listing.size != info.size:
+                listing = self._listing(info.key, info.size, info.mtime)
+                if listing is None:
+                    continue
+            packs.append(attrs.evolve(listing, mtime=info.mtime))
+        loose_infos = list(self.store.storage.list(OBJECTS_PREFIX))
+        # Objects kept for their youth (a save in flight may be about to use
+        # them) keep their chunks and delta bases too, however old those are.
+        youthful: set[ObjectId] = set()
+        for listing in packs:
+            if listing.mtime >= cutoff:
+                youthful.update(listing.ids)
+        for info in loose_infos:
+            loose = _id_from_key(info)
+            if loose is not None and info.mtime >= cutoff:
+                youthful.add(loose)
+        try:
+            needed_live = self.closure(live)
+            by_youth = self.closure(youthful - needed_live) - needed_live
+        except CkptError as exc:
+            raise CkptError(
+                f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair first"
+            ) from exc
+        needed = needed_live | by_youth
+        deleted = deleted_bytes = 0
+        candidates: list[ObjectId] = []
+        for listing in packs:
+            if progress is not None:
+                progress(len(listing.ids))
+            dead = [
+                (oid, entry[1])
+                for oid, entry in zip(listing.ids, listing.entries, strict=True)
+                if oid not in needed
+            ]
+            if not dead or listing.mtime >= cutoff:
+                continue
+            candidates.extend(oid for oid, _ in dead)
+            if dry_run or self.store._rewrite_without(
+                listing.key, {oid for oid, _ in dead}, cutoff
+            ):
+                deleted += len(dead)
+                deleted_bytes += sum(length for _, length in dead)
+        for info in loose_infos:
+            loose = _id_from_key(info)
+            if loose is None or loose in needed:
+                continue
+            if progress is not None:
+                progress(1)
+            if info.mtime >= cutoff:
+                continue
+            candidates.append(loose)
+            if dry_run or self.store.storage.delete_if_older(info.key, cutoff):
+                deleted += 1
+                deleted_bytes += info.size
+        return SweepResult(deleted, deleted_bytes, len(by_youth), tuple(candidates))
+
+    # -- checking -----------------------------------------------------------
+
+    def read_verified(
+        self, kinds: set[Kind], *, progress: Callable[[int], None] | None = None
+    ) -> tuple[dict[ObjectId, tuple[Kind, bytes]], dict[ObjectId, CkptError]]:
+        """Kind and canonical bytes of every stored object whose index says it is of ``kinds``.
+
+        Each is checked like a read (a commit or tree must hash to its id);
+        an object that fails is in the second map with its error.  Loose
+        objects, whose kind the listing does not tell, are all read.
+        """
+        codes = {int(kind) for kind in kinds}
+        wanted = [
+            oid
+            for oid, slot in self.slots.items()
+            if (slot.kind in codes and not slot.flags & codec.FLAG_CHUNKED) or not slot.packed
+        ]
+        good: dict[ObjectId, tuple[Kind, bytes]] = {}
+        bad: dict[ObjectId, CkptError] = {}
+
+        def one(oid: ObjectId, stored: Stored | None) -> None:
+            try:
+                if stored is None:
+                    stored = self._read(oid, self.slots[oid])
+                if codec.parse_header(stored, oid).kind not in kinds:
+                    return  # a loose object of another kind
+                found = self._decode_plain(oid, stored)
+            except CkptError as exc:
+                bad[oid] = exc
+                return
+            good[oid] = found
+
+        self._in_packs(wanted, one, progress, workers=1)
+        return good, bad
+
+    def check_all(
+        self,
+        *,
+        keep: set[Kind] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[dict[ObjectId, Verdict], dict[ObjectId, bytes]]:
+        """Fully check every listed object (large values on every core).
+
+        Returns each id's kind or the error found, and the checked canonical
+        bytes of the objects whose kind is in ``keep``.  A chunked blob's
+        chunks are checked on the way (a chunk several blobs share is decoded
+        once while :data:`SHARED_CHUNK_BYTES` allows); a chunk's damage is
+        reported for the chunk and, naming it, for every blob that needs it.
+        """
+        keep = keep or set()
+        kept: dict[ObjectId, bytes] = {}
+        # Check what is on the storage now, not bytes read earlier.
+        self.store._forget_values()
+        verdicts = self._verdicts
+        chunked = [
+            oid
+            for oid, slot in self.slots.items()
+            if slot.packed and slot.flags & codec.FLAG_CHUNKED
+        ]
+        # First every chunk list (small), then each blob checked with the pack
+        # holding most of its chunks in memory: chunks are read pack by pack,
+        # not one by one.
+        lists: dict[ObjectId, tuple[codec.Header, list[tuple[ObjectId, int]], bytes]] = {}
+
+        def chunk_list(oid: ObjectId, stored: Stored | None) -> None:
+            try:
+                if stored is None:
+                    stored = self._read(oid, self.slots[oid])
+                header = codec.parse_header(stored, oid)
+                if not header.chunked:
+                    return  # the index was wrong; checked with the rest
+                payload = self._payload(oid, stored, header)
+                chunks, tail = chunking.decode_list(payload, header.length, oid)
+            except CkptError as exc:
+                verdicts[oid] = exc
+                return
+            lists[oid] = (header, chunks, bytes(tail))
+
+        self._in_packs(chunked, chunk_list, None, workers=1)
+        # Chunks named by several blobs (deduplicated content) are decoded once
+        # and kept until the last of those blobs is checked.
+        for _, chunks, _ in lists.values():
+            for cid, _ in chunks:
+                self._uses[cid] = self._uses.get(cid, 0) + 1
+        homes: dict[str, list[ObjectId]] = {}
+        for oid, (_, chunks, _) in lists.items():
+            votes: dict[str, int] = {}
+            for cid, size in chunks:
+                slot = self.slots.get(cid)
+                if slot is not None and slot.packed:
+                    votes[slot.key] = votes.get(slot.key, 0) + size
+            home = max(votes, key=votes.__getitem__) if votes else ""
+            homes.setdefault(home, []).append(oid)
+
+        def blobs(batch: list[ObjectId], home: tuple[str, bytes] | None) -> None:
+            for oid in batch:
+                header, chunks, tail = lists[oid]
+                try:
+                    self._check_chunked(oid, header, chunks, tail, home)
+                    verdicts[oid] = header.kind
+                except CkptError as exc:
+                    verdicts[oid] = exc
+            if progress is not None:
+                progress(len(batch))
+
+        self._per_pack(homes, blobs, 16, lambda key: key != "", self.workers)
+
+        def one(oid: ObjectId, stored: Stored | None) -> None:
+            if oid not in verdicts:
+                self._verdict(
+                    oid, self._read_or_error(oid) if stored is None else stored, kept, keep
+                )
+
+        rest = [oid for oid in self.slots if oid not in verdicts]
+        large = [oid for oid in rest if self.slots[oid].size >= SMALL_OBJECT]
+        self._in_packs(large, one, progress, workers=self.workers)
+        small = [oid for oid in rest if self.slots[oid].size < SMALL_OBJECT]
+        self._in_packs(small, one, progress, workers=1)
+        return dict(verdicts), kept
+
+    def _read_or_error(self, oid: ObjectId) -> Stored | CkptError:
+        try:
+            return self._read(oid, self.slots[oid])
+        except CkptError as exc:
+            return exc
+
+    def _in_packs(
+        self,
+        oids: list[ObjectId],
+        one: Callable[[ObjectId, Stored | None], None],
+        progress: Callable[[int], None] | None,
+        *,
+        workers: int,
+    ) -> None:
+        """Call ``one(oid, stored)`` for each of ``oids`` on ``workers`` threads, reading each
+        pack once.
+
+        ``stored`` is None where the object is loose or its pack is not read
+        whole (``one`` then reads it itself).
+        """
+        by_pack: dict[str, list[ObjectId]] = {}
+        for oid in oids:
+            slot = self.slots[oid]
+            by_pack.setdefault(slot.key if slot.packed else "", []).append(oid)
+        sizes = {listing.key: listing.size for listing in self.packs}
+
+        def whole(key: str) -> bool:
+            if key not in sizes:
+                return False  # loose objects
+            # A pack mostly of objects not asked for (large chunks) is read
+            # object by object; others in one read.
+            needed = sum(self.slots[oid].length for oid in by_pack[key])
+            return needed * 4 >= sizes[key] or self.store._ranged is None
+
+        def run(batch: list[ObjectId], pack_data: tuple[str, bytes] | None) -> None:
+            for oid in batch:
+                slot = self.slots[oid]
+                if pack_data is None:
+                    one(oid, None)
+                else:
+                    one(oid, memoryview(pack_data[1])[slot.offset : slot.offset + slot.length])
+            if progress is not None:
+                progress(len(batch))
+
+        self._per_pack(by_pack, run, ENTRIES_PER_TASK, whole, workers)
+
+    def _per_pack(
+        self,
+        groups: dict[str, list[ObjectId]],
+        run: Callable[[list[ObjectId], tuple[str, bytes] | None], None],
+        batch: int,
+        whole: Callable[[str], bool],
+        workers: int,
+    ) -> None:
+        """``run(part, (key, pack bytes))`` for parts of each pack's group, on every core.
+
+        A pack for which ``whole(key)`` is false, or that vanished, is passed
+        as None.  A few packs are held in memory at a time, not the store.
+        """
+
+        def load(key: str) -> tuple[str, bytes] | None:
+            if not whole(key):
+                return None
+            try:
+                return key, self.store.storage.get(key)
+            except KeyNotFoundError:
+                return None
+
+        keys = list(groups)
+        window = 2 * workers
+        with ThreadPoolExecutor(workers) as pool:
+            for first in range(0, len(keys), window):
+                some = keys[first : first + window]
+                futures = []
+                for key, data in zip(some, pool.map(load, some), strict=True):
+                    oids = groups[key]
+                    for start in range(0, len(oids), batch):
+                        futures.append(pool.submit(run, oids[start : start + batch], data))
+                for future in futures:
+                    future.result()
+
+    def _decode_plain(self, oid: ObjectId, stored: Stored) -> tuple[Kind, bytes]:
+        """Kind and checked canonical bytes of an object that is not chunked."""
+        header = codec.parse_header(stored, oid)
+        if header.chunked:
+            return header.kind, self._assemble(oid, stored, header)
+        data = self._payload(oid, stored, header)
+        actual = _object_id(header.kind, data)
+        if actual != oid:
+            if header.base is not None:
+                self._blame_base(oid, header.base)
+            raise CorruptObjectError(oid, "content does not match its id", oid, actual)
+        return header.kind, data
+
+    def _verdict(
+        self,
+        oid: ObjectId,
+        stored: Stored | CkptError,
+        kept: dict[ObjectId, bytes] | None = None,
+        keep: set[Kind] | None = None,
+    ) -> Verdict:
+        """Check ``oid`` from its stored bytes; record and return its kind or error."""
+        verdict: Verdict
+        try:
+            if isinstance(stored, CkptError):
+                raise stored
+            kind, data = self._decode_plain(oid, stored)
+            verdict = kind
+            if kept is not None and keep is not None and kind in keep:
+                kept[oid] = data
+        except CkptError as exc:
+            verdict = exc
+        self._verdicts[oid] = verdict
+        return verdict
+
+    def _check(self, oid: ObjectId) -> Verdict:
+        """The verdict on ``oid``, checking it now if it has none yet."""
+        verdict = self._verdicts.get(oid)
+        if verdict is None:
+            slot = self.slots.get(oid)
+            if slot is None:
+                verdict = ObjectNotFoundError(oid)
+                self._verdicts[oid] = verdict
+            else:
+                verdict = self._verdict(oid, self._read_or_error(oid))
+        return verdict
+
+    def _blame_base(self, oid: ObjectId, base: ObjectId) -> None:
+        """Raise naming the delta base if it, rather than ``oid``, is what is damaged."""
+        verdict = self._check(base)
+        if isinstance(verdict, CkptError):
+            raise CorruptObjectError(oid, f"its delta base is damaged: {verdict}") from verdict
+
+    def _assemble(self, oid: ObjectId, stored: Stored, header: codec.Header) -> bytes:
+        """Check a chunked blob and each of its chunks; return an empty placeholder.
+
+        The blob's bytes are hashed as they are assembled but not kept (a
+        scan does not need a large value whole).
+        """
+        payload = self._payload(oid, stored, header)
+        chunks, tail = chunking.decode_list(payload, header.length, oid)
+        self._check_chunked(oid, header, chunks, tail, None)
+        return b""
+
+    def _check_chunked(
+        self,
+        oid: ObjectId,
+        header: codec.Header,
+        chunks: list[tuple[ObjectId, int]],
+        tail: bytes | memoryview,
+        home: tuple[str, bytes] | None,
+    ) -> None:
+        """Check that a blob's chunks and tail hash to its id (``home``: a pack in memory)."""
+        hasher = new_hasher(header.kind, header.length)
+        if header.length <= JOINED_HASH_SIZE:
+            # One long hash call instead of one per chunk: the GIL is let go
+            # once, for longer, which lets the other threads run.
+            pieces = [self._chunk(oid, cid, size, home) for cid, size in chunks]
+            pieces.append(bytes(tail))
+            hasher.update(b"".join(pieces))
+        else:
+            for cid, size in chunks:
+                hasher.update(self._chunk(oid, cid, size, home))
+            hasher.update(tail)
+        actual = hasher.hexdigest()
+        if actual != oid:
+            if header.base is not None:
+                self._blame_base(oid, header.base)
+            raise CorruptObjectError(oid, "content does not match its id", oid, actual)
+
+    def _chunk(
+        self, oid: ObjectId, cid: ObjectId, size: int, home: tuple[str, bytes] | None = None
+    ) -> bytes:
+        """The checked content of chunk ``cid`` of blob ``oid``; its verdict is recorded."""
+        verdict = self._verdicts.get(cid)
+        if isinstance(verdict, CkptError):
+            raise self._chunk_error(oid, cid, verdict)
+        shared = self._take_shared(cid)
+        if shared is not None and len(shared) == size:
+            return shared
+        slot = self.slots.get(cid)
+        try:
+            if slot is None:
+                raise ObjectNotFoundError(cid)
+            stored: Stored
+            if home is not None and slot.key == home[0]:
+                stored = memoryview(home[1])[slot.offset : slot.offset + slot.length]
+            else:
+                stored = self._read(cid, slot)
+            header = codec.parse_header(stored, cid)
+            if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
+                raise CorruptObjectError(
+                    cid,
+                    "not a chunk of the listed size",
+                    f"chunk of {size} bytes",
+                    f"{header.kind.label} of {header.length} bytes",
+                )
+            piece = self._payload(cid, stored, header)
+            if verdict is None:
+                actual = _object_id(Kind.CHUNK, piece)
+                if actual != cid:
+                    if header.base is not None:
+                        self._blame_base(cid, header.base)
+                    raise CorruptObjectError(cid, "content does not match its id", cid, actual)
+                self._verdicts[cid] = Kind.CHUNK
+        except CkptError as exc:
+            if slot is not None:
+                # A missing chunk is the blob's problem; a damaged one is the chunk's too.
+                self._verdicts[cid] = exc
+            raise self._chunk_error(oid, cid, exc) from exc
+        self._keep_shared(cid, piece)
+        return piece
+
+    def _take_shared(self, cid: ObjectId) -> bytes | None:
+        """The checked content of a chunk other blobs still need, if kept."""
+        with self._lock:
+            piece = self._shared.get(cid)
+            if piece is not None:
+                left = self._uses[cid] = self._uses[cid] - 1
+                if left <= 0:
+                    del self._shared[cid]
+                    self._shared_bytes -= len(piece)
+            return piece
+
+    def _keep_shared(self, cid: ObjectId, piece: bytes) -> None:
+        """Keep a checked chunk that more blobs need (deduplicated values), within a budget."""
+        with self._lock:
+            uses = self._uses.get(cid)
+            if uses is None:
+                return
+            left = self._uses[cid] = uses - 1
+            if left <= 0 or cid in self._shared:
+                return
+            if self._shared_bytes + len(piece) > SHARED_CHUNK_BYTES:
+                return
+            self._shared[cid] = piece
+            self._shared_bytes += len(piece)
+
+    @staticmethod
+    def _chunk_error(oid: ObjectId, cid: ObjectId, exc: CkptError) -> CorruptObjectError:
+        if isinstance(exc, ObjectNotFoundError):
+            return CorruptObjectError(oid, f"its chunk {cid} is missing")
+        return CorruptObjectError(oid, f"its chunk is damaged: {exc}")
+
+
+_PREFIXES = {kind: f"{kind.label} ".encode("ascii") for kind in Kind}
+_local = threading.local()
+
+
+def _decompress_plain(stored: bytes | memoryview, header: codec.Header, oid: str) -> bytes:
+    """:func:`codec.decompress_plain`, in one call for a frame that announces its size.
+
+    The frame is inflated only if it announces exactly the expected size, and
+    zstd then refuses a frame that is cut short, that expands to another size
+    or is followed by other bytes.  Anything unusual goes through
+    :func:`codec.decompress_plain`, which raises the error that names it.
+    """
+    frame = memoryview(stored)[header.size :]
+    try:
+        if zstandard.frame_content_size(frame) == header.payload_length:
+            decoders = getattr(_local, "decoders", None)
+            if decoders is None:
+                decoders = _local.decoders = (
+                    zstandard.ZstdDecompressor(),
+                    zstandard.ZstdDecompressor(dict_data=codec.builtin_dictionary()),
+                )
+            out: bytes = decoders[1 if header.builtin_dict else 0].decompress(
+                frame, allow_extra_data=False
+            )
+            if len(out) == header.payload_length:
+                return out
+    except zstandard.ZstdError:
+        pass
+    return codec.decompress_plain(stored, header, oid)
+
+
+def _object_id(kind: Kind, data: bytes) -> str:
+    """:func:`~ckpt.objects.ids.object_id`, with less work per call (a scan makes many)."""
+    if len(data) >= PARALLEL_HASH_SIZE:
+        return object_id(kind, data)
+    hasher = blake3.blake3(b"%s%d\0" % (_PREFIXES[kind], len(data)))
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+__all__ = ["PackListing", "Slot", "StoreScan", "Verdict"]
