@@ -278,11 +278,18 @@ def main(argv: list[str] | None = None) -> int:
         "workloads updates the document without losing the others (default: --out with .json)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="run nothing: rewrite the document from the stored results and the notes",
+    )
     args = parser.parse_args(argv)
     selected = [w.strip().upper() for w in args.only.split(",") if w.strip()]
     unknown = [w for w in selected if w not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(unknown)}")
+    if args.rewrite:
+        selected = []
     sections = run(selected, args.quick, args.tiny, sys.stderr)
     print(table(sections))
     for section in sections:

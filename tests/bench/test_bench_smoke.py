@@ -47,6 +47,12 @@ def test_a_run_of_some_workloads_keeps_the_others(tmp_path: Path) -> None:
     assert "| W5 | ckpt --help |" in text
     assert "## Targets" in text and "| W5 | ckpt --help | ≤ 1.50 |" in text
     assert (tmp_path / "benchmarks.json").is_file()
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Reading the results\n")
+    assert run.main(["--rewrite", "--out", str(out), "--notes", str(notes)]) == 0
+    rewritten = out.read_text()
+    assert all(line in rewritten for line in w3_rows) and "| W5 | ckpt --help |" in rewritten
+    assert rewritten.endswith("## Reading the results\n")
 
 
 def test_unknown_workload_is_refused() -> None:
