@@ -203,7 +203,7 @@ def document(
             out.append("")
     out += ["## Targets", "", targets(sections), ""]
     if notes:
-        out.append(notes)
+        out.append(notes.rstrip("\n"))
     return "\n".join(out) + "\n"
 
 
