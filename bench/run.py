@@ -244,7 +244,10 @@ def write_documents(
     """Merge this run into the stored results, then rewrite the document from all of them."""
     facts = machine()
     merged = _merge_results(_load_results(results_path), sections, mode, facts)
-    names = [name for name in WORKLOADS if name in merged["workloads"]]
+    stored = merged["workloads"]
+    # In suite order; a section named otherwise (WB's is "backends") after them.
+    names = [name for name in WORKLOADS if name in stored]
+    names += sorted(name for name in stored if name not in names)
     entries = [merged["workloads"][name] for name in names]
     runs = {
         name: f"{entry['when']}" + ("" if entry["mode"] == "full" else f" ({entry['mode']} mode)")

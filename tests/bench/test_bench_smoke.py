@@ -58,3 +58,14 @@ def test_a_run_of_some_workloads_keeps_the_others(tmp_path: Path) -> None:
 def test_unknown_workload_is_refused() -> None:
     with pytest.raises(SystemExit):
         run.main(["--only", "W9", "--no-write"])
+
+
+def test_a_section_named_otherwise_is_kept_in_the_document(tmp_path: Path) -> None:
+    from bench.common import Ratio, Section
+
+    section = Section("backends", "Storage backends")
+    section.rows.append(Ratio("WB", "save latency, sqlite", "local", [1.5, 1.7]))
+    out, results = tmp_path / "b.md", tmp_path / "b.json"
+    run.write_documents(str(out), str(results), [section], "tiny", "")
+    run.write_documents(str(out), str(results), [], "tiny", "")  # a rewrite keeps it
+    assert "| WB | save latency, sqlite | local |" in out.read_text()
