@@ -32,7 +32,14 @@ import zstandard
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec, delta, pack
 from ckpt.objects.ids import PARALLEL_HASH_SIZE, Kind, ObjectId, new_hasher, object_id
-from ckpt.objects.store import OBJECTS_PREFIX, ObjectStore, SweepResult, _id_from_key
+from ckpt.objects.store import (
+    OBJECTS_PREFIX,
+    ObjectStore,
+    SweepResult,
+    _id_from_key,
+    blaming,
+    check_base_chain,
+)
 from ckpt.storage.base import KeyNotFoundError
 
 #: Delta-base payloads up to this size are kept for the whole scan (chunk
@@ -50,8 +57,6 @@ SHARED_CHUNK_BYTES = 256 << 20
 #: zstd and blake3 calls are too short for other threads to gain from the GIL
 #: being released, and handing the GIL to and fro costs more than it gives.
 SMALL_OBJECT = 16 << 10
-#: How many delta bases a scan follows at most (as a read does).
-MAX_RESOLVE = 4 * delta.MAX_CHAIN
 #: Bytes of an object's stored form that always hold its whole header.
 HEADER_READ = codec.HEADER_SIZE + 8 + 34
 
@@ -190,23 +195,12 @@ class StoreScan:
         cached = self._bases.get(base)
         if cached is not None:
             return cached
-        try:
-            if base in chain:
-                raise CorruptObjectError(base, "delta bases form a loop")
-            if len(chain) > MAX_RESOLVE:
-                raise CorruptObjectError(
-                    base, "delta chain is too long", f"<= {MAX_RESOLVE}", str(len(chain))
-                )
+        with blaming(oid, "delta base", f"delta base {base}"):
+            check_base_chain(base, chain)
             slot = self.slots.get(base)
             stored = self.store.read_stored(base) if slot is None else self._read(base, slot)
             header = codec.parse_header(stored, base)
             payload = self._payload(base, stored, header, chain)
-        except ObjectNotFoundError:
-            raise CorruptObjectError(oid, f"its delta base {base} is missing") from None
-        except CorruptObjectError as exc:
-            if exc.object_id == oid:
-                raise
-            raise CorruptObjectError(oid, f"its delta base is damaged: {exc}") from exc
         if len(payload) <= BASE_CACHE_ITEM:
             self._bases[base] = payload
         return payload

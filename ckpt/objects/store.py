@@ -21,6 +21,7 @@ that object too.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -418,25 +419,11 @@ class ObjectStore:
         cached = self._payloads.get(base)
         if cached is not None:
             return cached
-        try:
-            # The same object may be stored twice in different forms (two
-            # writers, or a dedup miss), so a base's depth need not be below
-            # ours; what must not happen is a loop, or an endless chain.
-            if base in chain:
-                raise CorruptObjectError(base, "delta bases form a loop")
-            if len(chain) > _MAX_RESOLVE:
-                raise CorruptObjectError(
-                    base, "delta chain is too long", f"<= {_MAX_RESOLVE}", str(len(chain))
-                )
+        with blaming(oid, "delta base", f"delta base {base}"):
+            check_base_chain(base, chain)
             stored, _ = self._stored(base)
             base_header = codec.parse_header(stored, base)
             payload = self._payload(base, stored, base_header, chain)
-        except ObjectNotFoundError:
-            raise CorruptObjectError(oid, f"its delta base {base} is missing") from None
-        except CorruptObjectError as exc:
-            if exc.object_id == oid:
-                raise
-            raise CorruptObjectError(oid, f"its delta base is damaged: {exc}") from exc
         self._payloads.put(base, payload)
         return payload
 
@@ -511,7 +498,7 @@ class ObjectStore:
         return out.getvalue()
 
     def _chunk(self, oid: ObjectId, cid: ObjectId, size: int) -> bytes:
-        try:
+        with blaming(oid, "chunk", f"chunk {cid}"):
             stored, _ = self._stored(cid)
             header = codec.parse_header(stored, cid)
             if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
@@ -522,12 +509,6 @@ class ObjectStore:
                     f"{header.kind.label} of {header.length} bytes",
                 )
             return self._payload(cid, stored, header)
-        except ObjectNotFoundError:
-            raise CorruptObjectError(oid, f"its chunk {cid} is missing") from None
-        except CorruptObjectError as exc:
-            if exc.object_id == oid:
-                raise
-            raise CorruptObjectError(oid, f"its chunk is damaged: {exc}") from exc
 
     def get(self, oid: ObjectId, kind: Kind | None = None) -> bytes:
         """The canonical bytes of ``oid``, hash-checked; optionally check its kind."""
@@ -1164,7 +1145,38 @@ class ObjectBatch:
 #: How many delta bases a read follows at most.  Writes keep chains under
 #: :data:`delta.MAX_CHAIN`; an object stored twice in different forms can
 #: lengthen a chain a little, never loop it.
-_MAX_RESOLVE = 4 * delta.MAX_CHAIN
+MAX_RESOLVE = 4 * delta.MAX_CHAIN
+
+
+def check_base_chain(base: ObjectId, chain: tuple[str, ...]) -> None:
+    """Raise CorruptObjectError if resolving ``base`` after the bases in ``chain`` would loop
+    or go past :data:`MAX_RESOLVE`.
+
+    The same object may be stored twice in different forms (two writers, or a
+    dedup miss), so a base's depth need not be below its object's; what must
+    not happen is a loop, or an endless chain.
+    """
+    if base in chain:
+        raise CorruptObjectError(base, "delta bases form a loop")
+    if len(chain) > MAX_RESOLVE:
+        raise CorruptObjectError(
+            base, "delta chain is too long", f"<= {MAX_RESOLVE}", str(len(chain))
+        )
+
+
+@contextlib.contextmanager
+def blaming(oid: ObjectId, part: str, missing: str) -> Iterator[None]:
+    """Report what goes wrong reading a part of ``oid`` (its delta base, a chunk) as damage
+    to ``oid``: "its MISSING is missing", or "its PART is damaged: ..." naming the part's
+    own error.  An error about ``oid`` itself passes unchanged."""
+    try:
+        yield
+    except ObjectNotFoundError:
+        raise CorruptObjectError(oid, f"its {missing} is missing") from None
+    except CorruptObjectError as exc:
+        if exc.object_id == oid:
+            raise
+        raise CorruptObjectError(oid, f"its {part} is damaged: {exc}") from exc
 
 
 def _id_from_key(info: KeyInfo) -> ObjectId | None:
