@@ -11,6 +11,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import ckpt
 from bench.common import Ratio, Section, human_seconds, scratch
@@ -42,6 +43,21 @@ def _timed(fn: Callable[[], object], inner: int) -> float:
         fn()
         runs.append(time.perf_counter() - start)
     return statistics.median(runs)
+
+
+def _rounds(
+    measure: Callable[[], float], baseline: Callable[[], float], rounds: int
+) -> tuple[list[float], str]:
+    """Per round, the baseline's time then the measure's: their ratios, and the median
+    times as text ("measure vs baseline")."""
+    ratios, pairs = [], []
+    for _ in range(rounds):
+        base = baseline()
+        many = measure()
+        ratios.append(many / base)
+        pairs.append((many, base))
+    many, base = map(statistics.median, zip(*pairs, strict=True))
+    return ratios, f"{human_seconds(many)} vs {human_seconds(base)}"
 
 
 def _load_latest(path: str) -> object:
@@ -95,13 +111,11 @@ def run(small: int, large: int, repeats: int, inner: int) -> Section:
             ),
         ]
         for what, fn, target in rows:
-            ratios, absolute = [], []
-            for _ in range(repeats):
-                few = _timed(lambda fn=fn: fn(paths[("h", small)]), inner)
-                many = _timed(lambda fn=fn: fn(paths[("h", large)]), inner)
-                ratios.append(many / few)
-                absolute.append((many, few))
-            many, few = map(statistics.median, zip(*absolute, strict=True))
+            ratios, absolute = _rounds(
+                partial(_timed, partial(fn, paths[("h", large)]), inner),
+                partial(_timed, partial(fn, paths[("h", small)]), inner),
+                repeats,
+            )
             section.rows.append(
                 Ratio(
                     "W3",
@@ -109,7 +123,7 @@ def run(small: int, large: int, repeats: int, inner: int) -> Section:
                     f"same, {small} commits",
                     ratios,
                     target,
-                    absolute=f"{human_seconds(many)} vs {human_seconds(few)}",
+                    absolute=absolute,
                 )
             )
         for what, fn, target, rounds in (
@@ -117,13 +131,11 @@ def run(small: int, large: int, repeats: int, inner: int) -> Section:
             # Reads every job's head: seconds per call at 10,000 jobs, so fewer rounds.
             ("`ckpt jobs` listing (`listing.list_jobs`)", _list_jobs, 5.0, min(repeats, 2)),
         ):
-            ratios, absolute = [], []
-            for _ in range(rounds):
-                base = _timed(lambda: os.listdir(files), inner)
-                many = _timed(lambda fn=fn: fn(paths[("j", large)]), 1)
-                ratios.append(many / base)
-                absolute.append((many, base))
-            many, base = map(statistics.median, zip(*absolute, strict=True))
+            ratios, absolute = _rounds(
+                partial(_timed, partial(fn, paths[("j", large)]), 1),
+                lambda: _timed(lambda: os.listdir(files), inner),
+                rounds,
+            )
             section.rows.append(
                 Ratio(
                     "W3",
@@ -131,7 +143,7 @@ def run(small: int, large: int, repeats: int, inner: int) -> Section:
                     f"listing {large} files (os.listdir)",
                     ratios,
                     target,
-                    absolute=f"{human_seconds(many)} vs {human_seconds(base)}",
+                    absolute=absolute,
                 )
             )
     section.notes.append(
