@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 
 import pytest
@@ -14,22 +13,7 @@ from ckpt.objects.scan import StoreScan
 from ckpt.objects.store import ObjectStore, object_key
 from ckpt.storage import Storage
 
-
-def _text(seed: int, size: int) -> bytes:
-    rng = random.Random(seed)
-    words = [f"word{n}" for n in range(500)]
-    return " ".join(rng.choices(words, k=size // 5)).encode()[:size]
-
-
-def _flip(storage: Storage, store: ObjectStore, oid: ObjectId, at: int = -1) -> None:
-    """Damage one byte of ``oid``'s stored bytes in place (in its pack or loose value)."""
-    where = store.locate(oid)
-    assert where is not None
-    data = bytearray(storage.get(where.key))
-    position = (where.offset + where.length if where.packed else len(data)) + at
-    data[position] ^= 0x55
-    storage.delete(where.key)
-    storage.put_if_absent(where.key, bytes(data))
+from ._helpers import flip, word_text
 
 
 def _problems(verdicts: dict[ObjectId, Kind | CkptError]) -> dict[ObjectId, CkptError]:
@@ -38,11 +22,11 @@ def _problems(verdicts: dict[ObjectId, Kind | CkptError]) -> dict[ObjectId, Ckpt
 
 def test_check_all_gives_every_object_its_kind(storage: Storage) -> None:
     store = ObjectStore(storage)
-    big = _text(1, 400_000)
+    big = word_text(1, 400_000)
     chunked = store.put(Kind.BLOB, big)
     grown = store.put(Kind.BLOB, big + b" and more", base=chunked)
-    small_base = store.put(Kind.BLOB, _text(2, 20_000))
-    small_delta = store.put(Kind.BLOB, _text(2, 20_000) + b" edited", base=small_base)
+    small_base = store.put(Kind.BLOB, word_text(2, 20_000))
+    small_delta = store.put(Kind.BLOB, word_text(2, 20_000) + b" edited", base=small_base)
     with store.batch() as batch:
         tree = batch.put(Kind.TREE, b'{"stages":[],"v":1}')
         commit = batch.put(Kind.COMMIT, b'{"v":1,"x":"commit"}')
@@ -72,7 +56,7 @@ def test_a_corrupt_frame_in_the_middle_of_a_pack_is_found(
         ids = [batch.put(Kind.BLOB, f"value number {n}".encode() * 20) for n in range(24)]
     assert len(store.packs()) == 1
     hurt = sorted(ids)[12]
-    _flip(storage, store, hurt, at=-3)
+    flip(storage, store, hurt, at=-3)
     verdicts, _ = StoreScan(store, workers=4).check_all()
     problems = _problems(verdicts)
     assert set(problems) == {hurt}
@@ -83,14 +67,14 @@ def test_a_corrupt_frame_in_the_middle_of_a_pack_is_found(
 
 def test_a_damaged_chunk_is_reported_for_itself_and_every_blob_using_it(storage: Storage) -> None:
     store = ObjectStore(storage)
-    value = _text(3, 500_000)
+    value = word_text(3, 500_000)
     first = store.put(Kind.BLOB, value)
     # Same chunks, another tail: a second blob sharing the damaged chunk.
     second = store.put(Kind.BLOB, value + b" with another ending")
     chunks = store.references(first)
     middle = chunks[len(chunks) // 2]
     assert middle in store.references(second)
-    _flip(storage, store, middle, at=-10)
+    flip(storage, store, middle, at=-10)
     verdicts, _ = StoreScan(store).check_all()
     problems = _problems(verdicts)
     assert set(problems) == {middle, first, second}
@@ -110,21 +94,21 @@ def test_shared_chunks_and_hashing_paths_give_the_same_verdicts(
     monkeypatch.setattr(scan, "SHARED_CHUNK_BYTES", shared_bytes)
     monkeypatch.setattr(scan, "JOINED_HASH_SIZE", joined_size)
     store = ObjectStore(storage)
-    value = _text(10, 400_000)
+    value = word_text(10, 400_000)
     blobs = [store.put(Kind.BLOB, value + f" ending {n}".encode()) for n in range(3)]
     chunks = store.references(blobs[0])
     assert all(store.references(blob)[:-1] == chunks[:-1] for blob in blobs)
     verdicts, _ = StoreScan(store).check_all()
     assert not _problems(verdicts) and all(verdicts[blob] is Kind.BLOB for blob in blobs)
-    _flip(storage, store, chunks[0], at=-6)
+    flip(storage, store, chunks[0], at=-6)
     verdicts, _ = StoreScan(store).check_all()
     assert set(_problems(verdicts)) == {chunks[0], *blobs}
 
 
 def test_a_missing_delta_base_is_reported(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _text(4, 30_000))
-    child = store.put(Kind.BLOB, _text(4, 30_000) + b" more", base=base)
+    base = store.put(Kind.BLOB, word_text(4, 30_000))
+    child = store.put(Kind.BLOB, word_text(4, 30_000) + b" more", base=base)
     assert codec.parse_header(store.read_stored(child), child).base == base
     assert store.delete(base)
     verdicts, _ = StoreScan(store).check_all()
@@ -136,7 +120,7 @@ def test_a_missing_delta_base_is_reported(storage: Storage) -> None:
 
 def test_a_missing_chunk_is_reported_for_its_blob(storage: Storage) -> None:
     store = ObjectStore(storage)
-    blob = store.put(Kind.BLOB, _text(5, 300_000))
+    blob = store.put(Kind.BLOB, word_text(5, 300_000))
     chunk = store.references(blob)[0]
     assert store.delete(chunk)
     verdicts, _ = StoreScan(store).check_all()
@@ -148,9 +132,9 @@ def test_a_missing_chunk_is_reported_for_its_blob(storage: Storage) -> None:
 
 def test_a_damaged_delta_base_is_blamed(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _text(6, 30_000))
-    child = store.put(Kind.BLOB, _text(6, 30_000) + b" more", base=base)
-    _flip(storage, store, base, at=-2)
+    base = store.put(Kind.BLOB, word_text(6, 30_000))
+    child = store.put(Kind.BLOB, word_text(6, 30_000) + b" more", base=base)
+    flip(storage, store, base, at=-2)
     verdicts, _ = StoreScan(store).check_all()
     problems = _problems(verdicts)
     assert set(problems) == {base, child}
@@ -164,7 +148,7 @@ def test_read_verified_gives_commits_and_trees_and_their_damage(storage: Storage
         commit = batch.put(Kind.COMMIT, b'{"v":1,"x":"commit"}')
         hurt = batch.put(Kind.COMMIT, b'{"v":1,"x":"damaged"}')
         blob = batch.put(Kind.BLOB, b"not asked for")
-    _flip(storage, store, hurt)
+    flip(storage, store, hurt)
     good, bad = StoreScan(store).read_verified({Kind.COMMIT, Kind.TREE})
     assert good == {
         tree: (Kind.TREE, b'{"stages":[],"v":1}'),
@@ -175,8 +159,8 @@ def test_read_verified_gives_commits_and_trees_and_their_damage(storage: Storage
 
 def test_sweep_keeps_live_objects_their_chunks_and_bases(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _text(7, 200_000))
-    live = store.put(Kind.BLOB, _text(7, 200_000) + b" grown", base=base)
+    base = store.put(Kind.BLOB, word_text(7, 200_000))
+    live = store.put(Kind.BLOB, word_text(7, 200_000) + b" grown", base=base)
     dead = store.put(Kind.BLOB, b"garbage")
     with store.batch() as batch:
         mixed_live = batch.put(Kind.TREE, b"kept")
@@ -198,10 +182,10 @@ def test_sweep_keeps_live_objects_their_chunks_and_bases(storage: Storage) -> No
 
 def test_sweep_spares_young_objects_and_what_they_need(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _text(8, 30_000))
+    base = store.put(Kind.BLOB, word_text(8, 30_000))
     made = StoreScan(store)  # made before the next write: the sweep lists the packs again
     time.sleep(1.05)  # coarser than every backend's modification times
-    young = store.put(Kind.BLOB, _text(8, 30_000) + b" young", base=base)
+    young = store.put(Kind.BLOB, word_text(8, 30_000) + b" young", base=base)
     where = store.locate(young)
     assert where is not None
     young_time = next(info.mtime for info in store.packs() if info.key == where.key)
@@ -215,9 +199,9 @@ def test_sweep_spares_young_objects_and_what_they_need(storage: Storage) -> None
 
 def test_sweep_stops_before_deleting_if_a_live_chunk_list_is_damaged(storage: Storage) -> None:
     store = ObjectStore(storage)
-    blob = store.put(Kind.BLOB, _text(9, 300_000))
+    blob = store.put(Kind.BLOB, word_text(9, 300_000))
     dead = store.put(Kind.BLOB, b"garbage")
-    _flip(storage, store, blob, at=-4)
+    flip(storage, store, blob, at=-4)
     with pytest.raises(CkptError, match="gc stopped before deleting anything"):
         StoreScan(store).sweep({blob}, time.time() + 1)
     assert store.has(dead)

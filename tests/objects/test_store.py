@@ -13,24 +13,7 @@ from ckpt.objects.ids import Kind, ObjectId, object_id
 from ckpt.objects.store import MERGE_COUNT, ObjectStore, object_key
 from ckpt.storage import Storage
 
-
-def _big(seed: int, size: int) -> bytes:
-    import random
-
-    rng = random.Random(seed)
-    words = [f"word{n}" for n in range(500)]
-    return " ".join(rng.choices(words, k=size // 5)).encode()[:size]
-
-
-def _flip(storage: Storage, store: ObjectStore, oid: ObjectId, at: int = -1) -> None:
-    """Damage one byte of ``oid``'s stored bytes in place (in its pack or loose value)."""
-    where = store.locate(oid)
-    assert where is not None
-    data = bytearray(storage.get(where.key))
-    position = (where.offset + where.length if where.packed else len(data)) + at
-    data[position] ^= 0x55
-    storage.delete(where.key)
-    storage.put_if_absent(where.key, bytes(data))
+from ._helpers import flip, word_text
 
 
 def test_one_batch_is_one_pack(storage: Storage) -> None:
@@ -53,7 +36,7 @@ def test_nothing_is_written_when_the_batch_block_raises(storage: Storage) -> Non
 
 def test_large_blob_is_chunked_and_deduplicated(storage: Storage) -> None:
     store = ObjectStore(storage)
-    value = _big(1, 600_000)
+    value = word_text(1, 600_000)
     oid = store.put(Kind.BLOB, value)
     assert oid == object_id(Kind.BLOB, value)
     assert codec.parse_header(store.read_stored(oid), oid).chunked
@@ -69,7 +52,7 @@ def test_large_blob_is_chunked_and_deduplicated(storage: Storage) -> None:
 
 def test_delta_against_the_previous_version_is_small_and_reads_back(storage: Storage) -> None:
     store = ObjectStore(storage)
-    versions = [_big(2, 20_000)]
+    versions = [word_text(2, 20_000)]
     for n in range(5):
         versions.append(versions[-1] + f" step {n}".encode() * 20)
     previous = None
@@ -90,7 +73,7 @@ def test_delta_chains_stay_bounded(storage: Storage) -> None:
     from ckpt.objects.delta import MAX_CHAIN
 
     store = ObjectStore(storage)
-    value = _big(3, 8000)
+    value = word_text(3, 8000)
     previous = None
     for n in range(MAX_CHAIN + 3):
         value += f" {n}".encode()
@@ -102,10 +85,10 @@ def test_delta_chains_stay_bounded(storage: Storage) -> None:
 
 def test_damaged_chunk_is_named(storage: Storage) -> None:
     store = ObjectStore(storage)
-    value = _big(4, 400_000)
+    value = word_text(4, 400_000)
     oid = store.put(Kind.BLOB, value)
     chunk = store.references(oid)[1]
-    _flip(storage, store, chunk, at=-8)
+    flip(storage, store, chunk, at=-8)
     fresh = ObjectStore(storage)
     with pytest.raises(CorruptObjectError) as caught:
         fresh.get(oid)
@@ -118,9 +101,9 @@ def test_damaged_chunk_is_named(storage: Storage) -> None:
 
 def test_damaged_delta_base_is_named(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _big(5, 30_000))
-    child = store.put(Kind.BLOB, _big(5, 30_000) + b" more", base=base)
-    _flip(storage, store, base, at=-2)
+    base = store.put(Kind.BLOB, word_text(5, 30_000))
+    child = store.put(Kind.BLOB, word_text(5, 30_000) + b" more", base=base)
+    flip(storage, store, base, at=-2)
     fresh = ObjectStore(storage)
     with pytest.raises(CorruptObjectError) as caught:
         fresh.get(child)
@@ -135,7 +118,7 @@ def test_damaged_packed_object_is_named_with_expected_and_actual(storage: Storag
     with store.batch() as batch:
         keep = batch.put(Kind.BLOB, b"intact neighbour")
         hurt = batch.put(Kind.COMMIT, b'{"a": "b"}' * 3)
-    _flip(storage, store, hurt, at=-1)
+    flip(storage, store, hurt, at=-1)
     fresh = ObjectStore(storage)
     with pytest.raises(CorruptObjectError) as caught:
         fresh.get(hurt)
@@ -147,7 +130,7 @@ def test_a_loose_object_from_an_old_store_is_reused_not_written_again(storage: S
     # Stores written before packs hold loose objects (objects/XX/ID); a save of the same
     # bytes, small or a chunk of a large value, reuses them.
     small = b"an object from before packs"
-    big = _big(7, 400_000)
+    big = word_text(7, 400_000)
     chunk = big[: chunking.cut_points(big)[0]]
     for data, kind in ((small, Kind.BLOB), (chunk, Kind.CHUNK)):
         storage.put_if_absent(object_key(object_id(kind, data)), codec.encode(kind, data))
@@ -184,8 +167,8 @@ def test_small_packs_are_merged(storage: Storage) -> None:
 
 def test_sweep_keeps_live_objects_their_chunks_and_bases(storage: Storage) -> None:
     store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, _big(6, 200_000))
-    live = store.put(Kind.BLOB, _big(6, 200_000) + b" grown", base=base)
+    base = store.put(Kind.BLOB, word_text(6, 200_000))
+    live = store.put(Kind.BLOB, word_text(6, 200_000) + b" grown", base=base)
     dead = store.put(Kind.BLOB, b"garbage")
     with store.batch() as batch:
         mixed_live = batch.put(Kind.TREE, b"kept")
@@ -217,7 +200,7 @@ def test_quarantine_then_a_clean_copy(storage: Storage) -> None:
     with store.batch() as batch:
         hurt = batch.put(Kind.BLOB, b"precious value")
         other = batch.put(Kind.BLOB, b"bystander")
-    _flip(storage, store, hurt, at=-1)
+    flip(storage, store, hurt, at=-1)
     fresh = ObjectStore(storage)
     assert fresh.quarantine(hurt) is True
     assert not fresh.has(hurt) and fresh.get(other) == b"bystander"
