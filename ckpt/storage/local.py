@@ -193,6 +193,13 @@ class LocalStorage:
         if self.durable:
             os.fsync(fd)
 
+    def _write_synced(self, fd: int, data: bytes) -> None:
+        """Write all of ``data`` to ``fd`` (os.write may write less), then fsync it."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        self._fsync(fd)
+
     def _write_temp(self, dir_fd: int, name: str, data: bytes) -> str:
         tmp = f"{name}.{os.urandom(6).hex()}.tmp"
         fd = os.open(
@@ -202,11 +209,7 @@ class LocalStorage:
             dir_fd=dir_fd,
         )
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self._fsync(fd)
+            self._write_synced(fd, data)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -390,10 +393,7 @@ class LocalStorage:
                 return None
             raise
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            self._fsync(fd)
+            self._write_synced(fd, data)
             try:
                 os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
             except FileExistsError:
