@@ -13,7 +13,7 @@ sqlite, redis, s3 on moto) it measures, in a fresh store per repeat:
   distinct values, timed one by one;
 * **load latency**: ``Job.load`` of those stages through a second handle on
   the store (so that nothing is served from the writer's caches);
-* **push / pull throughput**: ``ckpt.remote.push`` of one job (checkpoints
+* **push / pull throughput**: ``ckpt.transfer.remote.push`` of one job (checkpoints
   of 64 KB incompressible bytes plus a small JSON stage) from a local store
   to an empty store of the backend, then ``pull`` of it into an empty local
   store; MB/s of canonical bytes and objects/s.
@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `ckpt`, `bench` and `test
     sys.path.insert(0, str(ROOT))
 
 import ckpt  # noqa: E402
-from ckpt.remote import pull, push  # noqa: E402
+from ckpt.transfer.remote import pull, push  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.common import Section

@@ -29,7 +29,7 @@ from bench.common import (
     scratch,
 )
 from bench.messages import messages
-from ckpt.serialize import canonical_json
+from ckpt.values.serialize import canonical_json
 
 OBJECT_PREFIXES = ("objects/", "packs/")
 

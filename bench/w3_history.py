@@ -80,7 +80,7 @@ def _job_names(path: str) -> object:
 
 
 def _list_jobs(path: str) -> object:
-    from ckpt.listing import list_jobs
+    from ckpt.pipeline.listing import list_jobs
 
     with ckpt.open(path) as repo:
         return list_jobs(repo)

@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "init": "ckpt.repo",
-    "open": "ckpt.repo",
-    "find_store": "ckpt.repo",
-    "Repository": "ckpt.repo",
-    "Job": "ckpt.job",
-    "CheckoutResult": "ckpt.job",
+    "init": "ckpt.repository",
+    "open": "ckpt.repository",
+    "find_store": "ckpt.repository",
+    "Repository": "ckpt.repository",
+    "Job": "ckpt.history.job",
+    "CheckoutResult": "ckpt.history.job",
     "Commit": "ckpt.objects.model",
     "Tree": "ckpt.objects.model",
     "TreeEntry": "ckpt.objects.model",
     "ObjectId": "ckpt.objects.ids",
     "CommitId": "ckpt.objects.ids",
-    "ReflogEntry": "ckpt.refs",
-    "VerifyReport": "ckpt.verify",
-    "GcReport": "ckpt.gc",
+    "ReflogEntry": "ckpt.history.refs",
+    "VerifyReport": "ckpt.maintenance.verify",
+    "GcReport": "ckpt.maintenance.gc",
     "CkptError": "ckpt.errors",
     "NotFoundError": "ckpt.errors",
     "ObjectNotFoundError": "ckpt.errors",
@@ -46,25 +46,25 @@ _EXPORTS = {
     "InvalidRevisionError": "ckpt.errors",
     "SerializationError": "ckpt.errors",
     "StorageError": "ckpt.errors",
-    "Pipeline": "ckpt.pipeline",
-    "RunResult": "ckpt.pipeline",
-    "StageContext": "ckpt.pipeline",
-    "StageEvent": "ckpt.pipeline",
-    "CostLimitExceeded": "ckpt.pipeline",
-    "InputMismatchError": "ckpt.pipeline",
-    "Stage": "ckpt.stages",
-    "StageResult": "ckpt.stages",
-    "stage": "ckpt.stages",
-    "Progress": "ckpt.progress",
-    "watch": "ckpt.progress",
-    "click_options": "ckpt.clickopts",
-    "Runner": "ckpt.clickopts",
-    "AgentRun": "ckpt.agent",
-    "AgentState": "ckpt.agent",
-    "Message": "ckpt.agent",
-    "ToolCall": "ckpt.agent",
-    "list_jobs": "ckpt.listing",
-    "expire_due": "ckpt.listing",
+    "Pipeline": "ckpt.pipeline.runner",
+    "RunResult": "ckpt.pipeline.runner",
+    "StageContext": "ckpt.pipeline.runner",
+    "StageEvent": "ckpt.pipeline.runner",
+    "CostLimitExceeded": "ckpt.pipeline.runner",
+    "InputMismatchError": "ckpt.pipeline.runner",
+    "Stage": "ckpt.pipeline.stages",
+    "StageResult": "ckpt.pipeline.stages",
+    "stage": "ckpt.pipeline.stages",
+    "Progress": "ckpt.pipeline.progress",
+    "watch": "ckpt.pipeline.progress",
+    "click_options": "ckpt.pipeline.clickopts",
+    "Runner": "ckpt.pipeline.clickopts",
+    "AgentRun": "ckpt.pipeline.agent",
+    "AgentState": "ckpt.pipeline.agent",
+    "Message": "ckpt.pipeline.agent",
+    "ToolCall": "ckpt.pipeline.agent",
+    "list_jobs": "ckpt.pipeline.listing",
+    "expire_due": "ckpt.pipeline.listing",
 }
 
 __all__ = [
@@ -117,8 +117,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ckpt.agent import AgentRun, AgentState, Message, ToolCall
-    from ckpt.clickopts import Runner, click_options
     from ckpt.errors import (
         CkptError,
         ConflictError,
@@ -133,12 +131,17 @@ if TYPE_CHECKING:
         StoreExistsError,
         StoreNotFoundError,
     )
-    from ckpt.gc import GcReport
-    from ckpt.job import CheckoutResult, Job
-    from ckpt.listing import expire_due, list_jobs
+    from ckpt.history.job import CheckoutResult, Job
+    from ckpt.history.refs import ReflogEntry
+    from ckpt.maintenance.gc import GcReport
+    from ckpt.maintenance.verify import VerifyReport
     from ckpt.objects.ids import CommitId, ObjectId
     from ckpt.objects.model import Commit, Tree, TreeEntry
-    from ckpt.pipeline import (
+    from ckpt.pipeline.agent import AgentRun, AgentState, Message, ToolCall
+    from ckpt.pipeline.clickopts import Runner, click_options
+    from ckpt.pipeline.listing import expire_due, list_jobs
+    from ckpt.pipeline.progress import Progress, watch
+    from ckpt.pipeline.runner import (
         CostLimitExceeded,
         InputMismatchError,
         Pipeline,
@@ -146,11 +149,8 @@ if TYPE_CHECKING:
         StageContext,
         StageEvent,
     )
-    from ckpt.progress import Progress, watch
-    from ckpt.refs import ReflogEntry
-    from ckpt.repo import Repository, find_store, init, open
-    from ckpt.stages import Stage, StageResult, stage
-    from ckpt.verify import VerifyReport
+    from ckpt.pipeline.stages import Stage, StageResult, stage
+    from ckpt.repository import Repository, find_store, init, open
 
 
 def __getattr__(name: str) -> Any:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ckpt.agent import AgentRun, AgentState
-from ckpt.exchange import export_job, import_job
-from ckpt.listing import expire_due, list_jobs
-from ckpt.pipeline import open_store
+from ckpt.pipeline.agent import AgentRun, AgentState
+from ckpt.pipeline.listing import expire_due, list_jobs
+from ckpt.pipeline.runner import open_store
+from ckpt.transfer.exchange import export_job, import_job
 
 TOOLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "search": lambda args: {"hits": [f"{args['q']} result {i}" for i in range(2)]},
@@ -103,7 +103,7 @@ def main() -> None:
     print(f"  expired: {scratch.is_expired}; marked: {expire_due(repo)}")
     for summary in list_jobs(repo, sizes=False):
         print(f"  {summary.name:<12} {summary.status:<10} seq {summary.seq}")
-    from ckpt.retention import apply_retention
+    from ckpt.maintenance.retention import apply_retention
 
     print(f"  cleaned: {apply_retention(repo, expired=True).deleted_jobs}")
 

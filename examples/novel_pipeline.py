@@ -28,7 +28,7 @@ import tempfile
 import attrs
 
 import ckpt
-from ckpt.retention import apply_retention
+from ckpt.maintenance.retention import apply_retention
 
 CRASH_AT_CHAPTER = "NOVEL_CRASH_AT_CHAPTER"
 

@@ -23,8 +23,8 @@ import tempfile
 
 import ckpt
 from ckpt.errors import CorruptObjectError
-from ckpt.repair import repair
-from ckpt.stages import Param, Stage
+from ckpt.maintenance.repair import repair
+from ckpt.pipeline.stages import Param, Stage
 
 NODE_COUNT = 12
 FAIL_ONCE = {"node_08"}

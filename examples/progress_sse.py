@@ -28,7 +28,7 @@ import json
 import tempfile
 
 import ckpt
-from ckpt.pipeline import open_store
+from ckpt.pipeline.runner import open_store
 
 
 async def sse_events(repo: ckpt.Repository, job: str, writer: asyncio.StreamWriter) -> None:

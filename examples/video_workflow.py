@@ -28,7 +28,7 @@ import attrs
 import click
 
 import ckpt
-from ckpt import serialize
+from ckpt.values import serialize
 
 
 @attrs.frozen

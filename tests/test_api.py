@@ -28,11 +28,11 @@ from ckpt.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
+from ckpt.history.refs import HEADS
 from ckpt.objects import codec
 from ckpt.objects.ids import CommitId, Kind, ObjectId, object_id
 from ckpt.objects.model import encode_commit
 from ckpt.objects.store import ObjectStore, object_key
-from ckpt.refs import HEADS
 from ckpt.storage.memory import MemoryStorage
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import ckpt
-from ckpt.demo import STAGES, StageRun, run_novel
-from ckpt.listing import job_progress
+from ckpt.cli.demo import STAGES, StageRun, run_novel
+from ckpt.pipeline.listing import job_progress
 
 
 def test_crash_resume_and_redo(tmp_path: Path) -> None:

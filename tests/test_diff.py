@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import ckpt
-from ckpt.diff import ADDED, CHANGED, REMOVED, diff_commits, value_diff, value_text
+from ckpt.history.diff import ADDED, CHANGED, REMOVED, diff_commits, value_diff, value_text
 
 
 def test_changes_between_two_checkpoints(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckpt.durations import InvalidDurationError, format_duration, parse_duration
+from ckpt.cli.durations import InvalidDurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

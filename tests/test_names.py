@@ -1,7 +1,7 @@
 """Names from users (jobs, branches, tags, stages) are untrusted: refuse bad ones early.
 
 A refused name raises InvalidNameError and creates nothing on disk; an
-accepted one matches the documented pattern (ckpt.names) and everything it
+accepted one matches the documented pattern (ckpt.history.names) and everything it
 creates stays inside the store.
 """
 
@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ckpt
-from ckpt import names
 from ckpt.errors import ConflictError, InvalidNameError
+from ckpt.history import names
 
 #: Refused for every kind of name.
 BAD_NAMES: list[Any] = [
@@ -101,7 +101,7 @@ KINDS: dict[str, Callable[[object], str]] = {
     "stage": names.stage_name,
 }
 
-#: The pattern ckpt.names documents for one component.
+#: The pattern ckpt.history.names documents for one component.
 COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+=-]*")
 
 

@@ -38,9 +38,9 @@ from ckpt.objects.model import (
     encode_commit,
 )
 from ckpt.objects.store import ObjectStore, object_key
-from ckpt.serialize import canonical_json
 from ckpt.storage.local import LocalStorage
 from ckpt.storage.memory import MemoryStorage
+from ckpt.values.serialize import canonical_json
 
 #: No deadline and no speed health check: the suite runs on loaded CI machines,
 #: where a slow example is not a failure (timings belong in bench/).

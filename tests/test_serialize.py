@@ -1,4 +1,4 @@
-"""The serializer: user values <-> canonical bytes (ckpt.serialize).
+"""The serializer: user values <-> canonical bytes (ckpt.values.serialize).
 
 Round trips with the type given, determinism (equal values give equal
 bytes), plain JSON data without a type, and SerializationError (never a
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from ckpt.errors import CkptError, SerializationError
-from ckpt.serialize import canonical_json, dumps, loads
+from ckpt.values.serialize import canonical_json, dumps, loads
 
 #: No deadline and no speed health check: the suite runs on loaded CI machines,
 #: where a slow example is not a failure (timings belong in bench/).
@@ -357,7 +357,7 @@ def test_equal_values_give_equal_bytes(data: st.DataObject) -> None:
 def test_bytes_do_not_depend_on_the_hash_seed() -> None:
     """Sets of strings iterate in an order that depends on PYTHONHASHSEED."""
     program = (
-        "import sys; from ckpt.serialize import dumps; "
+        "import sys; from ckpt.values.serialize import dumps; "
         "sys.stdout.buffer.write(dumps({'s': {'alpha', 'beta', 'gamma', 'delta', 'eps'}, "
         "'f': frozenset({'x1', 'x2', 'x3'})}))"
     )

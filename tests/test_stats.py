@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import ckpt
+from ckpt.maintenance.stats import job_sizes, store_stats
 from ckpt.objects.ids import Kind
-from ckpt.stats import job_sizes, store_stats
 
 
 def test_an_empty_store(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_dedup_and_sizes(tmp_path: Path) -> None:
             kind, length = ckpt.objects.codec.read_header(repo.objects.read_stored(obj.id), obj.id)
             assert kind in Kind
             unique_bytes += length
-    chapter_size = len(ckpt.serialize.dumps(text))
+    chapter_size = len(ckpt.values.serialize.dumps(text))
     assert stats.objects == sum(stats.objects_by_kind.values())
     assert stats.objects_by_kind["commit"] == 11
     assert stats.unique_bytes == unique_bytes

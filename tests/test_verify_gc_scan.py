@@ -11,7 +11,7 @@ import pytest
 import ckpt
 from ckpt.errors import CkptError
 from ckpt.objects.ids import ObjectId
-from ckpt.repo import Repository
+from ckpt.repository import Repository
 
 
 def _flip(repo: Repository, oid: ObjectId, at: int = -1) -> None:

@@ -15,14 +15,14 @@ import click
 from click.shell_completion import CompletionItem, split_arg_string
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
-    from ckpt.repo import Repository
+    from ckpt.history.job import Job
+    from ckpt.repository import Repository
 
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
 def _repo(ctx: click.Context) -> Repository:
-    from ckpt.repo import open as open_store
+    from ckpt.repository import open as open_store
 
     store = ctx.find_root().params.get("store")
     return open_store(store if isinstance(store, str) else None)

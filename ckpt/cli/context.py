@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
-    from ckpt.repo import Repository
+    from ckpt.history.job import Job
+    from ckpt.repository import Repository
 
 
 class Settings:
@@ -44,7 +44,7 @@ def open_repo(ctx: click.Context | None = None) -> Repository:
     ctx = ctx or click.get_current_context()
     state = settings(ctx)
     if state.repo is None:
-        from ckpt.repo import open as open_store
+        from ckpt.repository import open as open_store
 
         repo = open_store(state.store)
         state.repo = repo
@@ -57,7 +57,7 @@ def get_job(name: str, ctx: click.Context | None = None) -> Job:
     import difflib
 
     from ckpt.errors import NotFoundError
-    from ckpt.names import job_name
+    from ckpt.history.names import job_name
 
     repo = open_repo(ctx)
     job = repo.job(job_name(name))

@@ -289,7 +289,7 @@ def _corrupt(store: Path, oid: str) -> tuple[str, ...]:
     """Overwrite a few bytes in the middle of object ``oid`` on disk, as bit rot would;
     return the shell command that does the same."""
     from ckpt.objects.ids import check_object_id
-    from ckpt.repo import open as open_store
+    from ckpt.repository import open as open_store
 
     with open_store(store) as repo:
         where = repo.objects.locate(check_object_id(oid))

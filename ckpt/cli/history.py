@@ -17,7 +17,7 @@ from ckpt.cli.context import command_line, get_job
 from ckpt.cli.exits import UserError
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
+    from ckpt.history.job import Job
     from ckpt.objects.model import Commit
 
 CUT_NOTE = "(history before this checkpoint was removed by retention)"
@@ -227,7 +227,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
 
     Stages marked + were added and ~ changed by this checkpoint.
     """
-    from ckpt.diff import diff_trees
+    from ckpt.history.diff import diff_trees
 
     the_job = get_job(job)
     commit = the_job.resolve(rev)
@@ -311,9 +311,9 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
 @click.option("--raw", is_flag=True, help="Write the stored canonical bytes, unformatted.")
 def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
     """Print the value of STAGE at REV (default HEAD) as pretty JSON."""
-    from ckpt.diff import value_text
     from ckpt.errors import NotFoundError
-    from ckpt.names import stage_name
+    from ckpt.history.diff import value_text
+    from ckpt.history.names import stage_name
 
     rev, stage = _split_cat_args(args)
     the_job = get_job(job)
@@ -391,9 +391,9 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     HEAD has a stage of that name; give all three to compare one stage
     between two revisions.
     """
-    from ckpt.diff import diff_commits, value_diff
     from ckpt.errors import NotFoundError
-    from ckpt.names import stage_name
+    from ckpt.history.diff import diff_commits, value_diff
+    from ckpt.history.names import stage_name
 
     the_job = get_job(job)
     rev1, rev2, stage = _split_diff_args(the_job, args)

@@ -14,9 +14,9 @@ from ckpt.cli.exits import JobFailedError
 from ckpt.cli.history import json_option, what
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
-    from ckpt.listing import JobProgress
+    from ckpt.history.job import Job
     from ckpt.objects.model import Commit
+    from ckpt.pipeline.listing import JobProgress
 
 STATUS_CHOICES = ("active", "completed", "failed", "expired")
 
@@ -50,7 +50,7 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json:
     alone); measuring it walks the whole store, so it is left out by default
     (and is null in --json).
     """
-    from ckpt.listing import list_jobs, parse_labels
+    from ckpt.pipeline.listing import list_jobs, parse_labels
 
     labels = parse_labels(tags)
     summaries = list_jobs(open_repo(), statuses=statuses, labels=labels, sizes=sizes)
@@ -132,7 +132,7 @@ def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
 @json_option
 def status(job: str, as_json: bool) -> None:
     """Show how far JOB got: stages done, cost, status, and where the next run resumes."""
-    from ckpt.listing import job_progress
+    from ckpt.pipeline.listing import job_progress
 
     progress = job_progress(get_job(job))
     if as_json:
@@ -185,9 +185,9 @@ def watch(job: str, interval: float, timeout: str | None) -> None:
     Exits 0 when the job completes and 1 when it fails (or expires, or
     --timeout passes), so that `ckpt watch JOB && next-step` works.
     """
-    from ckpt.durations import parse_duration
+    from ckpt.cli.durations import parse_duration
     from ckpt.errors import CkptError
-    from ckpt.listing import job_progress
+    from ckpt.pipeline.listing import job_progress
 
     limit = None if timeout is None else parse_duration(timeout).total_seconds()
     started = time.monotonic()

@@ -15,13 +15,13 @@ from ckpt.cli.history import json_option, what
 from ckpt.errors import CkptError
 
 if TYPE_CHECKING:
-    from ckpt.repo import Repository
-    from ckpt.verify import VerifyReport
+    from ckpt.maintenance.verify import VerifyReport
+    from ckpt.repository import Repository
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
     """Option callback: a ``30d`` / ``12h`` / ``90m`` / ``1w`` duration (usage error if not)."""
-    from ckpt.durations import InvalidDurationError, parse_duration
+    from ckpt.cli.durations import InvalidDurationError, parse_duration
 
     if value is None:
         return None
@@ -96,7 +96,7 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
     damage.  Without --full, commits and trees are hashed and stage values
     only checked to exist.
     """
-    from ckpt.verify import verify as run_verify
+    from ckpt.maintenance.verify import verify as run_verify
 
     repo = open_repo()
     names = [get_job(name).name for name in jobs] if jobs else repo.job_names()
@@ -174,8 +174,8 @@ def gc(
     reaches are removed.  Reports objects and bytes freed, or with --dry-run
     what would be.
     """
-    from ckpt.gc import collect
-    from ckpt.retention import apply_retention
+    from ckpt.maintenance.gc import collect
+    from ckpt.maintenance.retention import apply_retention
 
     repo = open_repo()
     retention = apply_retention(
@@ -227,7 +227,7 @@ def stats(as_json: bool) -> None:
     per checkpoint; unique bytes are the stored objects uncompressed; a
     job's exclusive bytes are what deleting it and running gc would free.
     """
-    from ckpt.stats import store_stats
+    from ckpt.maintenance.stats import store_stats
 
     repo = open_repo()
     with out.progress("Reading objects") as advance:

@@ -17,7 +17,7 @@ from ckpt.cli.exits import UserError
 from ckpt.cli.history import json_option, what
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
+    from ckpt.history.job import Job
     from ckpt.objects.ids import CommitId
     from ckpt.objects.model import Commit
 

@@ -1,6 +1,6 @@
 """Remotes, git-style: ``remote``, ``push``, ``pull`` and ``clone``.
 
-Each command calls one function of :mod:`ckpt.remote` and prints, like git,
+Each command calls one function of :mod:`ckpt.transfer.remote` and prints, like git,
 one line per ref that changed (or was refused), then what was copied.
 Refused refs (a non-fast-forward without ``--force``, or a ref another
 writer moved during the transfer) are listed with a hint and make the
@@ -24,7 +24,7 @@ from ckpt.cli.history import json_option
 from ckpt.errors import ConflictError
 
 if TYPE_CHECKING:
-    from ckpt.remote import RefUpdate, TransferReport
+    from ckpt.transfer.remote import RefUpdate, TransferReport
 
 DEFAULT_STORE = ".ckpt"
 DEFAULT_REMOTE = "origin"  # the library's default; repeated so that --help imports no library
@@ -47,8 +47,8 @@ def _complete_remotes(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     try:
-        from ckpt.remote import remotes
-        from ckpt.repo import open as open_store
+        from ckpt.repository import open as open_store
+        from ckpt.transfer.remote import remotes
 
         store = ctx.find_root().params.get("store")
         with open_store(store if isinstance(store, str) else None) as repo:
@@ -185,8 +185,8 @@ def _remote_subcommands() -> list[click.Command]:
     @click.argument("url")
     def add(name: str, url: str) -> None:
         """Register URL (a store path or URL) as remote NAME."""
-        from ckpt.remote import add_remote
         from ckpt.storage import is_url
+        from ckpt.transfer.remote import add_remote
 
         if not is_url(url) and not url.startswith("file://"):
             url = os.path.abspath(url)
@@ -197,7 +197,7 @@ def _remote_subcommands() -> list[click.Command]:
     @click.argument("name", shell_complete=_complete_remotes)
     def remove(name: str) -> None:
         """Forget remote NAME (the store it names is not touched)."""
-        from ckpt.remote import remove_remote
+        from ckpt.transfer.remote import remove_remote
 
         remove_remote(open_repo(), name)
         out.echo(f"Removed remote {name}.")
@@ -220,7 +220,7 @@ def remote(ctx: click.Context, verbose: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ckpt.remote import remotes
+    from ckpt.transfer.remote import remotes
 
     known = remotes(open_repo())
     if not verbose:
@@ -251,8 +251,8 @@ def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     is refused unless --force.  A push that is interrupted leaves the remote
     consistent; running it again copies only what is still missing.
     """
-    from ckpt.remote import push as push_jobs
-    from ckpt.remote import remote_url
+    from ckpt.transfer.remote import push as push_jobs
+    from ckpt.transfer.remote import remote_url
 
     repo = open_repo()
     name = remote_name or DEFAULT_REMOTE
@@ -281,9 +281,9 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     --force.  An interrupted pull leaves this store consistent and resumes
     where it stopped.
     """
-    from ckpt.names import job_name
-    from ckpt.remote import pull as pull_jobs
-    from ckpt.remote import remote_url
+    from ckpt.history.names import job_name
+    from ckpt.transfer.remote import pull as pull_jobs
+    from ckpt.transfer.remote import remote_url
 
     repo = open_repo()
     name = remote_name or DEFAULT_REMOTE
@@ -314,8 +314,8 @@ def clone(url: str, path: str | None, as_json: bool) -> None:
     finishes it.
     """
     from ckpt.errors import StoreExistsError
-    from ckpt.remote import clone as clone_store
     from ckpt.storage import is_url
+    from ckpt.transfer.remote import clone as clone_store
 
     where = path or settings().store or DEFAULT_STORE
     source = url if is_url(url) or url.startswith("file://") else os.path.abspath(url)

@@ -11,7 +11,7 @@ from ckpt.cli import output as out
 from ckpt.cli.context import command_line, open_repo, settings
 
 if TYPE_CHECKING:
-    from ckpt.demo import StageRun
+    from ckpt.cli.demo import StageRun
 
 DEFAULT_STORE = ".ckpt"
 DEMO_STORE = "ckpt-demo"
@@ -26,7 +26,7 @@ def init(path: str | None) -> None:
     Commands find a store named .ckpt in the current directory or a parent
     by themselves; a store anywhere else is used with --store or CKPT_DIR.
     """
-    from ckpt.repo import init as init_store
+    from ckpt.repository import init as init_store
 
     where = path or settings().store or os.environ.get("CKPT_DIR") or DEFAULT_STORE
     init_store(where).close()
@@ -95,13 +95,13 @@ def demo(ctx: click.Context, path: str | None) -> None:
     """Run a small pipeline that fails, resumes and rolls back, in a new store at PATH
     (default ./ckpt-demo, or -2, -3... if taken), then show its log: a newcomer's first minute.
     """
+    from ckpt.cli.demo import STAGES, run_novel
     from ckpt.cli.history import log
     from ckpt.cli.jobs import status_lines
     from ckpt.cli.refs import checkout, tag
-    from ckpt.demo import STAGES, run_novel
     from ckpt.errors import StoreExistsError
-    from ckpt.listing import job_progress
-    from ckpt.repo import init as init_store
+    from ckpt.pipeline.listing import job_progress
+    from ckpt.repository import init as init_store
 
     where = path or _free_demo_path()
     try:

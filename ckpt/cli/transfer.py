@@ -50,7 +50,7 @@ def export(job: str, rev: str | None, output_path: str) -> None:
     job whose history begins there.  Values are written as plain JSON, so
     the file is readable and diffable.
     """
-    from ckpt.exchange import export_job
+    from ckpt.transfer.exchange import export_job
 
     the_job = get_job(job)
     doc = export_job(the_job, rev)
@@ -74,7 +74,7 @@ def export(job: str, rev: str | None, output_path: str) -> None:
 def import_(file: str, name: str | None) -> None:
     """Create a job from an export FILE (- for stdin).  Refuses to replace an existing job."""
     from ckpt.errors import CkptError
-    from ckpt.exchange import import_job
+    from ckpt.transfer.exchange import import_job
 
     try:
         if file == "-":

@@ -37,9 +37,9 @@ from ckpt.errors import CkptError, StoreExistsError, StoreNotFoundError
 from ckpt.integrations import langgraph_history as history
 from ckpt.integrations.langgraph_layout import Payload, StoredCheckpoint, Write, scalar_summary
 from ckpt.integrations.langgraph_store import ThreadStore
-from ckpt.repo import Repository
-from ckpt.repo import init as init_store
-from ckpt.repo import open as open_store
+from ckpt.repository import Repository
+from ckpt.repository import init as init_store
+from ckpt.repository import open as open_store
 
 try:
     from langchain_core.runnables import RunnableConfig
@@ -68,7 +68,7 @@ PRUNE_STRATEGIES = ("keep_latest", "delete")
 class CkptSaver(BaseCheckpointSaver[int]):
     """LangGraph checkpointer backed by a ckpt repository.
 
-    ``repo`` is an open :class:`~ckpt.repo.Repository`, or a store path or
+    ``repo`` is an open :class:`~ckpt.repository.Repository`, or a store path or
     URL (``./.ckpt``, ``memory://name``, ``sqlite:///path.db``, ``s3://...``),
     which is opened, or created if there is no store yet.  A store the
     saver opened itself is closed by :meth:`close` (or on leaving a

@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 
 from ckpt.errors import ConflictError
+from ckpt.history.jobrecord import update_record
+from ckpt.history.refs import HEADS, now
 from ckpt.integrations.langgraph_layout import (
     KIND_CHECKPOINT,
     NS_BRANCH_PREFIX,
@@ -24,10 +26,8 @@ from ckpt.integrations.langgraph_layout import (
     summary_of,
 )
 from ckpt.integrations.langgraph_store import ObjectBatch, ThreadStore, object_batch
-from ckpt.jobrecord import update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, encode_commit
-from ckpt.refs import HEADS, now
 
 
 def delete_runs(store: ThreadStore, run_ids: Collection[str]) -> None:

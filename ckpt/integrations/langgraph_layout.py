@@ -57,11 +57,11 @@ from typing import Any
 import attrs
 import blake3
 
-from ckpt import names
 from ckpt.errors import CkptError, InvalidNameError
+from ckpt.history import names
+from ckpt.history.refs import DEFAULT_BRANCH
 from ckpt.objects.model import Commit
-from ckpt.refs import DEFAULT_BRANCH
-from ckpt.serialize import JSONValue
+from ckpt.values.serialize import JSONValue
 
 META_KEY = "langgraph"
 THREAD_LABEL = "langgraph_thread"

@@ -1,6 +1,6 @@
 """Reading and writing LangGraph checkpoints and writes as ckpt commits.
 
-:class:`ThreadStore` does for the saver what :class:`~ckpt.job.Job` does for
+:class:`ThreadStore` does for the saver what :class:`~ckpt.history.job.Job` does for
 a pipeline: it finds a thread's branches and checkpoints and writes new
 commits, objects first, then one compare-and-swap of a branch.  The layout
 it follows is described in :mod:`ckpt.integrations.langgraph_layout`;
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import attrs
 
 from ckpt.errors import CkptError, ConflictError
+from ckpt.history.jobrecord import read_record, update_record
+from ckpt.history.refs import DEFAULT_BRANCH, HEADS, now
 from ckpt.integrations.langgraph_layout import (
     HEADER_STAGE,
     KIND_CHECKPOINT,
@@ -45,16 +47,14 @@ from ckpt.integrations.langgraph_layout import (
     write_stage,
     writes_target,
 )
-from ckpt.jobrecord import read_record, update_record
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry, encode_commit
-from ckpt.refs import DEFAULT_BRANCH, HEADS, now
-from ckpt.serialize import JSONValue
+from ckpt.values.serialize import JSONValue
 
 if TYPE_CHECKING:
-    from ckpt.job import Job
+    from ckpt.history.job import Job
     from ckpt.objects.store import ObjectStore
-    from ckpt.repo import Repository
+    from ckpt.repository import Repository
 
 T = TypeVar("T")
 

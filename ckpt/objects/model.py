@@ -6,7 +6,7 @@ each one's value.  A *commit* records one checkpoint: its tree, its
 parent(s), which job, branch and stage, when, the cost and tokens of the
 stage and the running totals, the status and free metadata.
 
-Encodings are canonical JSON (see :mod:`ckpt.serialize`) with a format field
+Encodings are canonical JSON (see :mod:`ckpt.values.serialize`) with a format field
 ``"v"``; decoding validates every field and raises CorruptObjectError naming
 the object rather than returning something half-formed.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 
-from ckpt.canonical import JSONValue, canonical_json, parse_json
 from ckpt.errors import CorruptObjectError, SerializationError
+from ckpt.objects.canonical import JSONValue, canonical_json, parse_json
 from ckpt.objects.ids import CommitId, ObjectId, check_object_id
 
 ENCODING_VERSION = 1

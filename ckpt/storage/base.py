@@ -16,7 +16,7 @@ Guarantees every backend MUST give:
 * ``touch`` and ``delete_if_older`` never race: a touched key is not deleted.
   A backend that cannot promise this (S3) says so with
   ``atomic_delete_if_older = False``; gc then collects in two phases
-  (:mod:`ckpt.gc_shared`).
+  (:mod:`ckpt.maintenance.gc_shared`).
 * When the backend is durable, a call that returns has reached stable storage.
 """
 
@@ -93,7 +93,7 @@ class Storage(Protocol):
     touched before it decides is never deleted.  False where it checks the mtime and then
     deletes in two requests (S3): a ``touch`` landing in between is lost.  gc deletes in
     one pass where this is True and in two phases a grace period apart where it is False
-    (see :mod:`ckpt.gc_shared`)."""
+    (see :mod:`ckpt.maintenance.gc_shared`)."""
 
     def get(self, key: str) -> bytes:
         """Return the bytes at ``key``; raise KeyNotFoundError if there are none."""

@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 
 import ckpt
 from ckpt.cli.main import cli
-from ckpt.job import Job
-from ckpt.repo import Repository
+from ckpt.history.job import Job
+from ckpt.repository import Repository
 
 Run = Callable[..., Result]
 

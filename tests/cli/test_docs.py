@@ -11,8 +11,8 @@ import pytest
 from ckpt.cli.docgen import recorded_transcript, render
 from ckpt.cli.main import COMMAND_MODULES, cli
 from ckpt.cli.schema import SCHEMAS, field_paths
-from ckpt.job import Job
-from ckpt.repo import Repository, init
+from ckpt.history.job import Job
+from ckpt.repository import Repository, init
 
 from .conftest import Run, corrupt_object
 

@@ -9,11 +9,11 @@ import attrs
 import pytest
 
 from ckpt.cli.exits import ExitCode
-from ckpt.job import Job
+from ckpt.history.job import Job
+from ckpt.history.refs import HEADS
 from ckpt.objects.ids import CommitId, Kind, object_id
 from ckpt.objects.model import Commit, encode_commit
-from ckpt.refs import HEADS
-from ckpt.repo import Repository
+from ckpt.repository import Repository
 
 from .conftest import Run
 

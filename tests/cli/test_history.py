@@ -6,8 +6,8 @@ import json
 
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
-from ckpt.job import Job
-from ckpt.retention import prune_job
+from ckpt.history.job import Job
+from ckpt.maintenance.retention import prune_job
 
 from .conftest import Run
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import ckpt
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
-from ckpt.job import Job
-from ckpt.repo import Repository
-from ckpt.stats import job_sizes
+from ckpt.history.job import Job
+from ckpt.maintenance.stats import job_sizes
+from ckpt.repository import Repository
 
 from .conftest import Run, save_stages
 

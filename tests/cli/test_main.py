@@ -16,7 +16,7 @@ import ckpt
 from ckpt import errors
 from ckpt.cli.exits import ExitCode, JobFailedError, UserError, exit_code_for
 from ckpt.cli.main import COMMAND_MODULES, cli
-from ckpt.job import Job
+from ckpt.history.job import Job
 
 from .conftest import Run
 
@@ -130,12 +130,12 @@ def test_debug_from_environment(run: Run, monkeypatch: pytest.MonkeyPatch) -> No
 def test_unexpected_error_is_one_line_with_a_hint(
     run: Run, novel: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ckpt.listing
+    import ckpt.pipeline.listing
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ckpt.listing, "list_jobs", broken)
+    monkeypatch.setattr(ckpt.pipeline.listing, "list_jobs", broken)
     result = run("jobs")
     assert result.exit_code == ExitCode.ERROR
     assert result.stderr == (
@@ -145,12 +145,12 @@ def test_unexpected_error_is_one_line_with_a_hint(
 
 
 def test_interrupt_exits_130(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ckpt.listing
+    import ckpt.pipeline.listing
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt.listing, "list_jobs", interrupted)
+    monkeypatch.setattr(ckpt.pipeline.listing, "list_jobs", interrupted)
     result = run("jobs")
     assert result.exit_code == ExitCode.INTERRUPTED
     assert result.stderr == "\nInterrupted.\n"
@@ -217,7 +217,15 @@ def _imported_modules(*args: str, cwd: Path) -> set[str]:
     return set(json.loads(report.read_text()))
 
 
-HEAVY = {"zstandard", "blake3", "cattrs", "attrs", "ckpt.repo", "ckpt.job", "ckpt.objects"}
+HEAVY = {
+    "zstandard",
+    "blake3",
+    "cattrs",
+    "attrs",
+    "ckpt.repository",
+    "ckpt.history.job",
+    "ckpt.objects",
+}
 
 
 def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -252,7 +260,13 @@ def test_log_imports_only_its_command_module(tmp_path: Path, store: Path, novel:
         "ckpt.cli.setup",
         "ckpt.cli.docgen",
     }
-    assert not loaded & {"ckpt.gc", "ckpt.verify", "ckpt.stats", "ckpt.exchange", "ckpt.pipeline"}
+    assert not loaded & {
+        "ckpt.maintenance.gc",
+        "ckpt.maintenance.verify",
+        "ckpt.maintenance.stats",
+        "ckpt.transfer.exchange",
+        "ckpt.pipeline.runner",
+    }
 
 
 def test_python_dash_m_ckpt(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
-from ckpt.job import Job
-from ckpt.repo import Repository
-from ckpt.stats import store_stats
+from ckpt.history.job import Job
+from ckpt.maintenance.stats import store_stats
+from ckpt.repository import Repository
 
 from .conftest import Run, corrupt_object, save_stages
 

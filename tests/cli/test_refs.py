@@ -9,8 +9,8 @@ import pytest
 
 from ckpt.cli.exits import ExitCode
 from ckpt.errors import InvalidNameError
-from ckpt.job import Job
-from ckpt.names import branch_name
+from ckpt.history.job import Job
+from ckpt.history.names import branch_name
 
 from .conftest import Run, save_stages
 

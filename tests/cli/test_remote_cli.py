@@ -13,8 +13,8 @@ import ckpt
 from ckpt.cli.exits import ExitCode
 from ckpt.cli.main import cli
 from ckpt.cli.remote import shown_url
-from ckpt.job import Job
-from ckpt.repo import Repository
+from ckpt.history.job import Job
+from ckpt.repository import Repository
 
 from .conftest import Run, save_stages
 

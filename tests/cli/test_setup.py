@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import ckpt
 from ckpt.cli.exits import ExitCode
 from ckpt.cli.main import cli
-from ckpt.job import Job
+from ckpt.history.job import Job
 
 from .conftest import Run
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from ckpt.cli.exits import ExitCode
-from ckpt.job import Job
-from ckpt.repo import Repository
+from ckpt.history.job import Job
+from ckpt.repository import Repository
 
 from .conftest import Run
 

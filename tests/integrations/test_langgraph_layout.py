@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckpt import names
+from ckpt.history import names
 from ckpt.integrations.langgraph_layout import (
     channel_stage,
     encode_name,

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from ckpt.pipeline import Pipeline, StageContext
-from ckpt.stages import StageResult
+from ckpt.pipeline.runner import Pipeline, StageContext
+from ckpt.pipeline.stages import StageResult
 
 STORE, WORKDIR, MODE = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 ITEMS = 20

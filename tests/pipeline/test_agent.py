@@ -8,7 +8,7 @@ import time
 import pytest
 
 import ckpt
-from ckpt.agent import AgentRun, AgentState, Message, ToolCall
+from ckpt.pipeline.agent import AgentRun, AgentState, Message, ToolCall
 
 
 def run_steps(run: AgentRun, steps: int) -> AgentState:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import ckpt
-from ckpt.pipeline import Pipeline
+from ckpt.pipeline.runner import Pipeline
 
 RAN: list[str] = []
 FAIL_IN: set[str] = set()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import ckpt
-from ckpt.pipeline import CostLimitExceeded, Pipeline, StageContext
-from ckpt.stages import StageResult
+from ckpt.pipeline.runner import CostLimitExceeded, Pipeline, StageContext
+from ckpt.pipeline.stages import StageResult
 
 RAN: list[str] = []
 

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ckpt
-from ckpt.agent import AgentRun, AgentState
-from ckpt.exchange import export_job, import_job
-from ckpt.pipeline import Pipeline
+from ckpt.pipeline.agent import AgentRun, AgentState
+from ckpt.pipeline.runner import Pipeline
+from ckpt.transfer.exchange import export_job, import_job
 
 
 class Mood(enum.Enum):

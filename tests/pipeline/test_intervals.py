@@ -7,7 +7,7 @@ import time
 import pytest
 
 import ckpt
-from ckpt.pipeline import Pipeline, StageContext
+from ckpt.pipeline.runner import Pipeline, StageContext
 
 RAN: list[str] = []
 

@@ -9,10 +9,10 @@ import time
 import pytest
 
 import ckpt
-from ckpt.jobrecord import update_record
-from ckpt.listing import expire_due, list_jobs, parse_labels
-from ckpt.pipeline import Pipeline
-from ckpt.retention import apply_retention
+from ckpt.history.jobrecord import update_record
+from ckpt.maintenance.retention import apply_retention
+from ckpt.pipeline.listing import expire_due, list_jobs, parse_labels
+from ckpt.pipeline.runner import Pipeline
 
 
 def plan(input: str) -> str:

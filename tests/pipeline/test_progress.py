@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from ckpt.pipeline import Pipeline
-from ckpt.progress import Progress, watch
-from ckpt.stages import StageResult
+from ckpt.pipeline.progress import Progress, watch
+from ckpt.pipeline.runner import Pipeline
+from ckpt.pipeline.stages import StageResult
 
 
 def one(input: int) -> StageResult[int]:
@@ -52,7 +52,7 @@ def test_progress_fields(repo: ckpt.Repository) -> None:
 
 
 def test_eta_is_mean_stage_duration_times_stages_left(repo: ckpt.Repository) -> None:
-    from ckpt.progress import RunMeta, compute_progress
+    from ckpt.pipeline.progress import RunMeta, compute_progress
 
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     meta = RunMeta(
@@ -103,8 +103,8 @@ def test_callbacks_see_start_end_and_checkpoint_in_order(repo: ckpt.Repository) 
 CHILD = """
 import sys, time
 from pathlib import Path
-from ckpt.pipeline import Pipeline
-from ckpt.stages import StageResult
+from ckpt.pipeline.runner import Pipeline
+from ckpt.pipeline.stages import StageResult
 
 work = Path(sys.argv[2])
 

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 import ckpt
-from ckpt.pipeline import Pipeline
-from ckpt.retention import apply_retention
+from ckpt.maintenance.retention import apply_retention
+from ckpt.pipeline.runner import Pipeline
 
 
 def s1(input: int) -> list[int]:

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 import ckpt
-from ckpt.pipeline import InputMismatchError, Pipeline, StageContext
+from ckpt.pipeline.runner import InputMismatchError, Pipeline, StageContext
 
 CALLS: list[str] = []
 

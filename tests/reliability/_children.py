@@ -142,7 +142,7 @@ _ORPHAN_SECONDS = 600.0
 
 def gc_loop(store: str, grace: str, stop_file: str) -> None:
     """Run gc with a tiny grace period over and over until ``stop_file`` exists."""
-    from ckpt.gc import collect
+    from ckpt.maintenance.gc import collect
 
     runs = deleted = errors = 0
     messages: list[str] = []
@@ -203,8 +203,8 @@ def verify_store(store: str) -> None:
 
 def read_hostile(store: str, marker: str) -> None:
     """Do everything a user does with a store someone else wrote; report what got imported."""
-    from ckpt.exchange import export_job
-    from ckpt.gc import collect
+    from ckpt.maintenance.gc import collect
+    from ckpt.transfer.exchange import export_job
 
     done: list[str] = []
     repo = ckpt.open(store)

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from ckpt.objects.ids import ObjectId
-from ckpt.repo import Repository
+from ckpt.repository import Repository
 
 #: The ``os`` functions of the local backend that touch the disk.  A fault plan
 #: can make any call of any of them fail.

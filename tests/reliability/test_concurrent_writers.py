@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from ckpt.refs import HEADS
+from ckpt.history.refs import HEADS
 
 from ._support import Figures, result, spawn, wait_ready
 

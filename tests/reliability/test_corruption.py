@@ -28,8 +28,8 @@ import pytest
 
 import ckpt
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
+from ckpt.maintenance.repair import repair
 from ckpt.objects.ids import ObjectId
-from ckpt.repair import repair
 
 from ._support import Figures, locate, object_ids, storage_root
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from ckpt.gc import collect
+from ckpt.maintenance.gc import collect
 from ckpt.objects.ids import ObjectId
 
 from ._support import Call, FaultPlan, Figures, install_faults, key_kind, result, spawn, wait_ready

@@ -35,11 +35,11 @@ from hypothesis import strategies as st
 
 import ckpt
 from ckpt.errors import CkptError, InvalidNameError
-from ckpt.gc import collect
+from ckpt.maintenance.gc import collect
+from ckpt.maintenance.repair import repair
 from ckpt.objects import codec
 from ckpt.objects.ids import Kind, ObjectId
 from ckpt.objects.store import object_key
-from ckpt.repair import repair
 
 from ._support import Figures, result, snapshot, spawn
 
@@ -225,7 +225,7 @@ _RESERVED_SUFFIXES = (".", ".lock", ".log", ".tmp")
 
 
 def is_valid_name(name: str, *, allow_slash: bool) -> bool:
-    """The naming rule of docs/format.md, written independently of ckpt.names."""
+    """The naming rule of docs/format.md, written independently of ckpt.history.names."""
     if not name or len(name.encode("utf-8", "surrogatepass")) > 255 or name == "HEAD":
         return False
     parts = name.split("/") if allow_slash else [name]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import ckpt
-from ckpt.remote import push
+from ckpt.transfer.remote import push
 
 
 def test_a_parallel_push_of_many_checkpoints_loses_no_object(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from ckpt.pipeline import Pipeline, StageContext
-from ckpt.remote import add_remote, clone, pull, push
+from ckpt.pipeline.runner import Pipeline, StageContext
+from ckpt.transfer.remote import add_remote, clone, pull, push
 
 CALLS: list[str] = []
 FAIL_IN_CHAPTERS = {"on": True}
@@ -120,7 +120,7 @@ def test_push_to_s3_killed_midway_leaves_both_stores_clean_and_resumes(
         textwrap.dedent(
             f"""
             import ckpt
-            from ckpt.remote import push
+            from ckpt.transfer.remote import push
             repo = ckpt.open({str(tmp_path / "local")!r})
             push(repo, "origin", workers=1, progress=lambda n: print("obj", n, flush=True))
             """

@@ -14,7 +14,7 @@ import pytest
 
 import ckpt
 from ckpt.errors import ConflictError, NotFoundError
-from ckpt.remote import add_remote, clone, pull, push, remotes, remove_remote
+from ckpt.transfer.remote import add_remote, clone, pull, push, remotes, remove_remote
 
 
 def _stores(tmp_path: Path) -> tuple[ckpt.Repository, ckpt.Repository]:
@@ -105,7 +105,7 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
         textwrap.dedent(
             f"""
             import ckpt
-            from ckpt.remote import push
+            from ckpt.transfer.remote import push
             repo = ckpt.open({str(tmp_path / "local")!r})
             push(repo, "origin", workers=1, progress=lambda n: print("obj", n, flush=True))
             """
@@ -133,8 +133,8 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
 
 
 def test_repair_quarantines_and_heals_from_remote(tmp_path: Path) -> None:
+    from ckpt.maintenance.repair import repair
     from ckpt.objects.ids import Kind
-    from ckpt.repair import repair
 
     local, _remote = _stores(tmp_path)
     job = local.job("novel")
@@ -158,7 +158,7 @@ def test_repair_quarantines_and_heals_from_remote(tmp_path: Path) -> None:
 
 
 def test_resaving_the_same_value_heals_a_quarantined_blob(tmp_path: Path) -> None:
-    from ckpt.repair import repair
+    from ckpt.maintenance.repair import repair
 
     local, _ = _stores(tmp_path)
     job = local.job("novel")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import ckpt
-from ckpt.remote import add_remote, clone, pull, push
+from ckpt.transfer.remote import add_remote, clone, pull, push
 
 
 def test_push_clone_resume_and_push_back(store_url: str, tmp_path: Path) -> None:

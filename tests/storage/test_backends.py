@@ -41,7 +41,7 @@ def test_import_ckpt_loads_no_backend_library() -> None:
     import subprocess
 
     code = (
-        "import sys, ckpt, ckpt.storage, ckpt.repo; "
+        "import sys, ckpt, ckpt.storage, ckpt.repository; "
         "print(sorted(m for m in ('boto3', 'botocore', 'redis') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from ckpt.gc import GcReport, collect
-from ckpt.gc_shared import CANDIDATES_PREFIX, SharedGcReport, read_records
+from ckpt.maintenance.gc import GcReport, collect
+from ckpt.maintenance.gc_shared import CANDIDATES_PREFIX, SharedGcReport, read_records
 from ckpt.objects.ids import Kind, ObjectId
-from ckpt.remote import push
-from ckpt.repo import Repository
+from ckpt.repository import Repository
 from ckpt.storage import Storage
+from ckpt.transfer.remote import push
 
 NOW = dt.timedelta(0)
 HOUR = dt.timedelta(hours=1)
@@ -92,7 +92,7 @@ def test_s3_spares_a_candidate_a_writer_reused_between_the_phases(s3_repo: Repos
 
     # A save in flight on another machine stores the same value again: the object
     # store finds it and touches its pack instead of writing it; the ref moves later.
-    from ckpt import serialize
+    from ckpt.values import serialize
 
     keys = {info.key for info in s3_repo.storage.list()}
     assert s3_repo.objects.put(Kind.BLOB, serialize.dumps(GARBAGE)) == blob

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import attrs
 
 from ckpt.errors import ConflictError, CorruptRefError
+from ckpt.history.refs import job_prefix, now
 from ckpt.objects.ids import CommitId, check_object_id
-from ckpt.refs import job_prefix, now
 from ckpt.storage.base import KeyNotFoundError, Storage
 
 _MAX_RETRIES = 50

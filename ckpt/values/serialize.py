@@ -32,9 +32,9 @@ from typing import Any, TypeVar, get_args, get_origin, is_typeddict
 import cattrs
 from cattrs.errors import BaseValidationError
 
-from ckpt.canonical import JSONValue, key_text, parse_json, type_name
-from ckpt.canonical import canonical_json as _canonical_json
 from ckpt.errors import SerializationError
+from ckpt.objects.canonical import JSONValue, key_text, parse_json, type_name
+from ckpt.objects.canonical import canonical_json as _canonical_json
 
 T = TypeVar("T")
 
@@ -175,7 +175,7 @@ converter: cattrs.Converter = _make_converter()
 
 
 def canonical_json(value: object) -> bytes:
-    """Canonical JSON of ``value``'s primitives (see :mod:`ckpt.canonical`)."""
+    """Canonical JSON of ``value``'s primitives (see :mod:`ckpt.objects.canonical`)."""
     return _canonical_json(value, converter.unstructure)
 
 

@@ -4,7 +4,7 @@ On S3 "delete this object if it was not modified since T" is two requests:
 a HEAD to read the modification time, then a DELETE.  A save that reuses
 the object in between (it *touches* the object's pack, which is how it tells
 gc "I need this") is not seen, and the object is deleted under it.  Such a
-backend says ``atomic_delete_if_older = False``, and :func:`ckpt.gc.collect`
+backend says ``atomic_delete_if_older = False``, and :func:`ckpt.maintenance.gc.collect`
 hands the store to :func:`collect_two_phase`, which never deletes an object
 it has seen only once:
 
@@ -30,7 +30,7 @@ objects.  What can still lose an object: a writer that stored or reused it
 before ``T`` and moves its ref only after the phase-2 run marked, i.e. a
 writer stalled for more than a grace period between writing its objects and
 committing (a checkpoint then names a missing object, which ``ckpt verify``
-reports and :func:`ckpt.repair.repair` heals from a remote); or a reuse landing in the
+reports and :func:`ckpt.maintenance.repair.repair` heals from a remote); or a reuse landing in the
 milliseconds between phase 2's HEAD and DELETE of that very pack, of an
 object unreachable for a whole grace period already.  ``docs/backends.md``
 ("Many machines, one store") gives the rule for running workers and gc.
@@ -51,9 +51,10 @@ from collections.abc import Callable
 import attrs
 
 from ckpt.errors import CkptError, ConflictError, StorageError
-from ckpt.gc import DEFAULT_GRACE, GcReport, mark
+from ckpt.history.repository import BaseRepository
+from ckpt.maintenance.mark import GcReport, mark
+from ckpt.maintenance.reachable import DEFAULT_GRACE
 from ckpt.objects.ids import ObjectId, check_object_id
-from ckpt.repo import Repository
 from ckpt.storage.base import KeyNotFoundError, Storage
 
 CANDIDATES_PREFIX = "gc/candidates/"
@@ -161,7 +162,7 @@ def _finish(
 
 
 def collect_two_phase(
-    repo: Repository,
+    repo: BaseRepository,
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,

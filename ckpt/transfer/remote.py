@@ -1,8 +1,8 @@
 """Remotes: push and pull jobs between stores, git-style.
 
 A remote is another store (any backend URL or path) registered under a name
-(``remotes/NAME`` in the local store).  ``push`` and ``pull`` transfer a
-job's branches and tags:
+(``remotes/NAME`` in the local store; see :mod:`ckpt.history.remotes`).
+``push`` and ``pull`` transfer a job's branches and tags:
 
 1. For each ref, refuse a **non-fast-forward** (the destination's commit is
    not an ancestor of the source's) unless ``force``.
@@ -24,24 +24,28 @@ still missing.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
 from ckpt.errors import CkptError, ConflictError, NotFoundError
-from ckpt.job import Job
-from ckpt.jobrecord import read_record, record_key
-from ckpt.names import validate_name
+from ckpt.history.job import Job
+from ckpt.history.jobrecord import read_record, record_key
+from ckpt.history.refs import HEADS, TAGS
+from ckpt.history.remotes import (
+    DEFAULT_REMOTE,
+    REMOTES_PREFIX,
+    add_remote,
+    remote_url,
+    remotes,
+    remove_remote,
+)
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit
-from ckpt.refs import HEADS, TAGS
-from ckpt.repo import Repository, init, open
+from ckpt.repository import Repository, init, open
 from ckpt.storage.base import KeyNotFoundError
 
-REMOTES_PREFIX = "remotes/"
-DEFAULT_REMOTE = "origin"
 ProgressFn = Callable[[int], None]
 #: A transfer writes a pack (and reports progress) every this many objects or bytes.
 _FLUSH_OBJECTS = 16
@@ -79,47 +83,19 @@ class TransferReport:
         }
 
 
-# -- remote registry ----------------------------------------------------------
-
-
-def add_remote(repo: Repository, name: str, url: str) -> None:
-    """Register ``url`` as remote ``name``; refuse if the name is taken."""
-    validate_name("remote", name)
-    doc = json.dumps({"url": url}).encode() + b"\n"
-    try:
-        repo.storage.compare_and_swap(REMOTES_PREFIX + name, None, doc)
-    except ConflictError:
-        raise ConflictError(f"remote {name!r} already exists") from None
-
-
-def remove_remote(repo: Repository, name: str) -> None:
-    validate_name("remote", name)
-    if not repo.storage.delete(REMOTES_PREFIX + name):
-        raise NotFoundError(f"no remote named {name!r}")
-
-
-def remotes(repo: Repository) -> dict[str, str]:
-    """Remote name -> URL."""
-    out: dict[str, str] = {}
-    for info in repo.storage.list(REMOTES_PREFIX):
-        name = info.key[len(REMOTES_PREFIX) :]
-        try:
-            out[name] = str(json.loads(repo.storage.get(info.key))["url"])
-        except (KeyNotFoundError, ValueError, KeyError, TypeError):
-            continue
-    return out
-
-
-def remote_url(repo: Repository, name_or_url: str) -> str:
-    """The URL of a registered remote, or the argument itself if it is not a name."""
-    known = remotes(repo)
-    if name_or_url in known:
-        return known[name_or_url]
-    if "/" in name_or_url or "://" in name_or_url or name_or_url.startswith("."):
-        return name_or_url
-    raise NotFoundError(
-        f"no remote named {name_or_url!r} (add one with `ckpt remote add {name_or_url} URL`)"
-    )
+__all__ = [
+    "DEFAULT_REMOTE",
+    "REMOTES_PREFIX",
+    "RefUpdate",
+    "TransferReport",
+    "add_remote",
+    "clone",
+    "pull",
+    "push",
+    "remote_url",
+    "remotes",
+    "remove_remote",
+]
 
 
 # -- transfer -----------------------------------------------------------------

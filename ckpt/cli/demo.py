@@ -3,8 +3,8 @@
 Five stages (``outline``, ``characters``, ``chapters``, ``edit``,
 ``publish``) stand for expensive model calls: each returns a small value
 built from the stages before it and reports a made-up cost and token count
-through :class:`~ckpt.stages.StageResult`.  :func:`run_novel` runs them with
-:class:`~ckpt.pipeline.Pipeline`, so the demo shows the real thing: a stage
+through :class:`~ckpt.pipeline.stages.StageResult`.  :func:`run_novel` runs them with
+:class:`~ckpt.pipeline.runner.Pipeline`, so the demo shows the real thing: a stage
 already checkpointed at the job's HEAD is skipped and loaded, every other
 one is saved as soon as it finishes, and a crash is recorded so that
 ``ckpt status`` can say where the next run resumes.
@@ -19,12 +19,12 @@ from typing import Any
 
 import attrs
 
-from ckpt.listing import job_progress
 from ckpt.objects.ids import CommitId
-from ckpt.pipeline import Pipeline
-from ckpt.repo import Repository
-from ckpt.runstate import StageEvent
-from ckpt.stages import Stage, StageResult
+from ckpt.pipeline.listing import job_progress
+from ckpt.pipeline.runner import Pipeline
+from ckpt.pipeline.runstate import StageEvent
+from ckpt.pipeline.stages import Stage, StageResult
+from ckpt.repository import Repository
 
 STAGES = ("outline", "characters", "chapters", "edit", "publish")
 BRIEF = {"title": "The Lighthouse at Vell", "genre": "gothic mystery", "chapters": 3}

@@ -13,10 +13,10 @@ from __future__ import annotations
 import attrs
 
 from ckpt.errors import CkptError
+from ckpt.history.remotes import remote_url
+from ckpt.history.repository import BaseRepository, existing_storage
+from ckpt.maintenance.verify import VerifyReport, verify
 from ckpt.objects.ids import ObjectId
-from ckpt.remote import remote_url
-from ckpt.repo import Repository, open
-from ckpt.verify import VerifyReport, verify
 
 _HEAL_ROUNDS = 8
 
@@ -37,7 +37,7 @@ class RepairReport:
         }
 
 
-def repair(repo: Repository, *, remote: str | None = None) -> RepairReport:
+def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     """Quarantine corrupt objects and, with ``remote``, restore clean copies from it."""
     before = verify(repo, full=True)
     broken = _broken(before)
@@ -45,7 +45,7 @@ def repair(repo: Repository, *, remote: str | None = None) -> RepairReport:
     healed: list[ObjectId] = []
     after = before
     if remote is not None and broken:
-        with open(remote_url(repo, remote)) as source:
+        with BaseRepository(existing_storage(remote_url(repo, remote))) as source:
             # Healing a commit can reveal damage behind it (its tree was in the
             # same pack, say): heal again until a round finds nothing new.
             todo = list(broken)
@@ -79,7 +79,7 @@ def _broken(report: VerifyReport) -> list[ObjectId]:
 
 
 def _quarantine(
-    repo: Repository, report: VerifyReport, broken: list[ObjectId]
+    repo: BaseRepository, report: VerifyReport, broken: list[ObjectId]
 ) -> tuple[ObjectId, ...]:
     return tuple(
         oid

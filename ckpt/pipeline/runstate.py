@@ -2,8 +2,8 @@
 
 A :class:`Run` holds the stage outputs computed but not yet committed, the
 cost and tokens spent, and the runner metadata last written (see
-:mod:`ckpt.progress`).  Its write methods are where the crash guarantees of
-:mod:`ckpt.pipeline` are kept: stage outputs are committed oldest first, a
+:mod:`ckpt.pipeline.progress`).  Its write methods are where the crash guarantees of
+:mod:`ckpt.pipeline.runner` are kept: stage outputs are committed oldest first, a
 failure is recorded only after what is held in memory has been written,
 and a lost compare-and-swap (another writer on the job) is never recorded
 as a failure.
@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ckpt.errors import CkptError, ConflictError
-from ckpt.job import Job
+from ckpt.history.job import Job
+from ckpt.history.refs import now
+from ckpt.maintenance.retention import prune_job
 from ckpt.objects.model import STATUS_COMPLETED, STATUS_FAILED, Commit
-from ckpt.progress import META_KEY, Progress, RunMeta, compute_progress
-from ckpt.refs import now
-from ckpt.retention import prune_job
-from ckpt.stages import PARTIAL_SUFFIX, Stage
+from ckpt.pipeline.progress import META_KEY, Progress, RunMeta, compute_progress
+from ckpt.pipeline.stages import PARTIAL_SUFFIX, Stage
 
 if TYPE_CHECKING:
-    from ckpt.pipeline import Pipeline
+    from ckpt.pipeline.runner import Pipeline
 
 Callback = Callable[["StageEvent"], object]
 

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
-from ckpt.jobrecord import read_record
+from ckpt.history.jobrecord import read_record
+from ckpt.history.refs import HEADS, RefStore
+from ckpt.history.repository import BaseRepository
+from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
 from ckpt.objects.scan import StoreScan
-from ckpt.reachable import roots_from
-from ckpt.refs import HEADS, RefStore
-from ckpt.repo import Repository
 
 ProgressFn = Callable[[int, int], None]
 
@@ -96,7 +96,7 @@ class VerifyReport:
 class _Checker:
     """Checks each object once and remembers the verdict (dedup makes objects shared)."""
 
-    def __init__(self, repo: Repository, full: bool) -> None:
+    def __init__(self, repo: BaseRepository, full: bool) -> None:
         self.repo = repo
         self.full = full
         self.errors: dict[ObjectId, CkptError] = {}
@@ -185,7 +185,7 @@ class _Checker:
 
 
 def verify(
-    repo: Repository,
+    repo: BaseRepository,
     *,
     full: bool = True,
     jobs: Iterable[str] | None = None,
@@ -226,7 +226,7 @@ def verify(
 
 
 def _verify_job(
-    repo: Repository,
+    repo: BaseRepository,
     name: str,
     checker: _Checker,
     problems: list[Problem],

@@ -5,7 +5,7 @@ reflog entry younger than ``REFLOG_EXPIRY`` (so that a rolled-back checkout
 can still be undone) and younger than the job's last retention prune.  From
 a commit, its tree, the tree's blobs and the commit's parents are reachable,
 except that the parents of a commit in the job's history cut (see
-:mod:`ckpt.jobrecord`) are not.  gc keeps exactly this set; verify checks it.
+:mod:`ckpt.history.jobrecord`) are not.  gc keeps exactly this set; verify checks it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from ckpt.jobrecord import JobRecord, read_record
+from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.refs import ReflogEntry, RefStore, now
 from ckpt.objects.ids import CommitId
-from ckpt.refs import ReflogEntry, RefStore, now
 from ckpt.storage.base import Storage
 
+#: How old an unreachable object must be before gc deletes it (a save in flight is never robbed).
+DEFAULT_GRACE = dt.timedelta(hours=1)
 REFLOG_EXPIRY = dt.timedelta(days=30)
 
 

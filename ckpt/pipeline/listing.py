@@ -18,16 +18,16 @@ from typing import Any
 
 import attrs
 
-from ckpt import names
 from ckpt.errors import CkptError
-from ckpt.job import Job
-from ckpt.jobrecord import JobRecord, read_record
+from ckpt.history import names
+from ckpt.history.job import Job
+from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.refs import HEADS
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
-from ckpt.progress import RunMeta
-from ckpt.refs import HEADS
-from ckpt.repo import Repository
-from ckpt.stages import PARTIAL_SUFFIX
+from ckpt.pipeline.progress import RunMeta
+from ckpt.pipeline.stages import PARTIAL_SUFFIX
+from ckpt.repository import Repository
 
 
 @attrs.frozen
@@ -117,7 +117,7 @@ def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> 
 
 def _run_meta(job: Job, head: Commit, cut: frozenset[CommitId]) -> RunMeta | None:
     """The runner metadata of the newest runner commit at or behind ``head`` (as
-    :func:`ckpt.progress.run_commit`, stopping where retention cut history)."""
+    :func:`ckpt.pipeline.progress.run_commit`, stopping where retention cut history)."""
     commit = head
     while True:
         meta = RunMeta.from_commit(commit)
@@ -223,7 +223,7 @@ def list_jobs(
         chosen.append((job, progress, record))
     measured: dict[str, int] = {}
     if sizes and chosen:
-        from ckpt.stats import job_sizes
+        from ckpt.maintenance.stats import job_sizes
 
         measured = {
             name: size.stored_bytes

@@ -1,8 +1,13 @@
-"""The repository: a store of objects and jobs, and the entry points to open one.
+"""The store's history side: its objects and its jobs, and where a store is found.
 
-``init(location)`` creates a store and ``open(location)`` opens one.  A
-location is a directory path or a store URL.  With no location, ``open``
-uses ``$CKPT_DIR``, then looks for a ``.ckpt`` directory in the current
+:class:`BaseRepository` is what every layer above history works with: the
+storage, the object store, the config and the jobs.  The public
+:class:`ckpt.Repository` (in :mod:`ckpt.repository`) adds the maintenance
+entry points (``verify``, ``gc``) on top, so that this layer never imports
+the ones above it.
+
+A location is a directory path or a store URL.  With no location, a store
+is looked for in ``$CKPT_DIR``, then in a ``.ckpt`` directory in the current
 directory and its parents, as git looks for ``.git``.
 """
 
@@ -12,9 +17,8 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Self
 
 from ckpt.errors import (
     CkptError,
@@ -23,16 +27,12 @@ from ckpt.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
-from ckpt.job import Job
-from ckpt.names import job_name
+from ckpt.history.job import Job
+from ckpt.history.names import job_name
+from ckpt.history.refs import JOBS_PREFIX, job_prefix
 from ckpt.objects.store import ObjectStore
-from ckpt.refs import JOBS_PREFIX, job_prefix
 from ckpt.storage import is_url, open_storage
 from ckpt.storage.base import KeyNotFoundError, Storage
-
-if TYPE_CHECKING:
-    from ckpt.gc import GcReport
-    from ckpt.verify import VerifyReport
 
 STORE_DIRNAME = ".ckpt"
 CONFIG_KEY = "config"
@@ -40,8 +40,11 @@ STORE_FORMAT = "ckpt-store"
 STORE_VERSION = 1
 
 
-class Repository:
-    """An open ckpt store.  Use :func:`init` or :func:`open` to get one."""
+class BaseRepository:
+    """An open ckpt store: storage, objects, config and jobs.
+
+    Users get the full :class:`ckpt.Repository` from :func:`ckpt.init` or :func:`ckpt.open`.
+    """
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -51,7 +54,7 @@ class Repository:
     def __repr__(self) -> str:
         return f"Repository({self.location!r})"
 
-    def __enter__(self) -> Repository:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -99,19 +102,6 @@ class Repository:
             self.storage.delete(key)
         self.storage.delete_log(f"{prefix}reflog")
 
-    def verify(self, *, full: bool = True, jobs: Iterable[str] | None = None) -> VerifyReport:
-        """Check refs, reachability and (with ``full``) every object's hash.  Never raises
-        for damage it finds: the report lists every problem and what it breaks."""
-        from ckpt.verify import verify
-
-        return verify(self, full=full, jobs=jobs)
-
-    def gc(self, *, grace: dt.timedelta = dt.timedelta(hours=1), dry_run: bool = False) -> GcReport:
-        """Delete unreachable objects older than ``grace``; see :mod:`ckpt.gc`."""
-        from ckpt.gc import collect
-
-        return collect(self, grace=grace, dry_run=dry_run)
-
 
 def _read_config(storage: Storage) -> dict[str, object]:
     try:
@@ -138,12 +128,13 @@ def _location(location: str | os.PathLike[str] | None) -> str:
     return os.fspath(location) if location is not None else STORE_DIRNAME
 
 
-def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
-    """Create a new store at ``location`` (default ``./.ckpt``) and return it open.
+def create_storage(
+    location: str | os.PathLike[str] | None = None, *, durable: bool = True
+) -> Storage:
+    """Create a new store at ``location`` (default ``./.ckpt``) and return its storage, open.
 
     Raises StoreExistsError if a store is already there.  With
-    ``durable=False`` writes are not fsynced: faster, but a machine crash
-    may lose the latest checkpoints (a process crash still loses nothing).
+    ``durable=False`` writes are not fsynced.
     """
     where = _location(location)
     if not is_url(where):
@@ -162,7 +153,7 @@ def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True
         storage.compare_and_swap(CONFIG_KEY, None, json.dumps(config, indent=2).encode() + b"\n")
     except ConflictError:
         raise StoreExistsError(f"a ckpt store already exists at {storage.url}") from None
-    return Repository(storage)
+    return storage
 
 
 def find_store(start: str | os.PathLike[str] | None = None) -> str | None:
@@ -191,8 +182,10 @@ def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
     return found
 
 
-def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
-    """Open an existing store (see :func:`resolve_location` for how it is found)."""
+def existing_storage(
+    location: str | os.PathLike[str] | None = None, *, durable: bool = True
+) -> Storage:
+    """The storage of an existing store (see :func:`resolve_location` for how it is found)."""
     where = resolve_location(location)
     if not is_url(where):
         path = Path(where.removeprefix("file://"))
@@ -200,4 +193,4 @@ def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True
             raise StoreNotFoundError(
                 f"no ckpt store at {where} (run `ckpt init {where}` to create one)"
             )
-    return Repository(open_storage(where, durable=durable))
+    return open_storage(where, durable=durable)

@@ -14,10 +14,10 @@ import json
 
 import attrs
 
-from ckpt import serialize
-from ckpt.job import Job
+from ckpt.history.job import Job
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
+from ckpt.values import serialize
 
 ADDED = "added"
 CHANGED = "changed"

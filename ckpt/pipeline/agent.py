@@ -20,11 +20,11 @@ from typing import Any
 import attrs
 
 from ckpt.errors import CkptError
-from ckpt.job import Job
+from ckpt.history.job import Job
+from ckpt.maintenance.retention import set_keep_last
 from ckpt.objects.model import Commit
-from ckpt.pipeline import Store, open_store
-from ckpt.retention import set_keep_last
-from ckpt.serialize import JSONValue
+from ckpt.pipeline.runner import Store, open_store
+from ckpt.values.serialize import JSONValue
 
 AGENT_STAGE = "agent"
 

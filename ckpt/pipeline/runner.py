@@ -17,7 +17,7 @@ type and message, stage) and re-raises; the next run resumes.  Nothing is
 written with ``no_checkpoint=True``.
 
 The bookkeeping lives in each commit's ``meta["pipeline"]`` (see
-:mod:`ckpt.progress`), so any process can read progress from the store.
+:mod:`ckpt.pipeline.progress`), so any process can read progress from the store.
 """
 
 from __future__ import annotations
@@ -33,21 +33,20 @@ from typing import Any, Literal, TypeVar, overload
 
 import attrs
 
-from ckpt import names, serialize
-from ckpt import repo as repo_module
+from ckpt import repository as repo_module
 from ckpt.errors import (
     CkptError,
     NotFoundError,
     StoreExistsError,
     StoreNotFoundError,
 )
-from ckpt.job import Job
+from ckpt.history import names
+from ckpt.history.job import Job
+from ckpt.history.refs import now
+from ckpt.maintenance.retention import set_keep_last
 from ckpt.objects.model import STATUS_COMPLETED, Commit
-from ckpt.progress import Progress, RunMeta, read_progress, run_commit
-from ckpt.refs import now
-from ckpt.repo import Repository
-from ckpt.retention import set_keep_last
-from ckpt.runstate import (
+from ckpt.pipeline.progress import Progress, RunMeta, read_progress, run_commit
+from ckpt.pipeline.runstate import (
     Callback,
     CostLimitExceeded,
     Outputs,
@@ -56,7 +55,9 @@ from ckpt.runstate import (
     StageContext,
     StageEvent,
 )
-from ckpt.stages import PARTIAL_SUFFIX, Stage, StageResult, as_stage, stage
+from ckpt.pipeline.stages import PARTIAL_SUFFIX, Stage, StageResult, as_stage, stage
+from ckpt.repository import Repository
+from ckpt.values import serialize
 
 OnSuccess = Literal["keep", "final", "delete"]
 Store = Repository | str | os.PathLike[str]

@@ -32,8 +32,8 @@ import attrs
 import click
 
 from ckpt.errors import CkptError
-from ckpt.pipeline import Pipeline, RunResult, open_store
-from ckpt.repo import Repository
+from ckpt.pipeline.runner import Pipeline, RunResult, open_store
+from ckpt.repository import Repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ckpt.job import Job
+from ckpt.history.job import Job
+from ckpt.history.refs import HEADS, now
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import (
     STATUS_ACTIVE,
@@ -30,10 +31,9 @@ from ckpt.objects.model import (
     STATUS_FAILED,
     Commit,
 )
-from ckpt.refs import HEADS, now
 
 if TYPE_CHECKING:
-    from ckpt.repo import Repository
+    from ckpt.repository import Repository
 
 META_KEY = "pipeline"
 TERMINAL = (STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)

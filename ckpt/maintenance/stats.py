@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from ckpt.errors import CkptError
+from ckpt.history.repository import BaseRepository
+from ckpt.maintenance.reachable import history_cut, job_roots
 from ckpt.objects import codec
 from ckpt.objects.ids import Kind, ObjectId
 from ckpt.objects.model import Tree, decode_commit
-from ckpt.reachable import history_cut, job_roots
-from ckpt.repo import Repository
 
 
 @attrs.frozen
@@ -116,7 +116,7 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def job_reach(repo: Repository, job: str) -> JobReach:
+def job_reach(repo: BaseRepository, job: str) -> JobReach:
     """Every object ``job`` keeps alive (the set gc keeps for it) and its logical size.
 
     Unreadable commits and trees are skipped and listed in ``unreadable``;
@@ -159,7 +159,7 @@ def job_reach(repo: Repository, job: str) -> JobReach:
 
 
 def _add_stored_references(
-    repo: Repository, objects: set[ObjectId], unreadable: set[ObjectId]
+    repo: BaseRepository, objects: set[ObjectId], unreadable: set[ObjectId]
 ) -> None:
     """Add the chunks and delta bases that the stored forms of ``objects`` need."""
     stack = list(objects)
@@ -176,7 +176,7 @@ def _add_stored_references(
                 stack.append(ref)
 
 
-def job_sizes(repo: Repository, jobs: Iterable[str] | None = None) -> dict[str, JobSize]:
+def job_sizes(repo: BaseRepository, jobs: Iterable[str] | None = None) -> dict[str, JobSize]:
     """Sizes of ``jobs`` (default: every job), from one listing of the stored objects."""
     stored = {obj.id: obj.stored_size for obj in repo.objects}
     names = list(jobs) if jobs is not None else repo.job_names()
@@ -185,7 +185,7 @@ def job_sizes(repo: Repository, jobs: Iterable[str] | None = None) -> dict[str, 
 
 
 def _owner_counts(
-    repo: Repository, reaches: list[JobReach], *, all_jobs: bool
+    repo: BaseRepository, reaches: list[JobReach], *, all_jobs: bool
 ) -> dict[ObjectId, int]:
     """How many jobs reach each object (every job of the store is walked when needed)."""
     counted = reaches
@@ -216,7 +216,9 @@ def _sizes(
     return out
 
 
-def store_stats(repo: Repository, *, progress: Callable[[int], None] | None = None) -> StoreStats:
+def store_stats(
+    repo: BaseRepository, *, progress: Callable[[int], None] | None = None
+) -> StoreStats:
     """Counts and sizes of the whole store; ``progress(1)`` is called per object read."""
     stored: dict[ObjectId, int] = {}
     by_kind = {kind.label: 0 for kind in Kind}

@@ -1,42 +1,22 @@
-"""Garbage collection: delete objects no job can reach any more.
+"""gc's mark phase: every object some job can still reach, and gc's report.
 
-gc runs in two steps.
-
-1. **Mark**: read every job's roots (see :mod:`ckpt.reachable`) and walk
-   commits, trees and blobs from them.  If an object on the way cannot be
-   read, gc stops without deleting anything: it cannot know what that
-   object would have kept alive (run ``ckpt verify``).
-2. **Sweep**: every stored object that was not marked (nor is a chunk or
-   delta base a marked object needs) *and* whose pack or loose file is
-   older than the grace period is deleted: a pack holding such objects is
-   rewritten without them and then removed with the backend's atomic
-   ``delete_if_older`` (see :meth:`ckpt.objects.store.ObjectStore.sweep`).
-
-A save writes (or touches, when the content already exists) its objects
-before it moves its ref.  The grace period therefore protects an in-flight
-save's objects as long as the save takes less than the grace period from
-its first object write to its ref update.  A writer stalled for longer
-(e.g. a suspended process) may find its objects gone: its ref update then
-still succeeds but points at missing objects, which ``ckpt verify`` reports;
-the default grace of one hour makes that a deliberate act.
+Both collectors (:mod:`ckpt.maintenance.gc` on stores with an atomic
+``delete_if_older``, :mod:`ckpt.maintenance.gc_shared` on shared stores)
+mark with :func:`mark` and report a :class:`GcReport`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-from collections.abc import Callable
 
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError
+from ckpt.history.repository import BaseRepository
+from ckpt.maintenance.reachable import REFLOG_EXPIRY, history_cut, job_roots
 from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id
 from ckpt.objects.scan import StoreScan
-from ckpt.reachable import REFLOG_EXPIRY, history_cut, job_roots
-from ckpt.repo import Repository
-
-DEFAULT_GRACE = dt.timedelta(hours=1)
 
 
 @attrs.frozen
@@ -61,7 +41,7 @@ class GcReport:
 
 
 def mark(
-    repo: Repository,
+    repo: BaseRepository,
     *,
     expiry: dt.timedelta = REFLOG_EXPIRY,
     scan: StoreScan | None = None,
@@ -81,7 +61,7 @@ def mark(
 class _Graph:
     """Commits and trees by id, read in bulk once; anything else is read through the store."""
 
-    def __init__(self, repo: Repository, scan: StoreScan) -> None:
+    def __init__(self, repo: BaseRepository, scan: StoreScan) -> None:
         self.repo = repo
         self.objects, self.errors = scan.read_verified({Kind.COMMIT, Kind.TREE})
         self.commits: dict[ObjectId, tuple[ObjectId, list[CommitId]]] = {}
@@ -148,7 +128,7 @@ def _object_id(value: object, oid: ObjectId) -> ObjectId:
 
 
 def _mark_job(
-    repo: Repository, job: str, marked: set[ObjectId], expiry: dt.timedelta, graph: _Graph
+    repo: BaseRepository, job: str, marked: set[ObjectId], expiry: dt.timedelta, graph: _Graph
 ) -> None:
     # Walked per job: a commit shared by a fork may be cut in one job but not the other.
     cut = history_cut(repo.storage, job)
@@ -170,43 +150,3 @@ def _mark_job(
             ) from exc
         if oid not in cut:
             stack.extend(parents)
-
-
-def collect(
-    repo: Repository,
-    *,
-    grace: dt.timedelta = DEFAULT_GRACE,
-    dry_run: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> GcReport:
-    """Mark, then sweep unreachable objects older than ``grace``.
-
-    On a backend whose ``delete_if_older`` is not atomic against ``touch``
-    (S3), objects are deleted in two phases a grace period apart instead:
-    see :mod:`ckpt.gc_shared` (the report is then a ``SharedGcReport``).
-    """
-    if grace < dt.timedelta(0):
-        raise CkptError("the grace period must not be negative")
-    # -- shared stores (issue 8): two-phase collection, see ckpt.gc_shared --
-    if not repo.storage.atomic_delete_if_older:
-        from ckpt.gc_shared import collect_two_phase
-
-        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
-    cutoff = time.time() - grace.total_seconds()
-    scan = StoreScan(repo.objects)
-    marked = mark(repo, scan=scan)
-    # The sweep goes pack by pack (a pack with dead objects is rewritten
-    # once, not once per object) and keeps the chunks and delta bases that
-    # marked objects need.
-    swept = scan.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
-    return GcReport(
-        dry_run,
-        len(marked),
-        swept.deleted,
-        swept.deleted_bytes,
-        swept.kept_by_grace,
-        swept.candidates,
-    )
-
-
-__all__ = ["DEFAULT_GRACE", "GcReport", "collect", "mark"]

@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 
-from ckpt import serialize
 from ckpt.errors import CkptError, ConflictError
-from ckpt.job import Job
-from ckpt.jobrecord import JobRecord, update_record
+from ckpt.history.job import Job
+from ckpt.history.jobrecord import JobRecord, update_record
+from ckpt.history.refs import HEADS, TAGS
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
     ENCODING_JSON,
@@ -31,8 +31,8 @@ from ckpt.objects.model import (
     decode_commit,
     encode_commit,
 )
-from ckpt.refs import HEADS, TAGS
-from ckpt.repo import Repository
+from ckpt.repository import Repository
+from ckpt.values import serialize
 
 EXPORT_FORMAT = "ckpt-export"
 EXPORT_VERSION = 1

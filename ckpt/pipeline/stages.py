@@ -3,7 +3,7 @@
 A stage is a plain or ``async`` function.  Its parameters say what it
 needs, by name: the job input (``input`` unless the pipeline says
 otherwise), the output of an earlier stage (the parameter is named after
-that stage), and optionally a :class:`~ckpt.pipeline.StageContext` (a
+that stage), and optionally a :class:`~ckpt.pipeline.runner.StageContext` (a
 parameter named ``ctx`` or annotated with it).  Its return annotation is
 the type its output is saved and loaded as; ``StageResult[T]`` means "a T,
 plus the cost and tokens it took".
@@ -18,8 +18,8 @@ from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
-from ckpt import names
 from ckpt.errors import CkptError, InvalidNameError
+from ckpt.history import names
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ Storage keys of job ``J``::
     jobs/J/refs/heads/B       "COMMIT-ID\\n"   one per branch
     jobs/J/refs/tags/T        "COMMIT-ID\\n"   one per tag
     jobs/J/reflog             log: one JSON record per ref move
-    jobs/J/meta               JSON job record (see ckpt.job)
+    jobs/J/meta               JSON job record (see ckpt.history.job)
 
 A ref moves only by the backend's compare-and-swap, which is the commit
 point of a save: a writer that lost a race gets ConflictError and nothing
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import attrs
 
 from ckpt.errors import ConflictError, CorruptRefError
-from ckpt.names import branch_name, job_name, tag_name
+from ckpt.history.names import branch_name, job_name, tag_name
 from ckpt.objects.ids import CommitId, check_object_id
 from ckpt.storage.base import KeyNotFoundError, Storage
 

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
-from ckpt import names, serialize
 from ckpt.errors import (
     CkptError,
     ConflictError,
@@ -33,7 +32,10 @@ from ckpt.errors import (
     SerializationError,
     StorageError,
 )
-from ckpt.jobrecord import ForkPoint, JobRecord, read_record, update_record
+from ckpt.history import names
+from ckpt.history.jobrecord import ForkPoint, JobRecord, read_record, update_record
+from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
+from ckpt.history.revisions import MIN_PREFIX, parse_revision
 from ckpt.objects.ids import ID_HEX_LENGTH, CommitId, Kind, ObjectId, is_id_prefix
 from ckpt.objects.model import (
     ENCODING_JSON,
@@ -48,12 +50,11 @@ from ckpt.objects.model import (
     TreeEntry,
     commit_fields_valid,
 )
-from ckpt.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
-from ckpt.revisions import MIN_PREFIX, parse_revision
-from ckpt.serialize import JSONValue
+from ckpt.values import serialize
+from ckpt.values.serialize import JSONValue
 
 if TYPE_CHECKING:
-    from ckpt.repo import Repository
+    from ckpt.history.repository import BaseRepository
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -84,7 +85,7 @@ class CheckoutResult:
 class Job:
     """Checkpoints of one job in a repository.  Created on first save."""
 
-    def __init__(self, repo: Repository, name: str) -> None:
+    def __init__(self, repo: BaseRepository, name: str) -> None:
         self.repo = repo
         self.name = names.job_name(name)
         self.refs = RefStore(repo.storage, self.name)
@@ -459,7 +460,7 @@ class Job:
     # -- revisions ----------------------------------------------------------
 
     def resolve(self, rev: str | None = None) -> Commit:
-        """The commit a revision names (see :mod:`ckpt.revisions`)."""
+        """The commit a revision names (see :mod:`ckpt.history.revisions`)."""
         parsed = parse_revision("HEAD" if rev is None else rev)
         commit = self._resolve_base(parsed.base)
         for _ in range(parsed.back):
@@ -632,7 +633,7 @@ class Job:
 
     @property
     def record(self) -> JobRecord:
-        """Labels, TTL, fork point and retention state (see :mod:`ckpt.jobrecord`)."""
+        """Labels, TTL, fork point and retention state (see :mod:`ckpt.history.jobrecord`)."""
         return read_record(self.repo.storage, self.name)
 
     def _update_record(self, change: Any) -> JobRecord:

@@ -18,12 +18,12 @@ from collections.abc import Collection
 import attrs
 
 from ckpt.errors import CkptError
-from ckpt.job import Job
-from ckpt.jobrecord import update_record
+from ckpt.history.job import Job
+from ckpt.history.jobrecord import update_record
+from ckpt.history.refs import now
+from ckpt.history.repository import BaseRepository
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUSES
-from ckpt.refs import now
-from ckpt.repo import Repository
 
 
 @attrs.frozen
@@ -77,7 +77,7 @@ def prune_job(job: Job, keep_last: int, *, dry_run: bool = False) -> PruneResult
 
 
 def select_jobs(
-    repo: Repository,
+    repo: BaseRepository,
     *,
     older_than: dt.timedelta | None = None,
     expired: bool = False,
@@ -104,7 +104,7 @@ def select_jobs(
 
 
 def apply_retention(
-    repo: Repository,
+    repo: BaseRepository,
     *,
     keep_last: int | None = None,
     older_than: dt.timedelta | None = None,

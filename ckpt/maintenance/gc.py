@@ -1,0 +1,73 @@
+"""Garbage collection: delete objects no job can reach any more.
+
+gc runs in two steps.
+
+1. **Mark**: read every job's roots (see :mod:`ckpt.maintenance.reachable`) and walk
+   commits, trees and blobs from them.  If an object on the way cannot be
+   read, gc stops without deleting anything: it cannot know what that
+   object would have kept alive (run ``ckpt verify``).
+2. **Sweep**: every stored object that was not marked (nor is a chunk or
+   delta base a marked object needs) *and* whose pack or loose file is
+   older than the grace period is deleted: a pack holding such objects is
+   rewritten without them and then removed with the backend's atomic
+   ``delete_if_older`` (see :meth:`ckpt.objects.store.ObjectStore.sweep`).
+
+A save writes (or touches, when the content already exists) its objects
+before it moves its ref.  The grace period therefore protects an in-flight
+save's objects as long as the save takes less than the grace period from
+its first object write to its ref update.  A writer stalled for longer
+(e.g. a suspended process) may find its objects gone: its ref update then
+still succeeds but points at missing objects, which ``ckpt verify`` reports;
+the default grace of one hour makes that a deliberate act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from ckpt.errors import CkptError
+from ckpt.history.repository import BaseRepository
+from ckpt.maintenance.gc_shared import collect_two_phase
+from ckpt.maintenance.mark import GcReport, mark
+from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.objects.scan import StoreScan
+
+
+def collect(
+    repo: BaseRepository,
+    *,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> GcReport:
+    """Mark, then sweep unreachable objects older than ``grace``.
+
+    On a backend whose ``delete_if_older`` is not atomic against ``touch``
+    (S3), objects are deleted in two phases a grace period apart instead:
+    see :mod:`ckpt.maintenance.gc_shared` (the report is then a ``SharedGcReport``).
+    """
+    if grace < dt.timedelta(0):
+        raise CkptError("the grace period must not be negative")
+    # -- shared stores (issue 8): two-phase collection, see ckpt.maintenance.gc_shared --
+    if not repo.storage.atomic_delete_if_older:
+        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
+    cutoff = time.time() - grace.total_seconds()
+    scan = StoreScan(repo.objects)
+    marked = mark(repo, scan=scan)
+    # The sweep goes pack by pack (a pack with dead objects is rewritten
+    # once, not once per object) and keeps the chunks and delta bases that
+    # marked objects need.
+    swept = scan.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
+    return GcReport(
+        dry_run,
+        len(marked),
+        swept.deleted,
+        swept.deleted_bytes,
+        swept.kept_by_grace,
+        swept.candidates,
+    )
+
+
+__all__ = ["DEFAULT_GRACE", "GcReport", "collect", "mark"]
