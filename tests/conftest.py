@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import pytest
 
+import ckpt
 from ckpt.storage import Storage, open_storage
 from tests import servers
 from tests.servers import delete_redis_namespace, new_bucket
@@ -123,3 +124,29 @@ def storage(store_url: str) -> Iterator[Storage]:
         yield opened
     finally:
         opened.close()
+
+
+# -- a store for the API tests (tests/history, tests/maintenance) ----------------
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def repo(root: Path) -> Iterator[ckpt.Repository]:
+    with ckpt.init(root, durable=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+def history(repo: ckpt.Repository) -> tuple[ckpt.Job, list[ckpt.Commit]]:
+    job = repo.job("novel")
+    commits = [
+        job.save("outline", "o1"),
+        job.save("draft", "d1"),
+        job.save("outline", "o2"),
+        job.save("review", "r1"),
+    ]
+    return job, commits

@@ -123,8 +123,7 @@ def graph() -> dict[str, set[str]]:
 
 def test_every_import_points_down_the_layers(graph: dict[str, set[str]]) -> None:
     upward = [
-        f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
-        f"({LAYERS[layer_of(target)][0]})"
+        f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
         for module, targets in graph.items()
         for target in sorted(targets)
         if layer_of(target) > layer_of(module)

@@ -12,6 +12,10 @@ on each branch (by reading or saving) and saves on top of it: if another
 writer moved the branch in between, ``save`` raises ``ConflictError`` instead
 of silently dropping either update.  Read the head again (or call
 ``refresh()``) to build on the new one, or save with ``retry=True``.
+
+Why this module is long: ``Job`` is the one handle users save, load and move
+refs through, so its public methods stay together; the work behind the
+longer ones lives elsewhere (revisions, forks, refs, job records).
 """
 
 from __future__ import annotations
@@ -27,16 +31,16 @@ import attrs
 from ckpt.errors import (
     CkptError,
     ConflictError,
-    InvalidRevisionError,
     NotFoundError,
     SerializationError,
     StorageError,
 )
 from ckpt.history import names
-from ckpt.history.jobrecord import ForkPoint, JobRecord, read_record, update_record
+from ckpt.history.fork import fork_job
+from ckpt.history.jobrecord import JobRecord, read_record, update_record
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
-from ckpt.history.revisions import MIN_PREFIX, parse_revision
-from ckpt.objects.ids import ID_HEX_LENGTH, CommitId, Kind, ObjectId, is_id_prefix
+from ckpt.history.revisions import known_commits, resolve_revision
+from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
     ENCODING_JSON,
     ENCODING_RAW,
@@ -461,83 +465,11 @@ class Job:
 
     def resolve(self, rev: str | None = None) -> Commit:
         """The commit a revision names (see :mod:`ckpt.history.revisions`)."""
-        parsed = parse_revision("HEAD" if rev is None else rev)
-        commit = self._resolve_base(parsed.base)
-        for _ in range(parsed.back):
-            if commit.parent is None:
-                raise InvalidRevisionError(
-                    f"job {self.name!r}: {rev!r} goes back past the first checkpoint "
-                    f"({commit.seq} in this history)"
-                )
-            commit = self.repo.objects.get_commit(commit.parent)
-        return commit
-
-    def _resolve_base(self, base: str) -> Commit:
-        objects = self.repo.objects
-        if base == "HEAD":
-            head = self.head
-            if head is None:
-                if not self.exists:
-                    raise NotFoundError(f"job {self.name!r} not found (no checkpoints saved)")
-                raise InvalidRevisionError(
-                    f"job {self.name!r}: branch {self.branch_name} has no checkpoints yet"
-                )
-            return head
-        if not self.exists:
-            raise NotFoundError(f"job {self.name!r} not found (no checkpoints saved)")
-        for ref in (HEADS + base, TAGS + base):
-            try:
-                oid = self.refs.read(ref)
-            except ValueError:
-                oid = None
-            if oid is not None:
-                return objects.get_commit(oid)
-        if len(base) == ID_HEX_LENGTH and is_id_prefix(base) and objects.has(ObjectId(base)):
-            # A full id needs no search, and works when history is damaged.
-            return objects.get_commit(ObjectId(base))
-        try:
-            head = self.head
-            if head is not None:
-                for commit in self.walk(head.id):
-                    if commit.stage == base:
-                        return commit
-        except CkptError:
-            pass  # damaged history: fall back to ids known from refs and the reflog
-        if len(base) >= MIN_PREFIX and is_id_prefix(base):
-            matches = sorted({c for c in self.known_commits() if c.startswith(base)})
-            if len(matches) == 1:
-                return objects.get_commit(matches[0])
-            if len(matches) > 1:
-                shown = ", ".join(m[:12] for m in matches[:5])
-                raise InvalidRevisionError(
-                    f"job {self.name!r}: commit prefix {base!r} is ambiguous "
-                    f"({len(matches)} matches: {shown}); give more digits"
-                )
-        raise InvalidRevisionError(
-            f"job {self.name!r} has no revision {base!r} (not a branch, tag, stage or commit "
-            "id); see `ckpt log " + self.name + "`"
-        )
+        return resolve_revision(self, rev)
 
     def known_commits(self) -> set[CommitId]:
         """Every commit reachable from this job's refs and reflog."""
-        cut = self.record.cut
-        starts: set[CommitId] = {oid for oid in self.refs.all_refs().values() if oid}
-        for entry in self.refs.reflog():
-            starts.update(oid for oid in (entry.old, entry.new) if oid)
-        seen: set[CommitId] = set()
-        stack = list(starts)
-        while stack:
-            oid = stack.pop()
-            if oid in seen:
-                continue
-            seen.add(oid)
-            try:
-                commit = self.repo.objects.get_commit(oid)
-            except CkptError:
-                continue
-            if oid not in cut:
-                stack.extend(commit.parents)
-        return seen
+        return known_commits(self)
 
     # -- moving refs --------------------------------------------------------
 
@@ -692,37 +624,7 @@ class Job:
         The new job's first commit has the checkpoint as parent, so it has
         all of its stages and history; its record names the fork point.
         """
-        source = self.resolve(at)
-        target = Job(self.repo, new_job)
-        if target.exists:
-            raise ConflictError(f"job {new_job!r} already exists")
-        commit = attrs.evolve(
-            source,
-            id=CommitId(ObjectId("0" * 64)),
-            parents=(source.id,),
-            job=target.name,
-            branch=DEFAULT_BRANCH,
-            stage=None,
-            time=now(),
-            seq=source.seq + 1,
-            cost=0.0,
-            tokens=0,
-            status=STATUS_ACTIVE,
-            message=message or f"fork of {self.name} at {source.short_id}",
-            meta={"forked_from_job": self.name, "forked_from_commit": source.id},
-        )
-        commit = attrs.evolve(commit, id=self.repo.objects.put_commit(commit))
-        if not target.refs.create(DEFAULT_BRANCH):
-            raise ConflictError(f"job {new_job!r} already exists")
-        target.refs.update(
-            HEADS + DEFAULT_BRANCH, None, commit.id, f"fork: from {self.name} at {source.short_id}"
-        )
-        update_record(
-            self.repo.storage,
-            target.name,
-            lambda record: attrs.evolve(record, forked_from=ForkPoint(self.name, source.id)),
-        )
-        return target
+        return fork_job(self, new_job, at=at, message=message)
 
     # -- summary ------------------------------------------------------------
 

@@ -6,6 +6,10 @@ commits, objects first, then one compare-and-swap of a branch.  The layout
 it follows is described in :mod:`ckpt.integrations.langgraph_layout`;
 rewriting a thread's history (deleting runs, copying, pruning) is in
 :mod:`ckpt.integrations.langgraph_history`.
+
+Why this module is long: reading and writing a thread share the layout's
+invariants (one commit per checkpoint, channel values stored once); the
+history rewrites already live in their own module.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ gc runs in two steps.
    delta base a marked object needs) *and* whose pack or loose file is
    older than the grace period is deleted: a pack holding such objects is
    rewritten without them and then removed with the backend's atomic
-   ``delete_if_older`` (see :meth:`ckpt.objects.store.ObjectStore.sweep`).
+   ``delete_if_older`` (see :meth:`ckpt.objects.scan.StoreScan.sweep`).
 
 A save writes (or touches, when the content already exists) its objects
 before it moves its ref.  The grace period therefore protects an in-flight

@@ -55,6 +55,7 @@ from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.mark import GcReport, mark
 from ckpt.maintenance.reachable import DEFAULT_GRACE
 from ckpt.objects.ids import ObjectId, check_object_id
+from ckpt.objects.scan import StoreScan
 from ckpt.storage.base import KeyNotFoundError, Storage
 
 CANDIDATES_PREFIX = "gc/candidates/"
@@ -186,7 +187,9 @@ def collect_two_phase(
         key, marking, marked_at = _begin(storage)
     try:
         marked = mark(repo)
-        scan = repo.objects.sweep(marked, marked_at - grace_s, dry_run=True, progress=progress)
+        scan = StoreScan(repo.objects).sweep(
+            marked, marked_at - grace_s, dry_run=True, progress=progress
+        )
         unreachable = set(scan.candidates)
         records = [r for r in read_records(storage) if r.key != key]
         ready = [(r, r.marked_at) for r in records if r.marked_at is not None]
@@ -200,7 +203,7 @@ def collect_two_phase(
             # One sweep for every due record, from the oldest phase-1 time: an object
             # touched since any of them is spared.
             cutoff = min(at for _, at in due)
-            swept = repo.objects.sweep(stored - doomed, cutoff, dry_run=dry_run)
+            swept = StoreScan(repo.objects).sweep(stored - doomed, cutoff, dry_run=dry_run)
             deleted = tuple(oid for oid in swept.candidates if oid in doomed)
             deleted_count, deleted_bytes = swept.deleted, swept.deleted_bytes
         remaining = sorted(unreachable - set(deleted))

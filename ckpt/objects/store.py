@@ -24,13 +24,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
 
-import attrs
 import blake3
 
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
@@ -45,141 +40,43 @@ from ckpt.objects.ids import (
     object_id,
 )
 from ckpt.objects.model import Commit, Tree, decode_commit, encode_commit
+from ckpt.objects.packset import (
+    LRU,
+    OBJECTS_PREFIX,
+    PACKS_PREFIX,
+    QUARANTINE_PREFIX,
+    Location,
+    PackRef,
+    PackSet,
+    StoredObject,
+    object_key,
+)
+from ckpt.objects.writer import ObjectBatch
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
 
-if TYPE_CHECKING:
-    # Imported where used: concurrent.futures costs start-up time that `ckpt log` need not pay.
-    from concurrent.futures import Future, ThreadPoolExecutor
+__all__ = [
+    "OBJECTS_PREFIX",
+    "PACKS_PREFIX",
+    "QUARANTINE_PREFIX",
+    "Location",
+    "ObjectBatch",
+    "ObjectStore",
+    "StoredObject",
+    "blaming",
+    "check_base_chain",
+    "object_key",
+]
 
-OBJECTS_PREFIX = "objects/"
-PACKS_PREFIX = "packs/"
-QUARANTINE_PREFIX = "quarantine/"
-
-#: A save's pack is cut when it reaches this size (so no pack, and no
-#: buffer in memory, grows past it however large the value).
-PACK_LIMIT = 16 << 20
-#: A value of more chunks than this is chunked on every core, in groups of
-#: BULK_GROUP chunks, at zstd level BULK_LEVEL (about 3x faster than the
-#: default level for a few percent more bytes).
-BULK_CHUNKS = 16
-BULK_GROUP = 128
-BULK_LEVEL = 1
-#: Packs are merged when this many share a size tier.
-MERGE_COUNT = 16
-#: Size tiers: a pack below TIERS[i] bytes is in tier i; larger packs are never merged.
-TIERS = (64 << 10, 1 << 20, 16 << 20)
-#: After this many range reads of one pack, a pack of at most HOT_PACK_SIZE
-#: bytes is read whole and kept in memory.
-HOT_READS = 8
-HOT_PACK_SIZE = 16 << 20
-#: How often a read looks again for an object whose pack vanished under it.
-_READ_RETRIES = 8
-#: Decoded payloads kept in memory per store (delta bases of the next save).
+#: Decoded payloads (delta bases, chunk lists) kept in memory.
 PAYLOAD_CACHE_BYTES = 64 << 20
-#: Whole storage values kept in memory for backends without range reads.
-VALUE_CACHE_BYTES = 64 << 20
 
 
-def object_key(oid: ObjectId) -> str:
-    """The storage key of a loose object."""
-    return f"{OBJECTS_PREFIX}{oid[:2]}/{oid[2:]}"
-
-
-@attrs.frozen
-class StoredObject:
-    """An object as listed in the store: id, stored size and modification time."""
-
-    id: ObjectId
-    stored_size: int
-    mtime: float
-
-
-@attrs.frozen
-class Location:
-    """Where an object's stored bytes are: a pack (offset, length) or a loose value."""
-
-    key: str
-    offset: int = 0
-    length: int = -1
-    kind: int = 0
-    flags: int = 0
-
-    @property
-    def packed(self) -> bool:
-        return self.length >= 0
-
-
-@attrs.frozen
-class SweepResult:
-    """What :meth:`ObjectStore.sweep` removed (or, in a dry run, would remove)."""
-
-    deleted: int
-    deleted_bytes: int
-    kept_by_grace: int
-    candidates: tuple[ObjectId, ...]
-
-
-class _LRU:
-    """A byte-bounded least-recently-used cache."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self.items: OrderedDict[str, bytes] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> bytes | None:
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: bytes) -> None:
-        if len(value) > self.limit:
-            return
-        with self.lock:
-            old = self.items.pop(key, None)
-            if old is not None:
-                self.size -= len(old)
-            self.items[key] = value
-            self.size += len(value)
-            while self.size > self.limit:
-                _, dropped = self.items.popitem(last=False)
-                self.size -= len(dropped)
-
-    def discard(self, key: str) -> None:
-        with self.lock:
-            old = self.items.pop(key, None)
-            if old is not None:
-                self.size -= len(old)
-
-
-class _PackRef:
-    """A pack known to this store: its listing, and its index once read."""
-
-    def __init__(self, info: KeyInfo) -> None:
-        self.key = info.key
-        self.size = info.size
-        self.mtime = info.mtime
-        self.index: pack.PackIndex | None = None
-
-
-class ObjectStore:
+class ObjectStore(PackSet):
     """Immutable objects over a :class:`~ckpt.storage.base.Storage` backend."""
 
     def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self._lock = threading.RLock()
-        self._packs: list[_PackRef] | None = None
-        self._payloads = _LRU(PAYLOAD_CACHE_BYTES)
-        self._values = _LRU(VALUE_CACHE_BYTES)
-        self._ranged: Callable[[str, int, int], bytes] | None = getattr(storage, "get_range", None)
-        self._all: dict[bytes, str] | None = None
-        self._hot: dict[str, int] = {}
-        self._sizes: dict[str, int] = {}
-        self._last_hit: _PackRef | None = None
-        self._loose: bool | None = None
+        super().__init__(storage)
+        self._payloads = LRU(PAYLOAD_CACHE_BYTES)
 
     # -- writing ------------------------------------------------------------
 
@@ -206,194 +103,7 @@ class ObjectStore:
     def put_commit(self, commit: Commit) -> CommitId:
         return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
 
-    # -- locating -----------------------------------------------------------
-
-    def _read(self, key: str, offset: int, length: int) -> bytes:
-        whole = self._values.get(key)
-        if whole is not None:
-            data = whole[offset : offset + length]
-        elif self._ranged is not None:
-            data = self._ranged(key, offset, length)
-            # A pack read from again and again (a long history being walked)
-            # is cheaper to read once, whole.
-            reads = self._hot[key] = self._hot.get(key, 0) + 1
-            if reads == HOT_READS and len(self._hot) < 4096:
-                size = self._sizes.get(key, HOT_PACK_SIZE + 1)
-                if size <= HOT_PACK_SIZE:
-                    self._values.put(key, self.storage.get(key))
-        else:
-            whole = self._values.get(key)
-            if whole is None:
-                whole = self.storage.get(key)
-                self._values.put(key, whole)
-            data = whole[offset : offset + length]
-        if len(data) != length:
-            raise CorruptObjectError(key, "pack is shorter than its index says")
-        return data
-
-    def _reader(self, key: str) -> pack.RangeReader:
-        def read(offset: int, length: int) -> bytes:
-            return self._read(key, offset, length)
-
-        return read
-
-    def _pack_list(self, refresh: bool = False) -> list[_PackRef]:
-        with self._lock:
-            if self._packs is None or refresh:
-                old = {ref.key: ref for ref in self._packs or []}
-                refs = []
-                for info in self.storage.list(PACKS_PREFIX):
-                    ref = old.get(info.key)
-                    if ref is None or ref.size != info.size:
-                        ref = _PackRef(info)
-                    ref.mtime = info.mtime
-                    refs.append(ref)
-                refs.sort(key=lambda ref: ref.mtime, reverse=True)
-                self._packs = refs
-                self._sizes = {ref.key: ref.size for ref in refs}
-                self._all = None
-            return self._packs
-
-    def _index(self, ref: _PackRef) -> pack.PackIndex:
-        if ref.index is None:
-            ref.index = pack.PackIndex.load(ref.key, ref.size, self._reader(ref.key))
-        return ref.index
-
-    def _find_in_packs(self, raw: bytes, refs: list[_PackRef]) -> Location | None:
-        # The pack of the previous hit first: walking history or a value's
-        # chunks reads objects that were stored together.
-        last = self._last_hit
-        if last is not None and last.key not in self._sizes:
-            last = self._last_hit = None  # merged or collected since
-        if last is not None:
-            found = self._find_in_packs_ordered(raw, [last])
-            if found is not None:
-                return found
-        return self._find_in_packs_ordered(raw, refs, skip=last)
-
-    def _find_in_packs_ordered(
-        self, raw: bytes, refs: list[_PackRef], skip: _PackRef | None = None
-    ) -> Location | None:
-        for ref in refs:
-            if ref is skip:
-                continue
-            try:
-                index = self._index(ref)
-                entry = index.find(raw, self._reader(ref.key))
-            except KeyNotFoundError:
-                continue
-            except CorruptObjectError:
-                # A pack with a damaged index cannot vouch for anything; the
-                # object may still be found elsewhere (verify reports the pack).
-                continue
-            if entry is not None:
-                self._last_hit = ref
-                return Location(ref.key, entry.offset, entry.length, entry.kind, entry.flags)
-        return None
-
-    def locate(self, oid: ObjectId, *, relist: bool = True) -> Location | None:
-        """Where ``oid`` is stored (newest pack first, then loose), or None.
-
-        With ``relist`` (the default), a miss lists the packs again before
-        giving up: another process may have written or merged packs since.
-        """
-        raw = bytes.fromhex(check_object_id(oid))
-        found = self._find_in_packs(raw, self._pack_list())
-        if found is not None:
-            return found
-        key = object_key(oid)
-        if (relist or self._may_have_loose()) and self.storage.stat(key) is not None:
-            return Location(key)
-        if not relist:
-            return None
-        # Packs merged away after our listing hold nothing any more, and the
-        # pack they became may be newer than the listing: list again until
-        # two listings agree before calling the object missing.
-        previous = {ref.key for ref in self._pack_list()}
-        for _ in range(_READ_RETRIES):
-            refs = self._pack_list(refresh=True)
-            found = self._find_in_packs(raw, refs)
-            if found is not None:
-                return found
-            if self.storage.stat(key) is not None:
-                return Location(key)
-            keys = {ref.key for ref in refs}
-            if keys == previous:
-                return None
-            previous = keys
-        return None
-
-    def _may_have_loose(self) -> bool:
-        """False if the store held no loose objects when first asked (writers create none
-        any more; a store written by an old version may have some).  Lets a quick miss
-        (``relist=False``, a dedup check) skip one ``stat`` per object."""
-        if self._loose is None:
-            self._loose = next(iter(self.storage.list_children(OBJECTS_PREFIX)), None) is not None
-        return self._loose
-
-    def _read_location(self, oid: ObjectId, where: Location) -> bytes:
-        if where.packed:
-            return self._read(where.key, where.offset, where.length)
-        return self.storage.get(where.key)
-
-    def _stored(self, oid: ObjectId) -> tuple[bytes, Location]:
-        # A pack can be merged or rewritten between locating and reading an
-        # object (the object then lives in the new pack): look again.  Each
-        # retry follows real progress by another process, so a few suffice.
-        for _ in range(_READ_RETRIES):
-            where = self.locate(oid)
-            if where is None:
-                break
-            try:
-                return self._read_location(oid, where), where
-            except KeyNotFoundError:
-                self._pack_list(refresh=True)
-        raise ObjectNotFoundError(oid)
-
-    def freshen(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored, after refreshing its container's mtime.
-
-        Whoever is about to make a stored object reachable (a save reusing a
-        value, a transfer finding it already there) calls this first, so that
-        a concurrent gc treats the object as new and spares it.
-        """
-        return self._reuse(check_object_id(oid))
-
-    def _reuse(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored; its container is touched so that gc spares it.
-
-        A miss does not list the packs again: at worst the object is written
-        once more, which is harmless (and a save writes new objects mostly).
-        """
-        where = self.locate(oid, relist=False)
-        if where is None:
-            return False
-        if self.storage.touch(where.key):
-            return True
-        where = self.locate(oid)
-        return where is not None and self.storage.touch(where.key)
-
-    def _known(self, raw: bytes) -> str | None:
-        """The pack holding ``raw`` per a full in-memory id map (for bulk dedup checks)."""
-        with self._lock:
-            if self._all is None:
-                table: dict[bytes, str] = {}
-                for ref in reversed(self._pack_list()):
-                    try:
-                        entries = list(self._index(ref).entries(self._reader(ref.key)))
-                    except (KeyNotFoundError, CorruptObjectError):
-                        continue
-                    for entry in entries:
-                        table[entry.raw_id] = ref.key
-                self._all = table
-            return self._all.get(raw)
-
     # -- reading ------------------------------------------------------------
-
-    def read_stored(self, oid: ObjectId) -> bytes:
-        """The raw stored bytes of ``oid`` (header, delta base, frame), unchecked."""
-        check_object_id(oid)
-        return self._stored(oid)[0]
 
     def _payload(
         self, oid: ObjectId, stored: bytes, header: codec.Header, chain: tuple[str, ...] = ()
@@ -539,12 +249,6 @@ class ObjectStore:
         self._forget_values()
         return self._decode(oid, self.read_stored(oid))[0]
 
-    def _forget_values(self) -> None:
-        with self._values.lock:
-            self._values.items.clear()
-            self._values.size = 0
-        self._hot.clear()
-
     def verify_many(
         self,
         oids: Iterable[ObjectId],
@@ -586,7 +290,7 @@ class ObjectStore:
             for oid in batch:
                 one(oid)
 
-        def whole_pack(ref: _PackRef) -> None:
+        def whole_pack(ref: PackRef) -> None:
             # One read per pack, then every entry checked from memory.
             try:
                 data = self.storage.get(ref.key)
@@ -614,17 +318,6 @@ class ObjectStore:
             list(pool.map(objects, [rest[i : i + 64] for i in range(0, len(rest), 64)]))
         return verdicts, kept
 
-    def _flags(self) -> dict[str, int]:
-        """Header flags of every packed object, from the pack indexes."""
-        found: dict[str, int] = {}
-        for ref in self._pack_list(refresh=True):
-            try:
-                for entry in self._index(ref).entries(self._reader(ref.key)):
-                    found[entry.id] = entry.flags
-            except (KeyNotFoundError, CorruptObjectError):
-                continue
-        return found
-
     def references(self, oid: ObjectId) -> list[ObjectId]:
         """Objects ``oid``'s stored form needs besides itself: its delta base and chunks."""
         stored = self.read_stored(oid)
@@ -639,41 +332,6 @@ class ObjectStore:
             refs.extend(cid for cid, _ in chunks)
         return refs
 
-    def __iter__(self) -> Iterator[StoredObject]:
-        seen: set[str] = set()
-        for ref in self._pack_list(refresh=True):
-            try:
-                entries = list(self._index(ref).entries(self._reader(ref.key)))
-            except (KeyNotFoundError, CorruptObjectError):
-                continue
-            for entry in entries:
-                oid = entry.id
-                if oid not in seen:
-                    seen.add(oid)
-                    yield StoredObject(ObjectId(oid), entry.length, ref.mtime)
-        for info in self.storage.list(OBJECTS_PREFIX):
-            loose = _id_from_key(info)
-            if loose is not None and loose not in seen:
-                seen.add(loose)
-                yield StoredObject(loose, info.size, info.mtime)
-
-    def packs(self) -> list[KeyInfo]:
-        """Every pack in the store (key, size, mtime), newest first."""
-        return [KeyInfo(ref.key, ref.size, ref.mtime) for ref in self._pack_list(refresh=True)]
-
-    def damaged_packs(self) -> list[tuple[str, CorruptObjectError]]:
-        """Packs whose index cannot be read or does not match its checksum."""
-        bad: list[tuple[str, CorruptObjectError]] = []
-        for ref in self._pack_list(refresh=True):
-            try:
-                for _ in self._index(ref).entries(self._reader(ref.key)):
-                    pass
-            except KeyNotFoundError:
-                continue
-            except CorruptObjectError as exc:
-                bad.append((ref.key, exc))
-        return bad
-
     # -- removing -----------------------------------------------------------
 
     def _rewrite_without(self, key: str, drop: set[str], cutoff: float | None) -> bool:
@@ -687,7 +345,7 @@ class ObjectStore:
             data = self.storage.get(key)
         except KeyNotFoundError:
             return False
-        ref = _PackRef(KeyInfo(key, len(data), 0.0))
+        ref = PackRef(KeyInfo(key, len(data), 0.0))
         index = self._index(ref)
         keep = [
             (entry.raw_id, data[entry.offset : entry.offset + entry.length])
@@ -758,389 +416,6 @@ class ObjectStore:
         self.storage.put_if_absent(f"{QUARANTINE_PREFIX}{oid}", stored)
         return self.delete(oid)
 
-    def sweep(
-        self,
-        live: set[ObjectId],
-        cutoff: float,
-        *,
-        dry_run: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> SweepResult:
-        """Remove every object not in ``live`` (nor needed by one) stored before ``cutoff``.
-
-        ``live`` is what refs reach (commits, trees, blobs); the chunks and
-        delta bases their stored forms need are kept too.  A pack with dead
-        objects is rewritten with its live ones, and the old pack removed only
-        if no writer touched it since ``cutoff``.  Raises CkptError, deleting
-        nothing, if a live object's stored form cannot be read.
-        """
-        packs = self._pack_list(refresh=True)
-        loose_infos = list(self.storage.list(OBJECTS_PREFIX))
-        # Objects kept for their youth (a save in flight may be about to use
-        # them) keep their chunks and delta bases too, however old those are.
-        youthful: set[ObjectId] = set()
-        for ref in packs:
-            if ref.mtime >= cutoff:
-                try:
-                    youthful.update(
-                        ObjectId(e.id) for e in self._index(ref).entries(self._reader(ref.key))
-                    )
-                except (KeyNotFoundError, CorruptObjectError):
-                    continue
-        for info in loose_infos:
-            loose = _id_from_key(info)
-            if loose is not None and info.mtime >= cutoff:
-                youthful.add(loose)
-        needed_live = self._closure(live)
-        by_youth = self._closure(youthful - needed_live) - needed_live
-        needed = needed_live | by_youth
-        deleted = deleted_bytes = 0
-        young = len(by_youth)
-        candidates: list[ObjectId] = []
-        for ref in packs:
-            try:
-                entries = list(self._index(ref).entries(self._reader(ref.key)))
-            except (KeyNotFoundError, CorruptObjectError):
-                # A pack whose index is damaged is left alone (verify reports it).
-                continue
-            if progress is not None:
-                progress(len(entries))
-            dead = [entry for entry in entries if entry.id not in needed]
-            if not dead or ref.mtime >= cutoff:
-                continue
-            candidates.extend(ObjectId(entry.id) for entry in dead)
-            if dry_run or self._rewrite_without(ref.key, {e.id for e in dead}, cutoff):
-                deleted += len(dead)
-                deleted_bytes += sum(entry.length for entry in dead)
-        for info in loose_infos:
-            loose = _id_from_key(info)
-            if loose is None or loose in needed:
-                continue
-            if progress is not None:
-                progress(1)
-            if info.mtime >= cutoff:
-                continue
-            candidates.append(loose)
-            if dry_run or self.storage.delete_if_older(info.key, cutoff):
-                deleted += 1
-                deleted_bytes += info.size
-        return SweepResult(deleted, deleted_bytes, young, tuple(candidates))
-
-    def _closure(self, live: set[ObjectId]) -> set[str]:
-        """``live`` plus every chunk and delta base their stored forms need."""
-        needed: set[str] = set(live)
-        flags = self._flags()
-        stack = [
-            oid
-            for oid in live
-            if flags.get(oid, codec.FLAG_CHUNKED) & (codec.FLAG_CHUNKED | codec.FLAG_DELTA)
-            and self.has(oid)
-        ]
-        while stack:
-            oid = stack.pop()
-            try:
-                refs = self.references(oid)
-            except ObjectNotFoundError:
-                continue
-            except CkptError as exc:
-                raise CkptError(
-                    f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair "
-                    "first"
-                ) from exc
-            for ref in refs:
-                if ref not in needed:
-                    needed.add(ref)
-                    stack.append(ref)
-        return needed
-
-    # -- packs --------------------------------------------------------------
-
-    def _write_pack(self, entries: list[tuple[bytes, bytes]], *, merge: bool = True) -> str:
-        """Write ``entries`` as one pack; return its key.  Then merge packs if they piled up."""
-        data = pack.build(entries)
-        key = f"{PACKS_PREFIX}{blake3.blake3(data).hexdigest()}"
-        self.storage.put_if_absent(key, data)
-        with self._lock:
-            if self._packs is not None:
-                ref = _PackRef(KeyInfo(key, len(data), time.time()))
-                ref.index = pack.PackIndex(key, len(data), data[-min(len(data), pack.TAIL_READ) :])
-                self._packs = [r for r in self._packs if r.key != key]
-                self._packs.insert(0, ref)
-                self._sizes[key] = len(data)
-                if self._all is not None:
-                    for raw_id, _ in entries:
-                        self._all[raw_id] = key
-        if merge:
-            self._merge_tiers()
-        return key
-
-    def _merge_tiers(self) -> None:
-        """Merge the packs of any size tier that holds MERGE_COUNT of them."""
-        refs = self._pack_list()
-        for limit in TIERS:
-            lower = 0 if limit == TIERS[0] else TIERS[TIERS.index(limit) - 1]
-            tier = [ref for ref in refs if lower <= ref.size < limit]
-            if len(tier) >= MERGE_COUNT:
-                self._merge(tier)
-                refs = self._pack_list(refresh=True)
-
-    def _merge(self, refs: list[_PackRef]) -> None:
-        """Write the objects of ``refs`` as one pack, then remove them.
-
-        The merged pack is written (durably) before any source is removed, so
-        every object stays readable throughout; a reader that raced with the
-        removal finds the object again after relisting.
-        """
-        entries: list[tuple[bytes, bytes]] = []
-        merged: list[str] = []
-        for ref in refs:
-            try:
-                data = self.storage.get(ref.key)
-                index = pack.PackIndex(ref.key, len(data), data[-min(len(data), pack.TAIL_READ) :])
-                for entry in index.entries(pack.slicer(data)):
-                    entries.append((entry.raw_id, data[entry.offset : entry.offset + entry.length]))
-            except (KeyNotFoundError, CorruptObjectError):
-                continue
-            merged.append(ref.key)
-        if len(merged) < 2:
-            return
-        # Sorted by id, so that two processes merging the same packs write the same pack.
-        entries.sort(key=lambda item: item[0])
-        written = self._write_pack(entries, merge=False)
-        for key in merged:
-            if key == written:
-                # The sources added nothing to this one (another merge already
-                # wrote it): it is the result, not a source to remove.
-                continue
-            # Not synced: if a crash brings a source back, its objects are merely stored
-            # twice (the next merge or gc drops the copy).
-            self.storage.delete(key, sync=False)
-            self._values.discard(key)
-        self._pack_list(refresh=True)
-
-
-class ObjectBatch:
-    """Puts collected and written as one pack (see :meth:`ObjectStore.batch`)."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
-        self.entries: list[tuple[bytes, bytes]] = []
-        self.ids: set[bytes] = set()
-        self.size = 0
-        self.chunk_checks = 0
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: list[Future[str]] = []
-
-    def __enter__(self) -> ObjectBatch:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                self.flush()
-            else:
-                self.entries.clear()
-        finally:
-            self._drain(raise_errors=exc_type is None)
-
-    def _drain(self, *, raise_errors: bool) -> None:
-        """Wait for the packs being written in the background."""
-        pending, self._pending = self._pending, []
-        try:
-            for future in pending:
-                if raise_errors:
-                    future.result()
-                else:
-                    future.exception()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
-
-    def flush(self) -> None:
-        """Write what has been put so far (durable when it returns).
-
-        A large batch puts its chunks in one pack and its other objects
-        (commit, tree, chunk lists) in a small one, so that reading history
-        never has to fetch a large pack from a backend without range reads.
-        """
-        self._drain(raise_errors=True)
-        if not self.entries:
-            return
-        entries, self.entries, self.size = self.entries, [], 0
-        if sum(len(stored) for _, stored in entries) > TIERS[1]:
-            chunks = [item for item in entries if item[1][5] == Kind.CHUNK]
-            others = [item for item in entries if item[1][5] != Kind.CHUNK]
-            if chunks and others:
-                self.store._write_pack(chunks, merge=False)
-                entries = others
-        self.store._write_pack(entries)
-
-    def _add(self, raw: bytes, stored: bytes) -> None:
-        self.entries.append((raw, stored))
-        self.ids.add(raw)
-        self.size += len(stored)
-        if self.size >= PACK_LIMIT:
-            # A full pack is written in the background while the value's next
-            # chunks are cut and compressed; one write in flight at a time.
-            for future in self._pending:
-                future.result()
-            entries, self.entries, self.size = self.entries, [], 0
-            if self._writer is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._writer = ThreadPoolExecutor(1)
-            self._pending = [self._writer.submit(self.store._write_pack, entries, merge=False)]
-
-    def _stored(self, oid: ObjectId, raw: bytes, bulk: bool) -> bool:
-        """True if ``oid`` is in this batch or stored (and then touched, see ``_reuse``)."""
-        if raw in self.ids:
-            return True
-        if bulk:
-            self.chunk_checks += 1
-            if self.chunk_checks > 32:
-                # Many chunks: one in-memory map of every packed id beats a
-                # probe of every pack per chunk.
-                storage = self.store.storage
-                key = self.store._known(raw)
-                if key is not None and storage.touch(key):
-                    return True
-                if not self.store._may_have_loose():
-                    return False
-                loose = object_key(oid)
-                return storage.stat(loose) is not None and storage.touch(loose)
-        return self.store._reuse(oid)
-
-    def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
-        """Add an object (see :meth:`ObjectStore.put`); return its id."""
-        oid = object_id(kind, data)
-        raw = bytes.fromhex(oid)
-        if self._stored(oid, raw, bulk=False):
-            return oid
-        chunked = kind is Kind.BLOB and len(data) >= chunking.CHUNK_THRESHOLD
-        found: tuple[bytes, int] | None = None
-        if base is not None and base != oid and (chunked or len(data) >= delta.DELTA_MIN):
-            found = self._base(base, kind, oid)
-            if found is not None and found[1] >= delta.MAX_CHAIN:
-                found = None
-        payload = self._chunk(data, base, found) if chunked else data
-        base_id: ObjectId | None = None
-        depth = 0
-        frame: bytes | None = None
-        if base is not None and found is not None and (chunked or len(payload) >= delta.DELTA_MIN):
-            base_payload, base_depth = found
-            frame = delta.compress(payload, base_payload)
-            base_id, depth = base, base_depth + 1
-        stored = codec.encode_entry(
-            kind, len(data), payload, chunked=chunked, base=base_id, depth=depth, frame=frame
-        )
-        self._add(raw, stored)
-        if chunked or base_id is not None or len(payload) >= delta.DELTA_MIN:
-            self.store._payloads.put(oid, payload)
-        return oid
-
-    def put_tree(self, tree: Tree) -> ObjectId:
-        return self.put(Kind.TREE, tree.encode())
-
-    def put_commit(self, commit: Commit) -> CommitId:
-        return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
-
-    def _chunk(self, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None) -> bytes:
-        """Store the new chunks of ``data``; return its chunk list payload."""
-        view = memoryview(data)
-        cuts = chunking.cut_points(view)
-        pieces = [view[start:end] for start, end in zip([0, *cuts], cuts, strict=False)]
-        tail = view[cuts[-1] if cuts else 0 :]
-        # One thread: hashing a chunk takes microseconds, less than handing it to a pool.
-        ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
-        new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
-        # What matters is how many chunks are new: a value that grew a little
-        # has one or two, however many it has in all.
-        if len(new) <= BULK_CHUNKS:
-            self._few_chunks(new, base, found)
-        else:
-            self._bulk_chunks(new)
-        return chunking.encode_list(
-            [(cid, len(piece)) for cid, piece in zip(ids, pieces, strict=True)], tail
-        )
-
-    def _have(self, cid: ObjectId) -> bool:
-        return self._stored(cid, bytes.fromhex(cid), bulk=True)
-
-    def _few_chunks(
-        self,
-        new: list[tuple[ObjectId, memoryview]],
-        base: ObjectId | None,
-        found: tuple[bytes, int] | None,
-    ) -> None:
-        # A value that grows a little per save makes a new chunk now and then,
-        # cut from bytes its previous version already holds (the end of its
-        # chunk list): such a chunk is stored as a delta against that version,
-        # so those bytes are not stored twice.  Otherwise the few new chunks
-        # get a tighter compression than bulk chunks (level 9: level 19 was 4% smaller
-        # but took milliseconds per chunk, the most of a LangGraph put).
-        few = len(new) <= chunking.FEW_CHUNKS
-        for cid, piece in new:
-            content = bytes(piece)
-            stored: bytes | None = None
-            if few and base is not None and found is not None:
-                base_payload, base_depth = found
-                frame = delta.compress(content, base_payload)
-                # Only when the previous version really holds these bytes: a
-                # chunk changed in the middle of a value is not in its chunk
-                # list, and a delta would only make reading it slower.
-                if len(frame) * 2 < len(codec.encode(Kind.CHUNK, content)):
-                    stored = codec.encode_entry(
-                        Kind.CHUNK, len(content), content, base=base, depth=base_depth + 1,
-                        frame=frame,
-                    )  # fmt: skip
-            if stored is None:
-                level = chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL
-                stored = codec.encode(Kind.CHUNK, content, level=level)
-            self._add(bytes.fromhex(cid), stored)
-
-    def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
-        """Compress many new chunks on every core (in zstd's threads), a group at a time.
-
-        A group bounds the compressed bytes held in memory before they go into a pack.
-        """
-        for start in range(0, len(new), BULK_GROUP):
-            group = new[start : start + BULK_GROUP]
-            encoded = codec.encode_many(Kind.CHUNK, [piece for _, piece in group], level=BULK_LEVEL)
-            for (cid, _), stored in zip(group, encoded, strict=True):
-                self._add(bytes.fromhex(cid), stored)
-
-    def _base(self, base: ObjectId, kind: Kind, oid: ObjectId) -> tuple[bytes, int] | None:
-        """The payload and chain depth of ``base``, or None if it cannot serve as a base.
-
-        The base is not verified here: it only has to decode the same way
-        again, and every read of the new object checks its hash anyway.  A
-        base whose own chain of bases leads back to ``oid`` (possible when
-        ``oid`` is stored a second time) is refused: that would be a cycle.
-        """
-        if bytes.fromhex(base) in self.ids:
-            return None
-        store = self.store
-        try:
-            stored = store.read_stored(base)
-            header = codec.parse_header(stored, base)
-            if header.kind is not kind:
-                return None
-            link = header.base
-            for _ in range(delta.MAX_CHAIN + 1):
-                if link is None:
-                    break
-                if link == oid:
-                    return None
-                link = codec.parse_header(store.read_stored(link), link).base
-            payload = store._payloads.get(base)
-            if payload is None:
-                payload = store._payload(base, stored, header)
-                store._payloads.put(base, payload)
-        except CkptError:
-            return None
-        return payload, header.depth
-
 
 #: How many delta bases a read follows at most.  Writes keep chains under
 #: :data:`delta.MAX_CHAIN`; an object stored twice in different forms can
@@ -1177,14 +452,3 @@ def blaming(oid: ObjectId, part: str, missing: str) -> Iterator[None]:
         if exc.object_id == oid:
             raise
         raise CorruptObjectError(oid, f"its {part} is damaged: {exc}") from exc
-
-
-def _id_from_key(info: KeyInfo) -> ObjectId | None:
-    parts = info.key.split("/")
-    if len(parts) != 3:
-        return None
-    candidate = parts[1] + parts[2]
-    try:
-        return check_object_id(candidate)
-    except ValueError:
-        return None

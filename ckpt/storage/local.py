@@ -15,6 +15,10 @@ Layout: the value of key ``a/b/c`` is the file ``ROOT/a/b/c``; the log at key
 * Directories are opened with ``O_NOFOLLOW`` one component at a time, so a
   symlink planted inside the store is never followed.
 
+Why this module is long: every operation above shares one piece of
+crash-safety reasoning (temporary files, fsync order, lock files, descriptors
+opened without following symlinks); split apart, no file would show it whole.
+
 With ``durable=False`` no fsync is issued: a crash of the machine (not of
 the process) may then lose the latest writes.
 """

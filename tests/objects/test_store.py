@@ -1,16 +1,19 @@
-"""The object store over every backend: packs, chunked and delta objects, damage, gc sweep."""
+"""The object store over every backend: packs, chunked and delta objects, damage, quarantine.
+
+gc's sweep is tested in test_scan.py.
+"""
 
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from ckpt.errors import CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec
 from ckpt.objects.ids import Kind, ObjectId, object_id
-from ckpt.objects.store import MERGE_COUNT, ObjectStore, object_key
+from ckpt.objects.packset import MERGE_COUNT
+from ckpt.objects.store import ObjectStore, object_key
 from ckpt.storage import Storage
 
 from ._helpers import flip, word_text
@@ -165,36 +168,6 @@ def test_small_packs_are_merged(storage: Storage) -> None:
     assert sorted(o.id for o in fresh) == sorted(set(ids))
 
 
-def test_sweep_keeps_live_objects_their_chunks_and_bases(storage: Storage) -> None:
-    store = ObjectStore(storage)
-    base = store.put(Kind.BLOB, word_text(6, 200_000))
-    live = store.put(Kind.BLOB, word_text(6, 200_000) + b" grown", base=base)
-    dead = store.put(Kind.BLOB, b"garbage")
-    with store.batch() as batch:
-        mixed_live = batch.put(Kind.TREE, b"kept")
-        mixed_dead = batch.put(Kind.TREE, b"dropped")
-    time.sleep(0.05)
-    cutoff = time.time() + 1
-    dry = store.sweep({live, mixed_live}, cutoff, dry_run=True)
-    assert set(dry.candidates) == {dead, mixed_dead}
-    assert store.get(dead) == b"garbage"
-    done = store.sweep({live, mixed_live}, cutoff)
-    assert done.deleted == 2
-    fresh = ObjectStore(storage)
-    assert not fresh.has(dead) and not fresh.has(mixed_dead)
-    assert fresh.get(live).endswith(b" grown")
-    assert fresh.get(mixed_live) == b"kept"
-    assert fresh.has(base)
-
-
-def test_sweep_spares_young_and_touched_packs(storage: Storage) -> None:
-    store = ObjectStore(storage)
-    dead = store.put(Kind.BLOB, b"young garbage")
-    result = store.sweep(set(), time.time() - 3600)
-    assert result.deleted == 0 and result.kept_by_grace == 1
-    assert store.has(dead)
-
-
 def test_quarantine_then_a_clean_copy(storage: Storage) -> None:
     store = ObjectStore(storage)
     with store.batch() as batch:
@@ -212,9 +185,9 @@ def test_quarantine_then_a_clean_copy(storage: Storage) -> None:
 def test_huge_value_round_trips_through_several_packs(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ckpt.objects import store as store_module
+    from ckpt.objects import writer as writer_module
 
-    monkeypatch.setattr(store_module, "PACK_LIMIT", 1 << 20)
+    monkeypatch.setattr(writer_module, "PACK_LIMIT", 1 << 20)
     store = ObjectStore(storage)
     value = os.urandom(3 << 20)
     oid = store.put(Kind.BLOB, value)
