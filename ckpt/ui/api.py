@@ -128,13 +128,16 @@ def _integer(query: Query, key: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
-def _stage(query: Query, *, required: bool) -> str | None:
+def _stage(query: Query) -> str | None:
     stage = _text(query, "stage")
+    return None if stage is None else names.stage_name(stage)
+
+
+def _required_stage(query: Query) -> str:
+    stage = _stage(query)
     if stage is None:
-        if required:
-            raise ApiError(400, "invalid", "parameter stage is required")
-        return None
-    return names.stage_name(stage)
+        raise ApiError(400, "invalid", "parameter stage is required")
+    return stage
 
 
 # -- endpoints --------------------------------------------------------------------
@@ -194,7 +197,7 @@ def diff(job: Job, query: Query) -> Document:
     if old is None:
         raise ApiError(400, "invalid", "parameter old is required")
     new = _text(query, "new")
-    stage = _stage(query, required=False)
+    stage = _stage(query)
     stat_only = flag(query, "stat")
     context = _integer(query, "context", 3)
     if not stat_only:
@@ -220,8 +223,7 @@ def value(job: Job, query: Query) -> Document:
     and ``length`` in the answer say which bytes it holds); a ``bytes``
     value's page is base64.
     """
-    stage = _stage(query, required=True)
-    assert stage is not None
+    stage = _required_stage(query)
     commit = job.resolve(_text(query, "rev"))
     entry = job.repo.objects.get_tree(commit.tree).get(stage)
     if entry is None:
@@ -233,10 +235,13 @@ def value(job: Job, query: Query) -> Document:
         )
     offset = min(_integer(query, "offset", 0), entry.size)
     length = min(_integer(query, "length", PAGE_BYTES, minimum=1), MAX_PAGE_BYTES)
-    data = job.repo.objects.read_range(entry.id, offset, length)
     raw = entry.encoding == ENCODING_RAW
-    if not raw:
-        data, offset = _whole_characters(data, offset, entry.size)
+    if raw:
+        data = job.repo.objects.read_range(entry.id, offset, length)
+    else:
+        # 3 bytes more: enough to finish a character cut by the end of the page.
+        more = job.repo.objects.read_range(entry.id, offset, length + 3)
+        data, offset = whole_characters(more, offset, length)
     return {
         "job": job.name,
         "commit": commit.id,
@@ -252,31 +257,25 @@ def value(job: Job, query: Query) -> Document:
     }
 
 
-def _whole_characters(data: bytes, offset: int, size: int) -> tuple[bytes, int]:
-    """``data`` (bytes ``offset``.. of a UTF-8 text of ``size`` bytes) without the parts of
-    characters cut at either end, and the offset where it now starts."""
+def _continues(byte: int) -> bool:
+    """True for a byte inside a UTF-8 character (not the first of one)."""
+    return byte & 0xC0 == 0x80
+
+
+def whole_characters(data: bytes, offset: int, length: int) -> tuple[bytes, int]:
+    """The page of UTF-8 text in ``data`` (its bytes from ``offset``, with up to 3 more than
+    ``length``): from the first character that starts in it, at most ``length`` bytes of
+    whole characters (one character at least, should it be longer), and where that starts."""
     start = 0
-    while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
+    while start < min(3, len(data)) and _continues(data[start]):
         start += 1
-    end = len(data)
-    if offset + end < size:
-        # Back to the lead byte of the last character; drop it unless it is complete.
-        lead = end - 1
-        while lead > start and data[lead] & 0xC0 == 0x80:
-            lead -= 1
-        if lead >= start:
-            first = data[lead]
-            need = (
-                1
-                if first < 0x80
-                else 2
-                if first >> 5 == 0b110
-                else 3
-                if first >> 4 == 0b1110
-                else 4
-            )
-            if lead + need > end:
-                end = lead
+    end = min(len(data), start + length)
+    while start < end < len(data) and _continues(data[end]):
+        end -= 1
+    if end == start < len(data):  # one character longer than the page
+        end += 1
+        while end < len(data) and _continues(data[end]):
+            end += 1
     return data[start:end], offset + start
 
 

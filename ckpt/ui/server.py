@@ -34,6 +34,7 @@ import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -162,8 +163,6 @@ class Dashboard:
             )
         where = resolve_location(location)
         if not is_url(where):
-            from pathlib import Path
-
             where = str(Path(where.removeprefix("file://")).resolve())
         self.pool = RepositoryPool(where)
         with self.pool.repository() as repo:
@@ -410,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in _SECURITY_HEADERS.items():
             self.send_header(name, value)
         self.end_headers()
+        if self.command == "HEAD":
+            return
         self.wfile.write(b"retry: 2000\n\n")
         self.wfile.flush()
         try:

@@ -93,6 +93,13 @@ def test_every_route_answers(dashboard: Dashboard) -> None:
         assert status in (200, 202), (method, url)
 
 
+def test_head_answers_without_a_body_even_for_a_stream(dashboard: Dashboard) -> None:
+    for path in ("/", "/api/jobs", "/api/events/jobs"):
+        status, body, headers = request(dashboard.url, path, method="HEAD", timeout=10)
+        assert (status, body) == (200, b""), path
+    assert headers["content-type"].startswith("text/event-stream")
+
+
 def test_a_large_value_is_served_a_page_at_a_time(dashboard: Dashboard, store: Path) -> None:
     # Non-ASCII text, so that pages must start and end on whole characters.
     value = [f"Kapitel {n}: Þórður und Ærøskøbing — {n * 7919 % 10007}" for n in range(60_000)]
@@ -121,7 +128,28 @@ def test_a_large_value_is_served_a_page_at_a_time(dashboard: Dashboard, store: P
     # A page asked for in the middle of a character starts after it.
     cut = whole.index("Þ".encode()) + 1
     page = get_json(dashboard.url, f"/api/jobs/big/value?stage=chapters&offset={cut}&length=50")[1]
-    assert page["offset"] == cut + 1 and page["text"].encode() == whole[cut + 1 : cut + 1 + 49]
+    assert page["offset"] == cut + 1 and 0 < page["length"] <= 50
+    assert page["text"].encode() == whole[cut + 1 : cut + 1 + page["length"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "length", "page"),
+    [
+        ("aÞb", 0, 2, "a"),  # Þ is 2 bytes: it does not fit
+        ("aÞb", 0, 3, "aÞ"),
+        ("aÞb", 2, 5, "b"),  # starts inside Þ
+        ("Þ—x", 0, 1, "Þ"),  # one character at least, even longer than the page
+        ("—", 1, 1, ""),  # nothing starts in it
+        ("abc", 1, 1, "b"),
+    ],
+)
+def test_a_page_of_text_holds_whole_characters(
+    text: str, offset: int, length: int, page: str
+) -> None:
+    data = text.encode()
+    found, start = api.whole_characters(data[offset : offset + length + 3], offset, length)
+    assert found.decode() == page
+    assert data[start : start + len(found)] == found
 
 
 def test_a_bytes_value_is_paged_as_base64(dashboard: Dashboard, store: Path) -> None:

@@ -95,7 +95,7 @@ export function renderJob(main, name, initialCommit) {
       el("span", { class: "figure muted", text: `${count(doc.total_tokens)} tokens` }),
       el("span", { class: "figure muted", text: `updated ${relativeTime(doc.updated, now)}` }),
     ];
-    const eta = etaText({ ...doc, eta_seconds: doc.eta_seconds }, now);
+    const eta = etaText(doc, now);
     if (eta) parts.push(el("span", { class: "figure", text: `ETA ${eta}` }));
     if (doc.status === "failed") {
       const where = doc.failed_stage ? `at stage ${doc.failed_stage}: ` : "";
