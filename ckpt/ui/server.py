@@ -82,6 +82,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _host_and_port(host: str) -> tuple[str, str]:
+    """``("localhost", "8080")`` for ``localhost:8080``, ``("::1", "")`` for ``[::1]``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, rest.removeprefix(":")
+    name, sep, port = host.rpartition(":")
+    if not sep or ":" in name:
+        return host, ""
+    return name, port
+
+
 def static_files() -> dict[str, tuple[bytes, str]]:
     """Name -> (content, content type) of every file shipped in ``ckpt/ui/static``."""
     found: dict[str, tuple[bytes, str]] = {}
@@ -188,10 +200,15 @@ class Dashboard:
         shown = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}/"
 
-    def allowed_hosts(self) -> set[str]:
-        """``Host`` headers a request may carry (every one, with ``allow_remote``)."""
-        names = {"localhost", "127.0.0.1", "[::1]", self.host}
-        return {f"{name}:{self.port}" for name in names}
+    def answers_to(self, host: str) -> bool:
+        """Whether a request whose ``Host`` (or ``Origin``'s host) is ``host`` is for this
+        server: any, with ``allow_remote``; else a loopback name with this port."""
+        if self.allow_remote:
+            return True
+        name, port = _host_and_port(host)
+        if port != str(self.port) and not (port == "" and self.port == 80):
+            return False
+        return is_loopback(name)
 
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` (from another thread) or KeyboardInterrupt."""
@@ -291,10 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         return parse_qs(urlsplit(self.path).query, keep_blank_values=True)
 
     def _host_allowed(self) -> bool:
-        if self.dashboard.allow_remote:
-            return True
         host = self.headers.get("Host")
-        return host is None or host.lower() in self.dashboard.allowed_hosts()
+        return host is None or self.dashboard.answers_to(host)
 
     def _origin_allowed(self) -> bool:
         origin = self.headers.get("Origin")
@@ -303,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
         netloc = urlsplit(origin).netloc.lower()
         if self.dashboard.allow_remote:
             return netloc == (self.headers.get("Host") or "").lower()
-        return netloc in self.dashboard.allowed_hosts()
+        return self.dashboard.answers_to(netloc)
 
     def do_HEAD(self) -> None:
         self.do_GET()

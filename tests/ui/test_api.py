@@ -256,10 +256,17 @@ def test_a_damaged_store_shows_the_damage(dashboard: Dashboard, store: Path) -> 
 def test_only_loopback_names_are_answered_and_posts_only_from_the_page(
     dashboard: Dashboard,
 ) -> None:
-    status, _, _ = request(dashboard.url, "/api/jobs", headers={"Host": "evil.example:80"})
-    assert status == 403
     port = dashboard.port
-    assert request(dashboard.url, "/api/jobs", headers={"Host": f"localhost:{port}"})[0] == 200
+    for host, status in [
+        (f"localhost:{port}", 200),
+        (f"127.0.0.1:{port}", 200),
+        (f"[::1]:{port}", 200),
+        (f"LOCALHOST:{port}", 200),
+        (f"evil.example:{port}", 403),  # a DNS name rebound to 127.0.0.1
+        (f"127.0.0.1:{port + 1}", 403),
+        ("localhost", 403),  # port 80
+    ]:
+        assert request(dashboard.url, "/api/jobs", headers={"Host": host})[0] == status, host
     status, doc = get_json(
         dashboard.url, "/api/verify", method="POST", headers={"Origin": "http://evil.example"}
     )
