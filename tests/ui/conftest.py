@@ -265,12 +265,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # Selenium must not look for (or fetch) a driver or a browser of its own.
-    os.environ["SE_OFFLINE"] = "true"
-    try:
-        driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    except WebDriverException as exc:
-        servers.unavailable(f"Chromium could not start: {exc.msg}")
+    with pytest.MonkeyPatch.context() as patch:
+        # Selenium must not look for (or fetch) a driver or a browser of its own.
+        patch.setenv("SE_OFFLINE", "true")
+        try:
+            driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        except WebDriverException as exc:
+            servers.unavailable(f"Chromium could not start: {exc.msg}")
     driver.set_page_load_timeout(30)
     try:
         yield driver
