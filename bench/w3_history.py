@@ -6,11 +6,17 @@ the store afresh (``ckpt.open``), so nothing is cached in the process.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import re
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import ckpt
@@ -86,6 +92,59 @@ def _list_jobs(path: str) -> object:
         return list_jobs(repo)
 
 
+def _ckpt_jobs_json(path: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "ckpt", "--store", path, "jobs", "--json"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+
+
+@contextlib.contextmanager
+def _dashboard(path: str) -> Iterator[str]:
+    """``ckpt ui`` serving ``path`` in a process of its own (as a user runs it); its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ckpt", "--store", path, "ui", "--no-open"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"at (http://\S+/) ", line)
+        if found is None:
+            raise RuntimeError(f"ckpt ui did not start: {line!r}")
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _get_jobs(url: str) -> None:
+    with urllib.request.urlopen(url + "api/jobs", timeout=600) as answer:
+        json.loads(answer.read())
+
+
+def _ui_row(path: str, jobs: int, rounds: int) -> Ratio:
+    """The jobs page's API (``GET /api/jobs`` of a running ``ckpt ui``, answer read and
+    parsed) against ``ckpt jobs --json`` (a new process, as a script runs it), same store."""
+    with _dashboard(path) as url:
+        _get_jobs(url)  # a dashboard that has served its page once
+        ratios, absolute = _rounds(
+            partial(_timed, partial(_get_jobs, url), 1),
+            partial(_timed, partial(_ckpt_jobs_json, path), 1),
+            rounds,
+        )
+    return Ratio(
+        "W3",
+        f"jobs page API (`GET /api/jobs` of `ckpt ui`), {jobs} jobs",
+        "`ckpt jobs --json`, same store",
+        ratios,
+        2.0,
+        absolute=absolute,
+    )
+
+
 def run(small: int, large: int, repeats: int, inner: int) -> Section:
     section = Section("W3", f"W3 history ({small} vs {large} commits / jobs)")
     with scratch("w3") as tmp:
@@ -146,10 +205,14 @@ def run(small: int, large: int, repeats: int, inner: int) -> Section:
                     absolute=absolute,
                 )
             )
+        section.rows.append(_ui_row(paths[("j", large)], large, min(repeats, 3)))
     section.notes.append(
         "History commits each save a ~2 KB dict (below the delta/chunking thresholds), so these "
         "rows measure how lookups scale with the number of objects and packs. "
         f"`log -n 20` on the job of {small} commits shows {small}, on the other 20 (twice "
-        f"the commits read and decoded); `log -n {small}` shows {small} on both."
+        f"the commits read and decoded); `log -n {small}` shows {small} on both. "
+        "The jobs page API row times a request to a running `ckpt ui` (its answer read and "
+        "parsed, after one request that warmed the dashboard up) against a new `ckpt jobs "
+        "--json` process; both list every job with `listing.list_jobs`."
     )
     return section

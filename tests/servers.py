@@ -4,7 +4,9 @@
 :func:`s3_server` starts moto's S3 server, serving one request at a time.
 Both bind 127.0.0.1 on a free port, are context managers that stop the
 server on exit, and raise :class:`ServerUnavailable` when the program or
-Python package they need is not installed.
+Python package they need is not installed.  A fixture that meets such a
+missing program calls :func:`unavailable`: the test is skipped, except
+under CI, where it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 SERVER_START_SECONDS = 60.0
 
@@ -51,6 +54,16 @@ class ServerUnavailable(Exception):
 
 class ServerFailed(Exception):
     """The server was installed but did not start (the message holds its log)."""
+
+
+def unavailable(what: str) -> NoReturn:
+    """Skip the test for want of ``what``; under CI (``$CI`` set) fail it instead: CI must
+    never pass by silently skipping a backend or the browser tests."""
+    import pytest  # here, not at the top: bench uses this module without pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}; CI must run every test", pytrace=False)
+    pytest.skip(what)
 
 
 def free_port() -> int:

@@ -105,9 +105,42 @@ def _schema_section() -> list[str]:
     return lines
 
 
+def _api_section() -> list[str]:
+    """The HTTP API of ``ckpt ui``: its routes, and the documents only it serves."""
+    from ckpt.ui.api import ROUTES
+    from ckpt.ui.api import SCHEMAS as UI_SCHEMAS
+
+    lines = [
+        "## The HTTP API of `ckpt ui`",
+        "",
+        "The dashboard's pages read the store through this API, which scripts may use too. "
+        "Each read returns the document of the `--json` option named, built by the same "
+        "library function. `JOB` and a `stage` parameter go through the same name validation "
+        "as the commands (an invalid name is a 404, never a file read); `rev`, `old` and "
+        "`new` are revisions as the commands take them. Every answer other than 200 is the "
+        "`error` document below, with damage to the store (a corrupt or missing object or "
+        "ref) answered as 422 `damaged`, not as a server error.",
+        "",
+        "| Method | Path | Parameters | Returns |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines.extend(
+        f"| {method} | `{path}` | {_cell(params) or '-'} | {_cell(returns)} |"
+        for method, path, params, returns in ROUTES
+    )
+    lines.append("")
+    for name, schema in UI_SCHEMAS.items():
+        lines.extend([f"### {name}", "", "| Field | Type | Meaning |", "| --- | --- | --- |"])
+        lines.extend(
+            f"| `{path}` | {kind} | {_cell(text)} |" for path, (kind, text) in schema.items()
+        )
+        lines.append("")
+    return lines
+
+
 def render(transcript: str) -> str:
     """The whole of ``docs/cli.md`` with ``transcript`` (console text) as its session."""
-    root = click.Context(cli, info_name="ckpt")
+    root = click.Context(cli, info_name="ckpt", **cli.context_settings)
     lines = ["# The ckpt command line", "", HEADER, ""]
     lines.extend(_help_markdown(cli.help or ""))
     lines.extend(["## Global options", "", "```", "ckpt [OPTIONS] COMMAND [ARGS]...", "```", ""])
@@ -126,6 +159,7 @@ def render(transcript: str) -> str:
             if command is not None:
                 lines.extend(_command_section(name, command, root))
     lines.extend(_schema_section())
+    lines.extend(_api_section())
     lines.extend(
         [
             "## A session",
@@ -167,7 +201,7 @@ def summary(command: click.Command) -> dict[str, Any]:
 
 def render_summaries() -> str:
     """The whole of ``ckpt/cli/summaries.py``: every command's :func:`summary`."""
-    root = click.Context(cli, info_name="ckpt")
+    root = click.Context(cli, info_name="ckpt", **cli.context_settings)
     lines = [
         '"""What ``ckpt --help`` lists for each command, so that it imports no command module.',
         "",

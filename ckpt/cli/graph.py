@@ -31,31 +31,6 @@ class GraphRow:
     after: tuple[str, ...]
 
 
-def topological(commits: Sequence[Commit]) -> list[Commit]:
-    """``commits`` newest first, every child before its parents (even with skewed clocks)."""
-    by_id = {c.id: c for c in commits}
-    waiting = {c.id: 0 for c in commits}
-    for commit in commits:
-        for parent in commit.parents:
-            if parent in waiting:
-                waiting[parent] += 1
-    newest_first = sorted(commits, key=lambda c: (c.time, c.seq, c.id), reverse=True)
-    out: list[Commit] = []
-    emitted: set[str] = set()
-    while len(out) < len(commits):
-        for commit in newest_first:
-            if commit.id not in emitted and waiting[commit.id] == 0:
-                break
-        else:  # a cycle cannot happen with hashed parents; keep going regardless
-            commit = next(c for c in newest_first if c.id not in emitted)
-        out.append(commit)
-        emitted.add(commit.id)
-        for parent in commit.parents:
-            if parent in by_id:
-                waiting[parent] -= 1
-    return out
-
-
 def _bars(count: int) -> str:
     return "| " * count
 
@@ -63,7 +38,7 @@ def _bars(count: int) -> str:
 def layout(
     commits: Sequence[Commit], parents_of: Callable[[Commit], Sequence[str]]
 ) -> list[GraphRow]:
-    """Graph rows for ``commits`` (already in :func:`topological` order).
+    """Graph rows for ``commits`` (already in :func:`ckpt.history.documents.topological` order).
 
     ``parents_of`` gives the parents to draw (none where history stops, as
     after a retention cut).

@@ -7,7 +7,7 @@ nature) with the schema documented in ``docs/cli.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,17 +28,6 @@ json_option = click.option(
 
 
 # -- shared formatting ----------------------------------------------------------
-
-
-def decorations(job: Job) -> dict[str, list[str]]:
-    """Commit id -> ref labels, git style: ``HEAD -> main``, ``other``, ``tag: v1``."""
-    labels: dict[str, list[str]] = {}
-    current = job.branch_name
-    for name, oid in sorted(job.branches().items(), key=lambda item: item[0] != current):
-        labels.setdefault(oid, []).append(f"HEAD -> {name}" if name == current else name)
-    for name, oid in sorted(job.tags().items()):
-        labels.setdefault(oid, []).append(f"tag: {name}")
-    return labels
 
 
 def _decoration_text(refs: Sequence[str]) -> str:
@@ -102,23 +91,6 @@ def _oneline(commit: Commit, refs: Sequence[str], stage_width: int) -> str:
     return " ".join(parts).rstrip()
 
 
-def log_commits(job: Job, rev: str | None, *, all_refs: bool, limit: int | None) -> list[Commit]:
-    """The commits ``ckpt log`` shows, newest first (children before parents)."""
-    from ckpt.cli.graph import topological
-
-    if not all_refs:
-        return job.log(rev, limit=limit)
-    seen: dict[str, Commit] = {}
-    heads = [*job.branches().values(), *job.tags().values()]
-    for head in heads:
-        for commit in job.walk(head):
-            if commit.id in seen:
-                break
-            seen[commit.id] = commit
-    ordered = topological(list(seen.values()))
-    return ordered if limit is None else ordered[:limit]
-
-
 def log_lines(
     job: Job,
     commits: Sequence[Commit],
@@ -126,8 +98,12 @@ def log_lines(
     oneline: bool = False,
     graph: bool = False,
 ) -> list[str]:
-    """The text of ``ckpt log`` for ``commits`` (from :func:`log_commits`)."""
+    """The text of ``ckpt log`` for ``commits``.
+
+    The commits come from :func:`ckpt.history.documents.log_commits`.
+    """
     from ckpt.cli.graph import layout
+    from ckpt.history.documents import decorations
 
     refs = decorations(job)
     shown = {c.id for c in commits}
@@ -165,10 +141,6 @@ def log_lines(
     return lines
 
 
-def commit_json(commit: Commit, refs: Sequence[str], cut: bool) -> dict[str, Any]:
-    return {**commit.to_json(), "refs": list(refs), "cut": cut}
-
-
 # -- commands -------------------------------------------------------------------
 
 
@@ -198,23 +170,15 @@ def log(
     Starts at REV (default HEAD) and follows first parents back to the first
     checkpoint, or to where retention cut the history.
     """
+    from ckpt.history.documents import log_commits, log_document
+
     if all_refs and rev is not None:
         raise UserError("give either REV or --all, not both")
     the_job = get_job(job)
-    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit)
     if as_json:
-        refs = decorations(the_job)
-        cut = the_job.record.cut
-        out.emit_json(
-            {
-                "job": the_job.name,
-                "commits": [
-                    commit_json(c, refs.get(c.id, []), c.id in cut and c.parent is not None)
-                    for c in commits
-                ],
-            }
-        )
+        out.emit_json(log_document(the_job, rev, all_refs=all_refs, limit=limit))
         return
+    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit)
     out.echo_lines(log_lines(the_job, commits, oneline=oneline, graph=graph))
 
 
@@ -227,38 +191,16 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
 
     Stages marked + were added and ~ changed by this checkpoint.
     """
-    from ckpt.history.diff import diff_trees
+    from ckpt.history.documents import decorations, show_document, stage_changes
 
     the_job = get_job(job)
-    commit = the_job.resolve(rev)
-    objects = the_job.repo.objects
-    tree = objects.get_tree(commit.tree)
-    changes: dict[str, str] = {}
-    if commit.parent is not None and not the_job.is_cut(commit):
-        parent = objects.get_commit(commit.parent)
-        changes = {c.stage: c.change for c in diff_trees(objects.get_tree(parent.tree), tree)}
-    elif commit.parent is None:
-        changes = {entry.name: "added" for entry in tree}
-    refs = decorations(the_job).get(commit.id, [])
     if as_json:
-        out.emit_json(
-            {
-                "job": the_job.name,
-                "commit": commit_json(commit, refs, the_job.is_cut(commit)),
-                "stages": [
-                    {
-                        "name": entry.name,
-                        "id": entry.id,
-                        "type": entry.type,
-                        "size": entry.size,
-                        "encoding": entry.encoding,
-                        "change": changes.get(entry.name),
-                    }
-                    for entry in tree
-                ],
-            }
-        )
+        out.emit_json(show_document(the_job, rev))
         return
+    commit = the_job.resolve(rev)
+    tree = the_job.repo.objects.get_tree(commit.tree)
+    changes = stage_changes(the_job, commit)
+    refs = decorations(the_job).get(commit.id, [])
     lines = [f"{out.style('commit ' + commit.id, fg='yellow')} {_decoration_text(refs)}".rstrip()]
     fields = [
         ("Job", the_job.name),
@@ -391,38 +333,16 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     HEAD has a stage of that name; give all three to compare one stage
     between two revisions.
     """
-    from ckpt.errors import NotFoundError
-    from ckpt.history.diff import diff_commits, value_diff
-    from ckpt.history.names import stage_name
+    from ckpt.history.documents import diff_document
 
     the_job = get_job(job)
     rev1, rev2, stage = _split_diff_args(the_job, args)
-    result = diff_commits(the_job, rev1, rev2)
-    changes = result.changes
-    old_id, new_id = result.old.short_id, result.new.short_id
-    if stage is not None:
-        stage_name(stage)
-        objects = the_job.repo.objects
-        if stage not in objects.get_tree(result.old.tree) and stage not in objects.get_tree(
-            result.new.tree
-        ):
-            raise NotFoundError(
-                f"job {the_job.name!r} has no stage {stage!r} at {old_id} or {new_id}"
-            )
-        changes = tuple(c for c in changes if c.stage == stage)
-    diffs = {
-        c.stage: ([] if stat_only else value_diff(the_job, c, context=context)) for c in changes
-    }
+    doc = diff_document(the_job, rev1, rev2, stage, stat_only=stat_only, context=context)
     if as_json:
-        out.emit_json(
-            {
-                "job": the_job.name,
-                "old": result.old.id,
-                "new": result.new.id,
-                "changes": [{**c.to_json(), "diff": diffs[c.stage]} for c in changes],
-            }
-        )
+        out.emit_json(doc)
         return
+    changes = doc["changes"]
+    old_id, new_id = doc["old"][:12], doc["new"][:12]
     if not changes:
         subject = f"stage {stage!r}" if stage is not None else "no stage"
         verb = "is the same" if stage is not None else "differs"
@@ -432,17 +352,17 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     marks = {"added": "A", "changed": "M", "removed": "D"}
     rows = []
     for c in changes:
-        entry = c.new or c.old
-        if c.old is not None and c.new is not None:
-            sizes = f"{out.size(c.old.size)} -> {out.size(c.new.size)}"
+        entry = c["new"] or c["old"]
+        if c["old"] is not None and c["new"] is not None:
+            sizes = f"{out.size(c['old']['size'])} -> {out.size(c['new']['size'])}"
         else:
-            sizes = out.size(None if entry is None else entry.size)
-        rows.append([marks[c.change], c.stage, "" if entry is None else entry.type, sizes])
+            sizes = out.size(None if entry is None else entry["size"])
+        rows.append([marks[c["change"]], c["stage"], "" if entry is None else entry["type"], sizes])
     out.echo_lines(out.table(["", "STAGE", "TYPE", "SIZE"], rows))
     for c in changes:
-        if diffs[c.stage]:
+        if c["diff"]:
             out.echo()
-            out.echo_lines([_diff_line(line) for line in diffs[c.stage]])
+            out.echo_lines([_diff_line(line) for line in c["diff"]])
 
 
 @click.command("reflog")

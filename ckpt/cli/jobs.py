@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -10,13 +11,13 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
-from ckpt.cli.exits import JobFailedError
+from ckpt.cli.exits import DamageFoundError, JobFailedError
 from ckpt.cli.history import json_option, what
 
 if TYPE_CHECKING:
     from ckpt.history.job import Job
     from ckpt.objects.model import Commit
-    from ckpt.pipeline.listing import JobProgress
+    from ckpt.pipeline.listing import JobProgress, JobSummary
 
 STATUS_CHOICES = ("active", "completed", "failed", "expired")
 
@@ -49,13 +50,19 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json:
     objects shared with other jobs (`ckpt stats` shows what each job holds
     alone); measuring it walks the whole store, so it is left out by default
     (and is null in --json).
+
+    A job that cannot be read (a corrupt or missing object or ref) is listed
+    as damaged, whatever the filters, and the command then exits 5.
     """
     from ckpt.pipeline.listing import list_jobs, parse_labels
 
     labels = parse_labels(tags)
-    summaries = list_jobs(open_repo(), statuses=statuses, labels=labels, sizes=sizes)
+    summaries = list_jobs(
+        open_repo(), statuses=statuses, labels=labels, sizes=sizes, damaged="mark"
+    )
     if as_json:
         out.emit_json({"jobs": [s.to_json() for s in summaries]})
+        _fail_if_damaged(summaries)
         return
     if not summaries:
         if statuses or labels:
@@ -80,6 +87,19 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json:
     if sizes:
         headers.append("SIZE")
     out.echo_lines(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
+    _fail_if_damaged(summaries)
+
+
+def _fail_if_damaged(summaries: Sequence[JobSummary]) -> None:
+    damaged = [s for s in summaries if s.damage is not None]
+    if not damaged:
+        return
+    first = damaged[0]
+    more = f" (and {len(damaged) - 1} more damaged jobs)" if len(damaged) > 1 else ""
+    raise DamageFoundError(
+        f"job {first.name} is damaged: {first.damage}{more}; "
+        "`ckpt verify` names the last good checkpoints"
+    )
 
 
 def progress_bar(fraction: float, width: int = 20) -> str:

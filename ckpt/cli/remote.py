@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from click.shell_completion import CompletionItem
@@ -22,6 +21,7 @@ from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo, settings
 from ckpt.cli.history import json_option
 from ckpt.errors import ConflictError
+from ckpt.storage import shown_url
 
 if TYPE_CHECKING:
     from ckpt.transfer.remote import RefUpdate, TransferReport
@@ -56,18 +56,6 @@ def _complete_remotes(
     except Exception:  # completion must never break the user's shell
         return []
     return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]
-
-
-def shown_url(url: str) -> str:
-    """``url`` as printed: a password in it is replaced by ``***``."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _ref_name(ref: str) -> str:

@@ -77,8 +77,11 @@ SCHEMAS: dict[str, Schema] = {
             "jobs[]",
             {
                 "name": ("string", "job name"),
-                "status": ("string", "active, completed, failed or expired"),
-                "branch": ("string", "current branch"),
+                "status": (
+                    "string",
+                    "active, completed, failed, expired, or damaged (the job cannot be read)",
+                ),
+                "branch": ("string", "current branch (empty for a damaged job)"),
                 "stages": ("list of strings", "stages done, in order"),
                 "total_stages": ("integer or null", "stages of the pipeline, when known"),
                 "cost": ("number", "total cost at HEAD"),
@@ -94,6 +97,11 @@ SCHEMAS: dict[str, Schema] = {
                     "integer or null",
                     "stored bytes of every object the job reaches (null without --sizes)",
                 ),
+                "eta_seconds": (
+                    "number or null",
+                    "time left for the stage runner's run, when it can be estimated",
+                ),
+                "damage": ("string or null", "why a damaged job cannot be read (else null)"),
             },
         ),
     },
@@ -163,6 +171,10 @@ SCHEMAS: dict[str, Schema] = {
         "total_cost": ("number", "cost at HEAD"),
         "total_tokens": ("integer", "tokens at HEAD"),
         "updated": ("string or null", "time of HEAD"),
+        "eta_seconds": (
+            "number or null",
+            "time left for the stage runner's run, when it can be estimated",
+        ),
     },
     "branch": {
         "job": ("string", "job name"),

@@ -85,4 +85,7 @@ SUMMARIES: dict[str, dict[str, Any]] = {
     "clone": {
         "help": "Create a store at PATH (default: --store, or ./.ckpt) holding every job of the store at URL, with URL as its remote origin.",
     },
+    "ui": {
+        "help": "Serve a web dashboard of the store until Ctrl-C: jobs, history graphs, costs, values, diffs and verify, updated live while jobs run in other processes.",
+    },
 }

@@ -3,11 +3,13 @@
 ``list_jobs(repo, labels={"genre": "fantasy"}, statuses=["failed"])`` gives
 one :class:`JobSummary` per matching job: status (active, completed, failed
 or expired -- a passed TTL shows as expired), branch, stages done, cost,
-tokens, sequence number and time of the newest checkpoint, labels, TTL,
-fork point and, when asked, size on disk.  ``job_progress`` tells how far one job got
-and where its next run resumes.  ``expire_due`` marks every job whose TTL
-has passed with an ``expired`` status commit, so that
-``apply_retention(expired=True)`` removes it.
+tokens, sequence number and time of the newest checkpoint, the time left
+for a run of the stage runner, labels, TTL, fork point and, when asked,
+size on disk; with ``damaged="mark"`` a job whose refs or newest checkpoint
+cannot be read is listed as ``damaged`` instead of failing the listing.
+``job_progress`` tells how far one job got and where its next run resumes.
+``expire_due`` marks every job whose TTL has passed with an ``expired``
+status commit, so that ``apply_retention(expired=True)`` removes it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from typing import Any
 
 import attrs
 
-from ckpt.errors import CkptError
+from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
 from ckpt.history import names
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, read_record
 from ckpt.history.refs import HEADS
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
-from ckpt.pipeline.progress import RunMeta
+from ckpt.pipeline.progress import RunMeta, estimate_eta
 from ckpt.pipeline.stages import PARTIAL_SUFFIX
 from ckpt.repository import Repository
 
@@ -44,6 +46,8 @@ class JobProgress:
     head: Commit | None
     failed_stage: str | None = None
     error: str | None = None
+    eta: dt.timedelta | None = None
+    """Time left for the stage runner's run (see :func:`ckpt.pipeline.progress.estimate_eta`)."""
 
     @property
     def fraction(self) -> float | None:
@@ -72,7 +76,12 @@ class JobProgress:
             "total_cost": 0.0 if head is None else head.total_cost,
             "total_tokens": 0 if head is None else head.total_tokens,
             "updated": None if head is None else head.time.isoformat(),
+            "eta_seconds": _seconds(self.eta),
         }
+
+
+def _seconds(delta: dt.timedelta | None) -> float | None:
+    return None if delta is None else round(delta.total_seconds(), 3)
 
 
 def job_progress(job: Job) -> JobProgress:
@@ -87,6 +96,7 @@ def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> 
     once (a listing reads each job's keys only once)."""
     stages: tuple[str, ...] = ()
     total: int | None = None
+    found = None
     if head is not None:
         found = _run_meta(job, head, record.cut)
         if found is not None:
@@ -112,6 +122,7 @@ def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> 
         head=head,
         failed_stage=failed_stage,
         error=error,
+        eta=None if found is None else estimate_eta(found, status),
     )
 
 
@@ -147,6 +158,10 @@ class JobSummary:
     forked_from: tuple[str, CommitId] | None
     size: int | None
     """Stored bytes of every object the job reaches; None when not measured."""
+    eta: dt.timedelta | None = None
+    """Time left for the stage runner's run (see :func:`ckpt.pipeline.progress.estimate_eta`)."""
+    damage: str | None = None
+    """Why the job could not be read (status ``damaged``); None for a readable job."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +180,8 @@ class JobSummary:
             if self.forked_from is None
             else {"job": self.forked_from[0], "commit": self.forked_from[1]},
             "size": self.size,
+            "eta_seconds": _seconds(self.eta),
+            "damage": self.damage,
         }
 
 
@@ -179,12 +196,19 @@ def parse_labels(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
+#: What a listing does with a job it cannot read: raise the error, or list the job as damaged.
+DAMAGED_CHOICES = ("raise", "mark")
+STATUS_DAMAGED = "damaged"
+_DAMAGE_ERRORS = (CorruptObjectError, ObjectNotFoundError, CorruptRefError)
+
+
 def list_jobs(
     repo: Repository,
     *,
     labels: Mapping[str, str] | Iterable[str] | None = None,
     statuses: Collection[str] = (),
     sizes: bool = False,
+    damaged: str = "raise",
 ) -> list[JobSummary]:
     """Jobs having every given label (``key=value``; value ``*`` matches any) and one of
     ``statuses`` (none given: any), sorted by name.
@@ -194,7 +218,14 @@ def list_jobs(
     stages).  ``sizes=True`` also measures each job's disk use (``size``;
     None otherwise), which walks every object of every job: the cost of a
     full ``ckpt stats``.
+
+    A job whose refs, record or newest checkpoints are damaged (corrupt or
+    missing) raises the error, or with ``damaged="mark"`` is listed with
+    status ``damaged`` and the error in ``damage``, whatever the filters (its
+    labels and status cannot be read, and damage is not to be hidden).
     """
+    if damaged not in DAMAGED_CHOICES:
+        raise CkptError(f"damaged must be one of {', '.join(DAMAGED_CHOICES)}, not {damaged!r}")
     wanted = (
         {}
         if labels is None
@@ -205,34 +236,59 @@ def list_jobs(
     unknown = set(statuses) - set(STATUSES)
     if unknown:
         raise CkptError(f"unknown status {sorted(unknown)[0]!r}; use {', '.join(STATUSES)}")
-    chosen: list[tuple[Job, JobProgress, JobRecord]] = []
+    chosen: list[JobSummary | tuple[Job, JobProgress, JobRecord]] = []
     for name in repo.job_names():
         job = Job(repo, name)
-        record = read_record(repo.storage, job.name)
-        if any(
-            key not in record.labels or value not in ("*", record.labels[key])
-            for key, value in wanted.items()
-        ):
+        try:
+            record = read_record(repo.storage, job.name)
+            if any(
+                key not in record.labels or value not in ("*", record.labels[key])
+                for key, value in wanted.items()
+            ):
+                continue
+            branch = job.refs.current_branch()
+            head_id = job.refs.read(HEADS + branch)
+            head = None if head_id is None else repo.objects.get_commit(head_id)
+            progress = _progress(job, branch, head, record)
+        except _DAMAGE_ERRORS as exc:
+            if damaged == "raise":
+                raise
+            chosen.append(_damaged(job.name, exc))
             continue
-        branch = job.refs.current_branch()
-        head_id = job.refs.read(HEADS + branch)
-        head = None if head_id is None else repo.objects.get_commit(head_id)
-        progress = _progress(job, branch, head, record)
         if statuses and progress.status not in statuses:
             continue
         chosen.append((job, progress, record))
     measured: dict[str, int] = {}
-    if sizes and chosen:
+    readable = [item[0].name for item in chosen if isinstance(item, tuple)]
+    if sizes and readable:
         from ckpt.maintenance.stats import job_sizes
 
-        measured = {
-            name: size.stored_bytes
-            for name, size in job_sizes(repo, [job.name for job, _, _ in chosen]).items()
-        }
+        measured = {name: size.stored_bytes for name, size in job_sizes(repo, readable).items()}
     return [
-        _summary(job, progress, record, measured.get(job.name) if sizes else None)
-        for job, progress, record in chosen
+        item
+        if isinstance(item, JobSummary)
+        else _summary(*item, measured.get(item[0].name) if sizes else None)
+        for item in chosen
     ]
+
+
+def _damaged(name: str, error: Exception) -> JobSummary:
+    return JobSummary(
+        name=name,
+        status=STATUS_DAMAGED,
+        branch="",
+        stages=(),
+        total_stages=None,
+        cost=0.0,
+        tokens=0,
+        seq=0,
+        updated=None,
+        labels={},
+        expires_at=None,
+        forked_from=None,
+        size=None,
+        damage=str(error) or error.__class__.__name__,
+    )
 
 
 def _summary(job: Job, progress: JobProgress, record: JobRecord, size: int | None) -> JobSummary:
@@ -252,6 +308,7 @@ def _summary(job: Job, progress: JobProgress, record: JobRecord, size: int | Non
         expires_at=record.expires_at,
         forked_from=None if fork is None else (fork.job, fork.commit),
         size=size,
+        eta=progress.eta,
     )
 
 

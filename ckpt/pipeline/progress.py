@@ -205,6 +205,21 @@ class Progress:
         }
 
 
+def estimate_eta(meta: RunMeta, status: str) -> dt.timedelta | None:
+    """Time left for a run: the mean duration of the stages done times the stages left.
+
+    Zero when the run completed or has no stage left; None when no stage has
+    finished yet or the run is not active (failed or expired).
+    """
+    durations = [meta.durations[s] for s in meta.done if s in meta.durations]
+    left = len([s for s in meta.stages if s not in meta.done])
+    if status == STATUS_COMPLETED or left == 0:
+        return dt.timedelta(0)
+    if durations and status == STATUS_ACTIVE:
+        return dt.timedelta(seconds=sum(durations) / len(durations) * left)
+    return None
+
+
 def compute_progress(
     *,
     job: str,
@@ -222,13 +237,7 @@ def compute_progress(
     """A Progress from runner metadata and the head's totals (shared by runner and watcher)."""
     moment = at or now()
     end = updated_at if status in TERMINAL else moment
-    durations = [meta.durations[s] for s in meta.done if s in meta.durations]
-    left = len([s for s in meta.stages if s not in meta.done])
-    eta: dt.timedelta | None = None
-    if status == STATUS_COMPLETED or left == 0:
-        eta = dt.timedelta(0)
-    elif durations and status == STATUS_ACTIVE:
-        eta = dt.timedelta(seconds=sum(durations) / len(durations) * left)
+    eta = estimate_eta(meta, status)
     items = meta.items if meta.partial is not None else None
     return Progress(
         job=job,

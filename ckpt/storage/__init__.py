@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage, check_key
 
-__all__ = ["KeyInfo", "KeyNotFoundError", "Storage", "check_key", "is_url", "open_storage"]
+__all__ = [
+    "KeyInfo",
+    "KeyNotFoundError",
+    "Storage",
+    "check_key",
+    "is_url",
+    "open_storage",
+    "shown_url",
+]
 
 #: URL scheme -> (pip extra, client libraries) of the backends that need one.
 _EXTRAS = {
@@ -32,6 +40,20 @@ def is_url(location: str) -> bool:
     """True if ``location`` is a URL with a scheme other than ``file``."""
     scheme, sep, _rest = location.partition("://")
     return bool(sep) and scheme.isalnum() and scheme != "file"
+
+
+def shown_url(url: str) -> str:
+    """``url`` as shown to people: a password in it is replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def open_storage(location: str, *, durable: bool = True) -> Storage:

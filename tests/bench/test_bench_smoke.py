@@ -20,6 +20,7 @@ def test_history_and_save_workloads_write_a_table(tmp_path: Path) -> None:
     assert text.startswith("# Benchmarks\n")
     assert "| W2 | save 1 KB (text) | (a) pickle.dump + fsync |" in text
     assert "| W3 | open + load latest, 30 commits | same, 3 commits |" in text
+    assert "| W3 | jobs page API (`GET /api/jobs` of `ckpt ui`), 30 jobs |" in text
     assert "cores: " in text and "python: " in text
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ckpt.cli.graph import layout, topological
+from ckpt.cli.graph import layout
+from ckpt.history.documents import topological
 from ckpt.objects.ids import CommitId, ObjectId
 from ckpt.objects.model import Commit
 

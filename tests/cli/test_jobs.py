@@ -158,3 +158,24 @@ def test_watch_gives_up_after_the_timeout(run: Run, novel: Job) -> None:
     bad = run("watch", "novel", "--timeout", "soon")
     assert bad.exit_code == ExitCode.USAGE
     assert bad.stderr.startswith("Error: invalid duration 'soon': use a number and a unit")
+
+
+def test_a_damaged_job_is_listed_and_the_command_exits_5(
+    run: Run, novel: Job, repo: Repository, store: Path
+) -> None:
+    from .conftest import corrupt_object
+
+    head = repo.job("broken").save("only", {"x": 1})
+    corrupt_object(store, repo, head.id)
+    result = run("jobs")
+    assert result.exit_code == ExitCode.DAMAGED
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
+    assert rows == {"broken": "damaged", "novel": "active"}
+    assert result.stderr.startswith(f"Error: job broken is damaged: object {head.id} is corrupt")
+    assert result.stderr.endswith("; `ckpt verify` names the last good checkpoints\n")
+    listed = run("jobs", "--json")
+    assert listed.exit_code == ExitCode.DAMAGED
+    doc = {j["name"]: j for j in json.loads(listed.stdout)["jobs"]}
+    assert doc["broken"]["status"] == "damaged"
+    assert head.id in doc["broken"]["damage"]
+    assert doc["novel"]["damage"] is None

@@ -234,6 +234,21 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     assert not loaded & HEAVY, sorted(loaded & HEAVY)
 
 
+def test_import_and_help_leave_the_dashboard_alone(tmp_path: Path) -> None:
+    dashboard = {"ckpt.ui", "ckpt.ui.server", "ckpt.cli.ui", "http.server", "socketserver"}
+    assert not _imported_modules("--help", cwd=tmp_path) & dashboard
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys, ckpt; print(json.dumps(sorted(sys.modules)))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not set(json.loads(done.stdout)) & dashboard
+    # `ckpt ui --help` needs its command module only.
+    assert "ckpt.ui.server" not in _imported_modules("ui", "--help", cwd=tmp_path)
+
+
 def test_help_imports_no_command_module(tmp_path: Path) -> None:
     loaded = _imported_modules("--help", cwd=tmp_path)
     assert "ckpt.cli.summaries" in loaded  # where the short help of each command comes from

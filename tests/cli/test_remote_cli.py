@@ -12,9 +12,9 @@ from click.testing import CliRunner
 import ckpt
 from ckpt.cli.exits import ExitCode
 from ckpt.cli.main import cli
-from ckpt.cli.remote import shown_url
 from ckpt.history.job import Job
 from ckpt.repository import Repository
+from ckpt.storage import shown_url
 
 from .conftest import Run, save_stages
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ckpt.errors import CorruptObjectError, ObjectNotFoundError
+from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec
 from ckpt.objects.ids import Kind, ObjectId, object_id
 from ckpt.objects.packset import MERGE_COUNT
@@ -100,6 +100,28 @@ def test_damaged_chunk_is_named(storage: Storage) -> None:
     with pytest.raises(CorruptObjectError) as direct:
         fresh.verify(chunk)
     assert direct.value.object_id == chunk
+
+
+def test_a_range_of_a_chunked_blob_reads_only_the_chunks_it_overlaps(storage: Storage) -> None:
+    store = ObjectStore(storage)
+    value = word_text(6, 700_000)
+    oid = store.put(Kind.BLOB, value)
+    chunks = store.references(oid)
+    fresh = ObjectStore(storage)
+    for offset, length in [(0, 100), (65_000, 200_000), (699_990, 100), (0, 700_000), (5, 0)]:
+        assert fresh.read_range(oid, offset, length) == value[offset : offset + length]
+    assert fresh.read_range(oid, 800_000, 10) == b""
+    small = store.put(Kind.BLOB, b"a small value")
+    assert fresh.read_range(small, 2, 5) == b"small"
+    # A damaged chunk far from the range is not read; one inside it is named.
+    flip(storage, store, chunks[-1], at=-8)
+    damaged = ObjectStore(storage)
+    assert damaged.read_range(oid, 0, 1000) == value[:1000]
+    with pytest.raises(CorruptObjectError) as caught:
+        damaged.read_range(oid, 1000, len(value))
+    assert caught.value.object_id == oid and chunks[-1] in str(caught.value)
+    with pytest.raises(CkptError, match="invalid byte range"):
+        damaged.read_range(oid, -1, 10)
 
 
 def test_damaged_delta_base_is_named(storage: Storage) -> None:

@@ -13,6 +13,7 @@ from ckpt.history.jobrecord import update_record
 from ckpt.maintenance.retention import apply_retention
 from ckpt.pipeline.listing import expire_due, list_jobs, parse_labels
 from ckpt.pipeline.runner import Pipeline
+from tests.objects._helpers import flip
 
 
 def plan(input: str) -> str:
@@ -127,3 +128,42 @@ def test_a_job_record_change_does_not_stop_resume(repo: ckpt.Repository) -> None
         pipeline.run("j", "fail")
     update_record(repo.storage, "j", lambda record: record)
     assert pipeline.can_resume("j")
+
+
+def test_listing_and_status_estimate_the_time_left_of_a_run(repo: ckpt.Repository) -> None:
+    from ckpt.pipeline.listing import job_progress
+    from ckpt.pipeline.progress import RunMeta
+
+    meta = RunMeta(
+        run="r1", stages=("plan", "act", "ship"), done=("plan",), durations={"plan": 2.0}
+    )
+    job = repo.job("running")
+    job.save("plan", "x", meta={"pipeline": meta.to_json()})
+    Pipeline([plan, act], store=repo).run("done", "go")
+    repo.job("by-hand").save("notes", "x")
+    listed = {s.name: s.to_json()["eta_seconds"] for s in list_jobs(repo)}
+    # The mean stage duration (2 s) times the two stages left; nothing left once completed.
+    assert listed == {"running": 4.0, "done": 0.0, "by-hand": None}
+    assert job_progress(job).to_json()["eta_seconds"] == 4.0
+    job.fail("boom", stage="act")
+    assert job_progress(job).eta is None
+
+
+def test_a_damaged_job_is_listed_as_damaged_or_raises(repo: ckpt.Repository) -> None:
+    from ckpt.errors import CorruptObjectError
+
+    Pipeline([plan, act], store=repo).run("good", "go")
+    head = repo.job("bad").save("plan", "x")
+    flip(repo.storage, repo.objects, head.id)
+    fresh = ckpt.open(repo.location, durable=False)
+    with pytest.raises(CorruptObjectError):
+        list_jobs(fresh)
+    # Marked: listed whatever the filters, the others as usual.
+    marked = {s.name: s for s in list_jobs(fresh, damaged="mark", statuses=["completed"])}
+    assert sorted(marked) == ["bad", "good"]
+    assert marked["bad"].status == "damaged"
+    assert marked["bad"].damage is not None and head.id in marked["bad"].damage
+    assert marked["good"].status == "completed" and marked["good"].damage is None
+    with pytest.raises(ckpt.CkptError, match="damaged must be one of raise, mark"):
+        list_jobs(fresh, damaged="ignore")
+    fresh.close()
