@@ -130,13 +130,20 @@ def canon(value: Any, labels: Labels) -> str:
 
 
 def snapshot(app: Any, cfg: Any) -> list[Any]:
-    """What a graph reports about a thread: its state with subgraph states, and its history."""
-    state = app.get_state(cfg, subgraphs=True)
+    """What a graph reports about a thread: its state with subgraph states (or the error
+    LangGraph raises building it), and its history."""
+    try:
+        state = app.get_state(cfg, subgraphs=True)
+    except Exception as exc:
+        state = exc
     return [state, list(app.get_state_history(cfg))]
 
 
 async def asnapshot(app: Any, cfg: Any) -> list[Any]:
-    state = await app.aget_state(cfg, subgraphs=True)
+    try:
+        state = await app.aget_state(cfg, subgraphs=True)
+    except Exception as exc:
+        state = exc
     return [state, [s async for s in app.aget_state_history(cfg)]]
 
 
@@ -150,8 +157,9 @@ def tuples(saver: Any, cfg: Any | None = None) -> list[Any]:
             for k, v in found.checkpoint.items()
             if k not in ("channel_versions", "versions_seen")
         }
-        out.append([found.config, found.parent_config, checkpoint, found.metadata,
-                    found.pending_writes])
+        out.append(
+            [found.config, found.parent_config, checkpoint, found.metadata, found.pending_writes]
+        )
     return out
 
 
