@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.maintenance", "Maintenance", ("verify", "gc", "stats", "rm")),
     ("ckpt.cli.transfer", "Moving jobs", ("export", "import")),
     ("ckpt.cli.remote", "Remotes", ("remote", "push", "pull", "clone")),
+    ("ckpt.cli.langgraph", "LangGraph", ("langgraph",)),
 )
 
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (

@@ -85,4 +85,7 @@ SUMMARIES: dict[str, dict[str, Any]] = {
     "clone": {
         "help": "Create a store at PATH (default: --store, or ./.ckpt) holding every job of the store at URL, with URL as its remote origin.",
     },
+    "langgraph": {
+        "help": "Bring LangGraph threads in from a SqliteSaver file, or take them out to one.",
+    },
 }
