@@ -174,6 +174,7 @@ class CkptSaver(BaseCheckpointSaver[Any]):
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called (on this saver or a clone of it)."""
         return self._life.closed
 
     def __enter__(self) -> CkptSaver:
