@@ -75,14 +75,27 @@ def _options_table(command: click.Command, ctx: click.Context) -> list[str]:
     return ["| Option | Meaning |", "| --- | --- |", *rows, ""]
 
 
+def _anchor(title: str) -> str:
+    """The Markdown anchor of a heading ``title`` (as GitHub makes it)."""
+    return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
+
+
 def _command_section(name: str, command: click.Command, root: click.Context) -> list[str]:
+    """The section of command ``name`` (``"remote add"`` for a subcommand), then one section
+    per subcommand of a group."""
     ctx = click.Context(command, info_name=name, parent=root)
     usage = " ".join(["ckpt", name, *command.collect_usage_pieces(ctx)])
     lines = [f"### ckpt {name}", "", "```", usage, "```", ""]
     lines.extend(_help_markdown(command.help or ""))
     lines.extend(_options_table(command, ctx))
     if name in SCHEMAS:
-        lines.extend([f"JSON output: see [`ckpt {name} --json`](#ckpt-{name}---json).", ""])
+        link = _anchor(f"ckpt {name} --json")
+        lines.extend([f"JSON output: see [`ckpt {name} --json`](#{link}).", ""])
+    if isinstance(command, click.Group):
+        for sub in command.list_commands(ctx):
+            subcommand = command.get_command(ctx, sub)
+            if subcommand is not None and not subcommand.hidden:
+                lines.extend(_command_section(f"{name} {sub}", subcommand, root))
     return lines
 
 
@@ -151,7 +164,8 @@ def render(transcript: str) -> str:
     lines.extend(f"| `{var}` | {_cell(text)} |" for var, text in ENVIRONMENT_HELP)
     lines.extend(["", "## Commands", ""])
     for _, title, names in COMMAND_MODULES:
-        lines.append(f"**{title}:** " + ", ".join(f"[`{n}`](#ckpt-{n})" for n in names) + "  ")
+        links = ", ".join(f"[`{n}`](#{_anchor(f'ckpt {n}')})" for n in names)
+        lines.append(f"**{title}:** {links}  ")
     lines.append("")
     for _, _, names in COMMAND_MODULES:
         for name in names:

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.transfer", "Moving jobs", ("export", "import")),
     ("ckpt.cli.remote", "Remotes", ("remote", "push", "pull", "clone")),
     ("ckpt.cli.ui", "Dashboard", ("ui",)),
+    ("ckpt.cli.langgraph", "LangGraph", ("langgraph",)),
 )
 
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (

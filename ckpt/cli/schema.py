@@ -70,6 +70,13 @@ _TRANSFER: Schema = {
     ),
 }
 
+_LANGGRAPH_COPY: Schema = {
+    "threads": ("integer", "threads gone through"),
+    "checkpoints": ("integer", "checkpoints copied"),
+    "skipped": ("integer", "checkpoints the destination had already (their missing writes added)"),
+    "writes": ("integer", "pending writes copied"),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "jobs": {
         "jobs": ("list of objects", "one per job, sorted by name"),
@@ -277,6 +284,18 @@ SCHEMAS: dict[str, Schema] = {
         "remote": _TRANSFER["remote"],
         "path": ("string", "where the new store was created"),
         **_TRANSFER,
+    },
+    "langgraph import": {
+        "file": ("string", "the SqliteSaver database read"),
+        "store": ("string", "the store written"),
+        **_LANGGRAPH_COPY,
+        "file_bytes": ("integer", "size of the database file, with its write-ahead log"),
+        "store_bytes_before": ("integer", "stored bytes of the store's objects before"),
+        "store_bytes_after": ("integer", "and after the import"),
+    },
+    "langgraph export": {
+        "file": ("string", "the SqliteSaver database written"),
+        **_LANGGRAPH_COPY,
     },
 }
 

@@ -88,4 +88,7 @@ SUMMARIES: dict[str, dict[str, Any]] = {
     "ui": {
         "help": "Serve a web dashboard of the store until Ctrl-C: jobs, history graphs, costs, values, diffs and verify, updated live while jobs run in other processes.",
     },
+    "langgraph": {
+        "help": "Bring LangGraph threads in from a SqliteSaver file, or take them out to one.",
+    },
 }

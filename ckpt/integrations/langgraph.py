@@ -21,21 +21,51 @@ described in :mod:`ckpt.integrations.langgraph_layout`.
 The saver implements every method of LangGraph's ``BaseCheckpointSaver``,
 sync and async: ``get_tuple``, ``list``, ``put``, ``put_writes``,
 ``delete_thread``, ``delete_for_runs``, ``copy_thread`` and ``prune``.  The
-async methods run the sync ones in a worker thread.
+async methods run the sync ones in a worker thread.  Channel versions may be
+integers (the saver's own) or strings (those of LangGraph's stock savers), so
+that a thread copied in from another saver goes on in its own form.
+
+Reading a store runs none of its code: values are read back by
+:class:`~ckpt.integrations.langgraph_serde.AllowListSerializer`, which builds
+LangGraph's and LangChain's own types and those the user allows
+(``CkptSaver(store, allow=[MyState, "myapp.models"])``), nothing else.
+
+:func:`import_threads` copies threads between any two LangGraph savers
+(``ckpt langgraph import`` brings a SqliteSaver file into a store).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ckpt.errors import CkptError, StoreExistsError, StoreNotFoundError
+from ckpt.errors import CkptError, SerializationError, StoreExistsError, StoreNotFoundError
 from ckpt.integrations import langgraph_history as history
-from ckpt.integrations.langgraph_layout import Payload, StoredCheckpoint, Write, scalar_summary
+from ckpt.integrations.langgraph_import import (
+    ImportReport,
+    ThreadImportError,
+    import_threads,
+    list_threads,
+)
+from ckpt.integrations.langgraph_layout import (
+    Payload,
+    StoredCheckpoint,
+    Write,
+    channel_versions,
+    scalar_summary,
+)
+from ckpt.integrations.langgraph_lifecycle import Lifecycle, SaverClosedError
+from ckpt.integrations.langgraph_serde import (
+    Allowed,
+    AllowListSerializer,
+    ForbiddenTypeError,
+)
 from ckpt.integrations.langgraph_store import ThreadStore
 from ckpt.repository import Repository
 from ckpt.repository import init as init_store
@@ -60,12 +90,21 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised only without 
         name=exc.name,
     ) from exc
 
-__all__ = ["CkptSaver"]
+__all__ = [
+    "AllowListSerializer",
+    "CkptSaver",
+    "ForbiddenTypeError",
+    "ImportReport",
+    "SaverClosedError",
+    "ThreadImportError",
+    "import_threads",
+    "list_threads",
+]
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
 
-class CkptSaver(BaseCheckpointSaver[int]):
+class CkptSaver(BaseCheckpointSaver[Any]):
     """LangGraph checkpointer backed by a ckpt repository.
 
     ``repo`` is an open :class:`~ckpt.repository.Repository`, or a store path or
@@ -75,10 +114,18 @@ class CkptSaver(BaseCheckpointSaver[int]):
     ``with`` block); a repository passed in stays the caller's.  ``durable``
     applies to stores the saver opens (see :func:`ckpt.init`).
 
+    Values are read back by an :class:`AllowListSerializer`: LangGraph's and
+    LangChain's own types are built, and those ``allow`` names (classes,
+    ``(module, name)`` pairs, module names); any other type stored raises
+    :class:`ForbiddenTypeError` before its module is imported.  A ``serde``
+    passed in is used as it is, instead.
+
     A ``put`` that returned has reached the store with ckpt's usual
     guarantees (by default fsynced).  Writes sent for a checkpoint that is
     not stored yet, as LangGraph does when it saves in the background, are
-    stored right after that checkpoint.
+    stored right after that checkpoint.  :meth:`close` is final: it waits
+    for the writes under way (an async write whose task was cancelled
+    included), then every call raises :class:`SaverClosedError`.
     """
 
     def __init__(
@@ -86,24 +133,49 @@ class CkptSaver(BaseCheckpointSaver[int]):
         repo: Repository | str | os.PathLike[str],
         *,
         serde: SerializerProtocol | None = None,
+        allow: Iterable[Allowed] = (),
         durable: bool = True,
     ) -> None:
-        super().__init__(serde=serde)
+        allow = tuple(allow)
+        if serde is not None and allow:
+            raise CkptError("pass allow= or serde=, not both: allow= configures the saver's serde")
+        super().__init__(serde=serde if serde is not None else AllowListSerializer(allow))
         if isinstance(repo, Repository):
             self.repo, self._owns_repo = repo, False
         else:
             self.repo, self._owns_repo = _open_or_init(repo, durable=durable), True
         self.store = ThreadStore(self.repo)
+        self._life = Lifecycle()
 
     def __repr__(self) -> str:
         return f"CkptSaver({self.repo.location!r})"
 
+    def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> CkptSaver:
+        """A saver on the same store that also builds the ``(module, name)`` types given
+        (LangGraph calls it with a graph's state types when ``LANGGRAPH_STRICT_MSGPACK`` is
+        set)."""
+        if not isinstance(self.serde, AllowListSerializer):
+            clone: CkptSaver = super().with_allowlist(extra_allowlist)  # type: ignore[assignment]
+            return clone
+        serde = self.serde.with_msgpack_allowlist(extra_allowlist)
+        if serde.types == self.serde.types:
+            return self
+        clone = copy.copy(self)  # the same store, lifecycle and all
+        clone.serde = serde
+        return clone
+
     # -- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store if the saver opened it."""
-        if self._owns_repo:
+        """Wait for the reads and writes under way, then refuse any more (SaverClosedError);
+        close the store if the saver opened it.  Closing twice does nothing."""
+        if self._life.close() and self._owns_repo:
             self.repo.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (on this saver or a clone of it)."""
+        return self._life.closed
 
     def __enter__(self) -> CkptSaver:
         return self
@@ -125,19 +197,33 @@ class CkptSaver(BaseCheckpointSaver[int]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        await asyncio.to_thread(self.close)
 
     # -- serialization ------------------------------------------------------
 
-    def _dump(self, value: Any) -> Payload:
-        type_name, data = self.serde.dumps_typed(value)
+    def _dump(self, value: Any, what: str) -> Payload:
+        try:
+            type_name, data = self.serde.dumps_typed(value)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"{what}: cannot serialize a {type(value).__name__}: {exc}"
+            ) from exc
         return Payload(type_name, data)
 
-    def _load(self, payload: Payload) -> Any:
-        return self.serde.loads_typed((payload.type, payload.data))
+    def _load(self, payload: Payload, where: Callable[[], str]) -> Any:
+        try:
+            return self.serde.loads_typed((payload.type, payload.data))
+        except ForbiddenTypeError as exc:
+            raise ForbiddenTypeError(exc.module, exc.name, f"{where()}: {exc}") from None
+        except CkptError as exc:
+            raise SerializationError(f"{where()}: {exc}") from None
 
     def _tuple(self, stored: StoredCheckpoint, thread_id: Any) -> CheckpointTuple:
-        header = self._load(self.store.header(stored))
+        def where(part: str) -> Callable[[], str]:
+            ns = f", namespace {stored.ns!r}" if stored.ns else ""
+            return lambda: f"thread {thread_id!r}{ns}, checkpoint {stored.checkpoint_id}, {part}"
+
+        header = self._load(self.store.header(stored), where("header"))
         if not (isinstance(header, dict) and "checkpoint" in header and "metadata" in header):
             raise CkptError(
                 f"job {stored.commit.job!r}: commit {stored.commit.short_id} has a garbled "
@@ -145,9 +231,12 @@ class CkptSaver(BaseCheckpointSaver[int]):
             )
         checkpoint = dict(header["checkpoint"])
         values = self.store.channel_values(stored, checkpoint.get("channel_versions", {}))
-        checkpoint["channel_values"] = {k: self._load(v) for k, v in values.items()}
+        checkpoint["channel_values"] = {
+            k: self._load(v, where(f"channel {k!r}")) for k, v in values.items()
+        }
         writes = [
-            (w.task_id, w.channel, self._load(w.value)) for w in self.store.pending_writes(stored)
+            (w.task_id, w.channel, self._load(w.value, where(f"write of task {w.task_id}")))
+            for w in self.store.pending_writes(stored)
         ]
         parent = None
         if stored.parent_id:
@@ -160,6 +249,11 @@ class CkptSaver(BaseCheckpointSaver[int]):
             pending_writes=writes,
         )
 
+    def tuple_of(self, stored: StoredCheckpoint, thread_id: Any) -> CheckpointTuple:
+        """The checkpoint tuple of a checkpoint found through :attr:`store`."""
+        with self._life.operation("read"):
+            return self._tuple(stored, thread_id)
+
     # -- the checkpointer protocol ------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -167,13 +261,14 @@ class CkptSaver(BaseCheckpointSaver[int]):
 
         Returns None if the thread, namespace or checkpoint has none.
         """
-        thread_id, ns = _thread(config), _namespace(config)
-        checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id:
-            stored = self.store.get(str(thread_id), ns, checkpoint_id)
-        else:
-            stored = self.store.latest(str(thread_id), ns)
-        return None if stored is None else self._tuple(stored, thread_id)
+        with self._life.operation("get_tuple"):
+            thread_id, ns = _thread(config), _namespace(config)
+            checkpoint_id = get_checkpoint_id(config)
+            if checkpoint_id:
+                stored = self.store.get(str(thread_id), ns, checkpoint_id)
+            else:
+                stored = self.store.latest(str(thread_id), ns)
+            return None if stored is None else self._tuple(stored, thread_id)
 
     def list(
         self,
@@ -192,29 +287,36 @@ class CkptSaver(BaseCheckpointSaver[int]):
         """
         if limit is not None and limit <= 0:
             return
-        if config is None:
-            threads: builtins.list[tuple[str, Any]] = [
-                (thread, thread) for thread, _name in self.store.threads()
-            ]
-            ns_wanted, id_wanted = None, None
-        else:
-            thread = _thread(config)
-            threads = [(str(thread), thread)]
-            ns_wanted = (config.get("configurable") or {}).get("checkpoint_ns")
-            id_wanted = get_checkpoint_id(config)
+        with self._life.operation("list"):
+            if config is None:
+                threads: builtins.list[tuple[str, Any]] = [
+                    (thread, thread) for thread, _name in self.store.threads()
+                ]
+                ns_wanted, id_wanted = None, None
+            else:
+                thread = _thread(config)
+                threads = [(str(thread), thread)]
+                ns_wanted = (config.get("configurable") or {}).get("checkpoint_ns")
+                id_wanted = get_checkpoint_id(config)
         before_id = get_checkpoint_id(before) if before else None
         left = limit
         for key, thread_id in threads:
-            spaces = self.store.namespaces(key) if ns_wanted is None else [ns_wanted]
+            # Each step holds the saver only while it reads: a caller that stops
+            # iterating half way never keeps close() waiting.
+            with self._life.operation("list"):
+                spaces = self.store.namespaces(key) if ns_wanted is None else [ns_wanted]
             for ns in spaces:
-                for stored in self.store.checkpoints(key, ns):
+                with self._life.operation("list"):
+                    stored_checkpoints = self.store.checkpoints(key, ns)
+                for stored in stored_checkpoints:
                     if id_wanted and stored.checkpoint_id != id_wanted:
                         continue
                     if before_id and stored.checkpoint_id >= before_id:
                         continue
                     if filter and _summary_rejects(stored, filter):
                         continue
-                    found = self._tuple(stored, thread_id)
+                    with self._life.operation("list"):
+                        found = self._tuple(stored, thread_id)
                     if filter and not all(found.metadata.get(k) == v for k, v in filter.items()):
                         continue
                     yield found
@@ -232,30 +334,46 @@ class CkptSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Store a checkpoint as the child of the one ``config`` names; return its config.
 
-        Only the channels in ``new_versions`` are serialized; the others
-        keep the parent checkpoint's stored value.
+        A channel in ``new_versions`` gets the value the checkpoint holds.
+        Any other channel holds the value stored for it at its version: the
+        parent checkpoint's stored value where the parent records that very
+        version, else the value the checkpoint holds (as in a ``__copy__``
+        fork, whose versions are those of another checkpoint).  Channel
+        versions are all numbers or all strings.
         """
-        thread_id, ns = _thread(config), _namespace(config)
-        header_doc: dict[str, Any] = dict(checkpoint)
-        values: dict[str, Any] = header_doc.pop("channel_values", {}) or {}
-        full_metadata = get_checkpoint_metadata(config, metadata)
-        channels = builtins.list(header_doc.get("channel_versions", {}))
+        with self._life.operation("put"):
+            thread_id, ns = _thread(config), _namespace(config)
+            header_doc: dict[str, Any] = dict(checkpoint)
+            values: dict[str, Any] = header_doc.pop("channel_values", {}) or {}
+            full_metadata = get_checkpoint_metadata(config, metadata)
+            versions = channel_versions(header_doc.get("channel_versions") or {})
+            if versions is None:
+                raise CkptError(
+                    f"thread {thread_id!r}: checkpoint {checkpoint['id']} mixes numeric and "
+                    "string channel versions (or has versions of another type); a thread "
+                    "keeps one form"
+                )
 
-        def value_of(channel: str) -> Payload | None:
-            return self._dump(values[channel]) if channel in values else None
+            def value_of(channel: str) -> Payload | None:
+                if channel not in values:
+                    return None
+                return self._dump(values[channel], f"thread {thread_id!r}, channel {channel!r}")
 
-        self.store.put_checkpoint(
-            str(thread_id),
-            ns,
-            checkpoint["id"],
-            get_checkpoint_id(config),
-            header=self._dump({"checkpoint": header_doc, "metadata": full_metadata}),
-            channels=channels,
-            changed=set(new_versions),
-            value_of=value_of,
-            summary=scalar_summary(full_metadata),
-        )
-        return _config(thread_id, ns, checkpoint["id"])
+            self.store.put_checkpoint(
+                str(thread_id),
+                ns,
+                checkpoint["id"],
+                get_checkpoint_id(config),
+                header=self._dump(
+                    {"checkpoint": header_doc, "metadata": full_metadata},
+                    f"thread {thread_id!r}, checkpoint {checkpoint['id']}",
+                ),
+                versions=versions,
+                changed=set(new_versions),
+                value_of=value_of,
+                summary=scalar_summary(full_metadata),
+            )
+            return _config(thread_id, ns, checkpoint["id"])
 
     def put_writes(
         self,
@@ -265,24 +383,45 @@ class CkptSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Store a task's writes on the checkpoint ``config`` names."""
-        checkpoint_id = get_checkpoint_id(config)
-        if not checkpoint_id:
-            raise CkptError("put_writes needs a config with a checkpoint_id")
-        items = [
-            Write(channel, WRITES_IDX_MAP.get(channel, idx), self._dump(value))
-            for idx, (channel, value) in enumerate(writes)
-        ]
-        self.store.put_writes(
-            str(_thread(config)), _namespace(config), checkpoint_id, task_id, task_path, items
-        )
+        with self._life.operation("put_writes"):
+            checkpoint_id = get_checkpoint_id(config)
+            if not checkpoint_id:
+                raise CkptError("put_writes needs a config with a checkpoint_id")
+            thread_id = _thread(config)
+            items = [
+                Write(
+                    channel,
+                    WRITES_IDX_MAP.get(channel, idx),
+                    self._dump(value, f"thread {thread_id!r}, write to {channel!r}"),
+                )
+                for idx, (channel, value) in enumerate(writes)
+            ]
+            self.store.put_writes(
+                str(thread_id), _namespace(config), checkpoint_id, task_id, task_path, items
+            )
+
+    def get_next_version(self, current: int | float | str | None, channel: None = None) -> Any:
+        """The version after ``current``: an integer for the saver's own threads, and for a
+        thread from a saver with string versions (``"00..03.0.68..."``) a string of that
+        form, so that each thread keeps one form."""
+        if current is None:
+            return 1
+        if isinstance(current, str):
+            head = current.split(".", 1)[0]
+            if not head.isdigit():
+                raise CkptError(f"channel version {current!r} is not one the saver can follow")
+            return f"{int(head) + 1:032}.{random.random():016}"
+        return current + 1
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete a thread's checkpoints and writes (a missing thread is not an error)."""
-        self.store.delete_thread(str(thread_id))
+        with self._life.operation("delete_thread"):
+            self.store.delete_thread(str(thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of the given runs, in every thread."""
-        history.delete_runs(self.store, {str(r) for r in run_ids})
+        with self._life.operation("delete_for_runs"):
+            history.delete_runs(self.store, {str(r) for r in run_ids})
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread to a new thread.
@@ -290,7 +429,8 @@ class CkptSaver(BaseCheckpointSaver[int]):
         Copying a thread that does not exist does nothing; copying onto a
         thread that has checkpoints raises ConflictError.
         """
-        history.copy_thread(self.store, str(source_thread_id), str(target_thread_id))
+        with self._life.operation("copy_thread"):
+            history.copy_thread(self.store, str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Prune threads: ``keep_latest`` keeps each namespace's newest checkpoint,
@@ -299,16 +439,17 @@ class CkptSaver(BaseCheckpointSaver[int]):
             raise CkptError(
                 f"unknown prune strategy {strategy!r}; use {' or '.join(PRUNE_STRATEGIES)}"
             )
-        for thread_id in thread_ids:
-            if strategy == "delete":
-                self.store.delete_thread(str(thread_id))
-            else:
-                history.keep_latest(self.store, str(thread_id))
+        with self._life.operation("prune"):
+            for thread_id in thread_ids:
+                if strategy == "delete":
+                    self.store.delete_thread(str(thread_id))
+                else:
+                    history.keep_latest(self.store, str(thread_id))
 
     # -- async --------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        return await self._life.in_thread("get_tuple", lambda: self.get_tuple(config))
 
     async def alist(
         self,
@@ -318,8 +459,9 @@ class CkptSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        found = await asyncio.to_thread(
-            lambda: builtins.list(self.list(config, filter=filter, before=before, limit=limit))
+        found = await self._life.in_thread(
+            "list",
+            lambda: builtins.list(self.list(config, filter=filter, before=before, limit=limit)),
         )
         for item in found:
             yield item
@@ -331,7 +473,9 @@ class CkptSaver(BaseCheckpointSaver[int]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        return await self._life.in_thread(
+            "put", lambda: self.put(config, checkpoint, metadata, new_versions)
+        )
 
     async def aput_writes(
         self,
@@ -340,19 +484,23 @@ class CkptSaver(BaseCheckpointSaver[int]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        await self._life.in_thread(
+            "put_writes", lambda: self.put_writes(config, writes, task_id, task_path)
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        await self._life.in_thread("delete_thread", lambda: self.delete_thread(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_for_runs, run_ids)
+        await self._life.in_thread("delete_for_runs", lambda: self.delete_for_runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+        await self._life.in_thread(
+            "copy_thread", lambda: self.copy_thread(source_thread_id, target_thread_id)
+        )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+        await self._life.in_thread("prune", lambda: self.prune(thread_ids, strategy=strategy))
 
 
 def _open_or_init(location: str | os.PathLike[str], *, durable: bool) -> Repository:

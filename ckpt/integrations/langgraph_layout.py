@@ -26,9 +26,15 @@ Layout
   it is a plain identifier, else ``lg.c.`` and the escaped name.  Values
   are stored as raw blobs, so identical channel values in any step of any
   thread are stored once.  The commit metadata ``langgraph`` names the
-  kind, thread, namespace, checkpoint id and parent checkpoint id, and
-  holds the scalar entries of the checkpoint metadata (step, source, run
-  id, ...), so that ``ckpt log --json`` shows them.
+  kind, thread, namespace, checkpoint id and parent checkpoint id, the
+  version of every channel (``versions``), and holds the scalar entries of
+  the checkpoint metadata (step, source, run id, ...), so that ``ckpt log
+  --json`` shows them.  A channel's stage holds the value stored for that
+  channel *at that version*: a new checkpoint reuses its parent's stage only
+  where the parent's ``versions`` show the same version, and stores the
+  value otherwise.  (Commits written before ``versions`` existed are read
+  the same way; a child of one stores every channel it does not change
+  again, which costs no space: equal values are one blob.)
 * **Pending writes -> writes commits.**  ``put_writes`` on a checkpoint
   adds a commit on top of the head of the branch that holds it (first
   parent: that head): its tree is the head's tree plus one stage
@@ -268,6 +274,27 @@ def write_items(
                 stage, channel, idx = item
                 if isinstance(stage, str) and isinstance(channel, str) and type(idx) is int:
                     yield commit, task_id, path, stage, channel, idx
+
+
+def channel_versions(versions: Mapping[str, Any]) -> dict[str, int | float | str] | None:
+    """``versions`` as stored in commit metadata, or None if they mix numbers and strings
+    (or hold another type): LangGraph compares a checkpoint's versions with each other."""
+    out: dict[str, int | float | str] = {}
+    kinds: set[bool] = set()
+    for channel, version in versions.items():
+        finite = type(version) is float and math.isfinite(version)
+        if not isinstance(channel, str) or not (type(version) in (int, str) or finite):
+            return None
+        kinds.add(isinstance(version, str))
+        out[channel] = version
+    return None if len(kinds) > 1 else out
+
+
+def versions_of(commit: Commit) -> Mapping[str, JSONValue] | None:
+    """The channel versions a checkpoint commit records (None for a commit that predates them)."""
+    info = commit_info(commit)
+    found = None if info is None else info.doc.get("versions")
+    return found if isinstance(found, dict) else None
 
 
 def summary_of(info: CommitInfo) -> Mapping[str, JSONValue]:

@@ -47,6 +47,7 @@ from ckpt.integrations.langgraph_layout import (
     primary_branch,
     stored_checkpoint,
     thread_id_from_job_name,
+    versions_of,
     write_items,
     write_stage,
     writes_target,
@@ -428,18 +429,19 @@ class ThreadStore:
         parent_id: str | None,
         *,
         header: Payload,
-        channels: Sequence[str],
+        versions: Mapping[str, int | float | str],
         changed: Collection[str],
         value_of: Callable[[str], Payload | None],
         summary: Mapping[str, JSONValue],
     ) -> Commit:
         """Store a checkpoint; return its commit.
 
-        ``channels`` are the checkpoint's live channels.  Those in
-        ``changed`` get ``value_of(channel)`` (None: the channel is empty);
-        the others keep the parent checkpoint's value, or get
-        ``value_of(channel)`` if the parent has none.  ``value_of`` is
-        called only for the channels that need it, at most once each.
+        ``versions`` are the checkpoint's channels and their versions.
+        Those in ``changed`` get ``value_of(channel)`` (None: the channel is
+        empty).  The others keep the parent checkpoint's stored value if the
+        parent's commit records the same version for them, and get
+        ``value_of(channel)`` otherwise.  ``value_of`` is called only for
+        the channels that need it, at most once each.
         """
         job = self.job(thread_id)
         values: dict[str, Payload | None] = {}
@@ -455,14 +457,19 @@ class ThreadStore:
                 job, ns, checkpoint_id, parent_id
             )
             parent_tree = None if parent_commit is None else self.tree(parent_commit.tree)
+            parent_versions = None if parent_commit is None else versions_of(parent_commit)
 
             def build(batch: ObjectBatch) -> Tree:
                 entries = [_blob_entry(batch, HEADER_STAGE, header)]
-                for channel in channels:
+                for channel, version in versions.items():
                     stage = channel_stage(channel)
                     kept = None if parent_tree is None else parent_tree.get(stage)
-                    if channel not in changed and kept is not None:
-                        entries.append(kept)
+                    same = parent_versions is not None and parent_versions.get(channel) == version
+                    if channel not in changed and same:
+                        # The parent holds this very version: its stage (or its lack of
+                        # one, for an empty channel) is this checkpoint's.
+                        if kept is not None:
+                            entries.append(kept)
                         continue
                     found = value(channel)
                     if found is not None:
@@ -477,6 +484,7 @@ class ThreadStore:
                 "checkpoint_ns": ns,
                 "id": checkpoint_id,
                 "parent_id": parent_id,
+                "versions": dict(versions),
                 "metadata": dict(summary),
             }
             return self._store_commit(

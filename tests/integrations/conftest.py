@@ -40,3 +40,12 @@ def repo(location: str) -> Iterator[ckpt.Repository]:
     store = ckpt.init(location)
     yield store
     store.close()
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    """A SqliteSaver database file holding the threads of ``lg_sqlite.STORIES``."""
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    from .lg_sqlite import make_sqlite_file
+
+    return make_sqlite_file(tmp_path / "checkpoints.sqlite")
