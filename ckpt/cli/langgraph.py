@@ -147,7 +147,7 @@ def langgraph() -> None:
       ckpt langgraph import FILE   copy the threads of a SqliteSaver database into the store
       ckpt langgraph export FILE   copy the store's threads into a SqliteSaver database
 
-    Needs pip install 'ckpt[langgraph]' langgraph-checkpoint-sqlite.  In
+    Needs pip install 'ckpt[langgraph]'.  In
     Python, ckpt.integrations.langgraph.import_threads copies threads
     between any two LangGraph savers.
     """

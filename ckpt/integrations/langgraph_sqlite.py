@@ -5,7 +5,7 @@ Both copy with :func:`~ckpt.integrations.langgraph_import.import_threads`, so
 they share its guarantees: every checkpoint, namespace and pending write; a
 thread the source cannot read is not written at all; a run again copies only
 what is new.  They need LangGraph's SQLite saver
-(``pip install langgraph-checkpoint-sqlite``).
+(``pip install 'ckpt[langgraph]'``).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def sqlite_saver(path: str | os.PathLike[str], *, create: bool = False) -> Itera
     except ModuleNotFoundError:
         raise CkptError(
             "reading SqliteSaver files needs LangGraph's SQLite saver: "
-            "pip install langgraph-checkpoint-sqlite"
+            "pip install 'ckpt[langgraph]'"
         ) from None
     where = os.fspath(path)
     if not create and not os.path.isfile(where):
