@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import ckpt
 from ckpt.pipeline.runner import Pipeline
 from ckpt.pipeline.stages import StageResult
 
-from ._support import read_log, run_fanout_child, start_blocked, stop, wait_for
+from ._support import ckpt_status, read_log, run_fanout_child, start_blocked, stop, wait_for
 
 CALLS: list[str] = []
 FAIL_AT: set[str] = set()
@@ -282,3 +284,38 @@ def test_sigkill_in_the_middle_of_a_fan_out_resumes_only_the_missing_items(
     assert result == {"output": 40, "cost": pytest.approx(FULL_COST), "tokens": FULL_TOKENS}
     job.refresh()
     assert job.status == "completed"
+
+
+@pytest.mark.slow
+def test_status_and_watch_show_progress_and_the_eta_of_an_active_run(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    child = start_blocked(store, tmp_path, ["item:30+", "book"])
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "ckpt", "--store", str(store), "watch", "job", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        job = ckpt.open(store).job("job")
+        wait_for(lambda: len([n for n in job.stages() if ".item." in n]) == 30, "30 items", child)
+        doc = ckpt_status(store, "job", as_json=True)
+        assert doc["status"] == "active" and doc["running"] == ["chapters"]
+        assert doc["eta_seconds"] is not None
+        text = ckpt_status(store, "job")
+        assert "Running:   chapters\n" in text and "\nETA:       " in text
+        (tmp_path / "block").write_text("book")  # the items go on; the run waits at `book`
+        wait_for(lambda: (tmp_path / "log").read_text().count("book") == 1, "book", child)
+        (tmp_path / "block").unlink()
+        assert child.wait(60) == 0
+        out, err = watch.communicate(timeout=60)
+    finally:
+        for process in (child, watch):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert watch.returncode == 0, err
+    events = [line for line in out.splitlines() if line.startswith("  + ")]
+    assert any(".item." in line for line in events)
+    assert any("ETA " in line for line in events)  # an event that left the run active
+    assert "Next run:  nothing left to do (completed)" in out
