@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import builtins
 import logging
+import types
+import typing
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -152,18 +154,32 @@ def _judge_stale(pipeline: Pipeline, run: Run, policy: StalePolicy) -> None:
     run.done = [name for name in run.done if name not in reasons]
 
 
+def check_input(pipeline: Pipeline, job: str, input: Any) -> None:
+    """Raise MissingInputError if ``input`` is None where the stages need a value."""
+    if input is None and not _admits_none(pipeline.input_type):
+        raise MissingInputError(
+            f"job {job!r}: no input given (its stages need "
+            f"{_describe(pipeline.input_type)} as {pipeline.input_name!r})"
+        )
+
+
 def _input_bytes(pipeline: Pipeline, job: Job, input: Any) -> bytes:
     """The input's canonical bytes; a missing input (None where the stages need a value) is
     reported as missing, not as a value that cannot be serialized."""
+    check_input(pipeline, job.name, input)
     try:
         return serialize.dumps(input, as_type=pipeline.input_type)
     except SerializationError as exc:
-        if input is None:
-            raise MissingInputError(
-                f"job {job.name!r}: no input given (its stages need "
-                f"{_describe(pipeline.input_type)} as {pipeline.input_name!r})"
-            ) from None
         raise SerializationError(f"the input of job {job.name!r}: {exc}") from exc
+
+
+def _admits_none(type: Any) -> bool:
+    """True if None is a value of ``type`` (unknown, Any, object, None or an optional)."""
+    if type in (None, Any, object, builtins.type(None)):
+        return True
+    if typing.get_origin(type) in (typing.Union, types.UnionType):
+        return builtins.type(None) in typing.get_args(type)
+    return False
 
 
 def _describe(type: Any) -> str:

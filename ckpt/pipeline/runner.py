@@ -52,6 +52,7 @@ from ckpt.pipeline.resume import (
     StalePolicy,
     StaleStagesError,
     StaleStageWarning,
+    check_input,
     prepare,
 )
 from ckpt.pipeline.runstate import (
@@ -450,6 +451,7 @@ class Pipeline:
         if options.no_checkpoint:
             if input is MISSING:
                 raise MissingInputError("a run with no_checkpoint needs its input")
+            check_input(self, job_id, input)
             meta = RunMeta(run="", stages=self.stage_names, concurrency=options.concurrency)
             run = Run(self, job_id, None, meta, cost_limit=options.cost_limit)
             run.outputs.set(self.input_name, input)
