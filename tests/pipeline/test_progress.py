@@ -10,10 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 
 import ckpt
-from ckpt.pipeline.progress import Progress, watch
+from ckpt.pipeline.progress import Progress, read_progress, watch
 from ckpt.pipeline.runner import Pipeline
 from ckpt.pipeline.stages import StageResult
 
@@ -175,3 +176,37 @@ def test_watch_waits_for_a_job_and_ends_when_it_is_done(repo: ckpt.Repository) -
     statuses = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
     assert statuses[-1] == "completed"
     assert all(s == "active" for s in statuses[:-1])
+
+
+def test_jobs_saved_by_hand_have_progress_too(repo: ckpt.Repository) -> None:
+    job = repo.job("manual")
+    job.save("outline", {"beats": 3}, cost=0.25, tokens=40)
+    job.save("draft", "text", cost=0.5, tokens=60)
+    progress = read_progress(job)
+    assert progress is not None
+    assert progress.planned is False
+    assert progress.completed == ("outline", "draft") and progress.latest_stage == "draft"
+    assert (progress.cost, progress.tokens) == (0.75, 100)
+    assert progress.updated_at == job.head.time  # type: ignore[union-attr]
+    assert progress.total_stages is None and progress.percentage is None
+    assert progress.next_stage is None and progress.eta is None
+    doc = progress.to_json()
+    assert doc["total_stages"] is None and doc["completed_stages"] == 2
+    job.complete()
+    done = read_progress(job)
+    assert done is not None and done.status == "completed" and done.done
+
+
+def test_eta_divides_by_the_stages_run_at_once() -> None:
+    from ckpt.pipeline.progress import RunMeta, estimate_eta
+
+    meta = RunMeta(
+        run="r",
+        stages=("a", "b", "c", "d", "e"),
+        done=("a",),
+        durations={"a": 10.0},
+        concurrency=2,
+    )
+    assert estimate_eta(meta, "active") == dt.timedelta(seconds=20)  # 4 left, 2 lanes
+    assert estimate_eta(meta, "failed") is None
+    assert estimate_eta(attrs.evolve(meta, done=meta.stages), "active") == dt.timedelta(0)
