@@ -217,7 +217,8 @@ class Run:
         self.failure_recorded = False
         self.closed = False
         self.outputs = Outputs(job, None, pipeline.output_types())
-        #: Tree entries at HEAD (name -> object id): stage outputs, partial states, items.
+        #: Tree entries at HEAD (name -> object id; "" where not read back): stage outputs,
+        #: partial states, fan-out items.
         self.entries: dict[str, str] = {}
         #: HEAD and its entries when the run began: the work earlier attempts left.
         self.start_head: str | None = None
@@ -284,8 +285,11 @@ class Run:
         tokens: int = 0,
         message: str = "",
         meta: RunMeta,
+        ids: bool = False,
     ) -> Commit:
-        """One commit of ``values`` (dropping ``drop``) with ``meta``, by this run's rules."""
+        """One commit of ``values`` (dropping ``drop``) with ``meta``, by this run's rules.
+        ``ids``: read the new entries' object ids back (a stage output, which a later stage's
+        fingerprint names); otherwise only their names are tracked."""
         assert self.job is not None
         if self.closed:
             raise RunClosedError(f"job {self.job_name!r}: the run has ended; not saving")
@@ -304,12 +308,14 @@ class Run:
         )
         for name in dropped:
             self.entries.pop(name, None)
-        if values:
+        if ids and values:
             tree = self.job.repo.objects.get_tree(commit.tree)
             for name in values:
                 entry = tree.get(name)
                 if entry is not None:
                     self.entries[name] = entry.id
+        else:
+            self.entries.update(dict.fromkeys(values, ""))
         self._committed(commit, meta)
         return commit
 
@@ -320,7 +326,7 @@ class Run:
             code=stage.code or None,
             version=stage.version,
             params=params,
-            inputs={p: short(self.entries[p]) for p in params if p in self.entries},
+            inputs={p: short(self.entries[p]) for p in params if self.entries.get(p)},
         )
 
     # -- writes ------------------------------------------------------------
@@ -413,6 +419,7 @@ class Run:
             cost=item.cost,
             tokens=item.tokens,
             meta=meta,
+            ids=True,
         )
 
     def save_partial(
