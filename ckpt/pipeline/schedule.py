@@ -12,8 +12,9 @@ finished.
 Stopping: when a stage fails, or the run's cost passes its limit, no new
 stage starts; the stages still running are waited for, and committed; then
 the failure is recorded and raised.  An interruption (Ctrl-C, cancellation)
-does not wait: it is recorded at once, naming the stages that were running,
-and raised; the stage threads left running can write nothing more.
+does not wait: the stages that had finished are committed, the
+interruption is recorded, naming the stages that were running, and raised;
+the stage threads left running can write nothing more.
 """
 
 from __future__ import annotations
@@ -135,6 +136,15 @@ class Scheduler:
         )
         return run.flush_due()
 
+    def _keep(self, outcome: _Finished) -> None:
+        """Take a stage that finished (its output is committed with the failure record)."""
+        if outcome.error is None and not self.run.closed:
+            self._record(outcome)
+        else:
+            with self.run.lock:
+                if outcome.stage.name in self.run.running:
+                    self.run.running.remove(outcome.stage.name)
+
     def _interrupted(self, exc: BaseException) -> None:
         run = self.run
         with run.lock:
@@ -240,6 +250,11 @@ class Scheduler:
                 if self._record(outcomes.get()):
                     self.run.flush()
         except BaseException as exc:
+            while True:  # keep the stages that finished before the interruption
+                try:
+                    self._keep(outcomes.get_nowait())
+                except queue.Empty:
+                    break
             self._interrupted(exc)
             raise
         self._conclude()
@@ -261,7 +276,10 @@ class Scheduler:
                         await asyncio.to_thread(self.run.flush)
         except BaseException as exc:
             for task in tasks:
-                task.cancel()
+                if task.done() and not task.cancelled():
+                    self._keep(task.result())  # finished before the interruption: kept
+                else:
+                    task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             self._interrupted(exc)

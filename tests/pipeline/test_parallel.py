@@ -218,3 +218,31 @@ def test_ctrl_c_in_a_parallel_pair_is_recorded_as_interrupted(tmp_path: Path) ->
     read_log(tmp_path)
     result = run_fanout_child(store, tmp_path)
     assert result["cost"] == pytest.approx(FULL_COST)
+
+
+def test_a_cancelled_async_run_is_recorded_as_interrupted(repo: ckpt.Repository) -> None:
+    started = asyncio.Event()
+
+    async def quick(input: int) -> int:
+        return input
+
+    async def forever(input: int) -> int:
+        started.set()
+        await asyncio.sleep(3600)
+        return input
+
+    pipeline = Pipeline([quick, forever], store=repo, max_concurrency=2)
+
+    async def cancel_midway() -> None:
+        task = asyncio.ensure_future(pipeline.run_async("job", 1))
+        await asyncio.wait_for(started.wait(), MEET_TIMEOUT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    head = repo.job("job").head
+    assert head is not None and head.status == "failed"
+    assert head.message == "failed: interrupted (task cancelled) during stage 'forever'"
+    assert head.meta["interrupted"] is True
+    assert repo.job("job").has_stage("quick")
