@@ -235,13 +235,17 @@ def test_a_crash_anywhere_resumes_to_the_same_list_paying_each_item_once(
 
     pipeline = Pipeline([fan], store=repo)
     try:
-        pipeline.run("job", items)
-    except RuntimeError:
-        state["left"] = -1
-        result = pipeline.run("job")
-    else:
-        result = pipeline.state("job")
-    assert result.output == [item * 2 for item in items]
+        try:
+            pipeline.run("job", items)
+        except RuntimeError:
+            state["left"] = -1
+            result = pipeline.run("job")
+        else:
+            result = pipeline.state("job")
+        output = result.output
+    finally:
+        repo.close()
+    assert output == [item * 2 for item in items]
     assert sorted(calls) == sorted(set(items))  # each distinct item computed exactly once
     assert result.cost == len(set(items))
 
