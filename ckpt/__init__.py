@@ -52,13 +52,20 @@ _EXPORTS = {
     "StageEvent": "ckpt.pipeline.runner",
     "CostLimitExceeded": "ckpt.pipeline.runner",
     "InputMismatchError": "ckpt.pipeline.runner",
+    "MissingInputError": "ckpt.pipeline.runner",
+    "StaleStagesError": "ckpt.pipeline.runner",
+    "StaleStageWarning": "ckpt.pipeline.runner",
+    "LeaseHeldError": "ckpt.pipeline.lease",
+    "LeaseLostError": "ckpt.pipeline.lease",
     "Stage": "ckpt.pipeline.stages",
     "StageResult": "ckpt.pipeline.stages",
     "stage": "ckpt.pipeline.stages",
     "Progress": "ckpt.pipeline.progress",
     "watch": "ckpt.pipeline.progress",
     "click_options": "ckpt.pipeline.clickopts",
-    "Runner": "ckpt.pipeline.clickopts",
+    "Runner": "ckpt.pipeline.runflags",
+    "add_checkpoint_arguments": "ckpt.pipeline.argparseopts",
+    "runner_from_args": "ckpt.pipeline.argparseopts",
     "AgentRun": "ckpt.pipeline.agent",
     "AgentState": "ckpt.pipeline.agent",
     "Message": "ckpt.pipeline.agent",
@@ -83,7 +90,10 @@ __all__ = [
     "InvalidNameError",
     "InvalidRevisionError",
     "Job",
+    "LeaseHeldError",
+    "LeaseLostError",
     "Message",
+    "MissingInputError",
     "NotFoundError",
     "ObjectId",
     "ObjectNotFoundError",
@@ -98,6 +108,8 @@ __all__ = [
     "StageContext",
     "StageEvent",
     "StageResult",
+    "StaleStageWarning",
+    "StaleStagesError",
     "StorageError",
     "StoreExistsError",
     "StoreNotFoundError",
@@ -106,12 +118,14 @@ __all__ = [
     "TreeEntry",
     "VerifyReport",
     "__version__",
+    "add_checkpoint_arguments",
     "click_options",
     "expire_due",
     "find_store",
     "init",
     "list_jobs",
     "open",
+    "runner_from_args",
     "stage",
     "watch",
 ]
@@ -138,16 +152,22 @@ if TYPE_CHECKING:
     from ckpt.objects.ids import CommitId, ObjectId
     from ckpt.objects.model import Commit, Tree, TreeEntry
     from ckpt.pipeline.agent import AgentRun, AgentState, Message, ToolCall
-    from ckpt.pipeline.clickopts import Runner, click_options
+    from ckpt.pipeline.argparseopts import add_checkpoint_arguments, runner_from_args
+    from ckpt.pipeline.clickopts import click_options
+    from ckpt.pipeline.lease import LeaseHeldError, LeaseLostError
     from ckpt.pipeline.listing import expire_due, list_jobs
     from ckpt.pipeline.progress import Progress, watch
+    from ckpt.pipeline.runflags import Runner
     from ckpt.pipeline.runner import (
         CostLimitExceeded,
         InputMismatchError,
+        MissingInputError,
         Pipeline,
         RunResult,
         StageContext,
         StageEvent,
+        StaleStagesError,
+        StaleStageWarning,
     )
     from ckpt.pipeline.stages import Stage, StageResult, stage
     from ckpt.repository import Repository, find_store, init, open

@@ -2,14 +2,20 @@
 
 ``@ckpt.click_options(pipeline)`` gives this command ``--job-id``,
 ``--resume``, ``--resume-from STAGE``, ``--at REV``, ``--branch NAME``,
-``--restart``, ``--list-checkpoints``, ``--no-checkpoint`` and ``--store``.
+``--restart``, ``--list-checkpoints``, ``--no-checkpoint``, ``--store``
+and ``--wait``, and accepts the names seed 001's users type:
+``--workflow-id``, ``--resume-from-step`` and ``--checkpoint-path``.
 Try::
 
-    python examples/video_workflow.py --input story.json --job-id my-video-001
-    python examples/video_workflow.py --job-id my-video-001 --resume
-    python examples/video_workflow.py --job-id my-video-001 --resume-from video_assembler
-    python examples/video_workflow.py --job-id my-video-001 --list-checkpoints
+    python examples/video_workflow.py --input story.json --workflow-id my-video-001
+    python examples/video_workflow.py --workflow-id my-video-001 --resume
+    python examples/video_workflow.py --workflow-id my-video-001 --resume-from-step video_assembler
+    python examples/video_workflow.py --workflow-id my-video-001 --list-checkpoints
     python examples/video_workflow.py --input story.json --no-checkpoint
+
+Run with no arguments, it plays the recovery story below in a scratch
+directory.  A run that starts a job without ``--input`` is refused with
+"no input given".
 
 ``--fail-at STAGE`` simulates an API timeout in that stage (as seed 001's
 scenario 1), and ``--intermediates DIR`` writes each stage's output as a
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -154,15 +161,21 @@ def run_demo(directory: Path) -> None:
             raise click.ClickException(f"exit code {done.returncode}, expected {code}")
         return done.stdout
 
-    cli("--input", str(story), "--job-id", "abc123", "--fail-at", "story_generator", code=1)
-    cli("--job-id", "abc123", "--list-checkpoints")
-    out = cli("--job-id", "abc123", "--resume", "--intermediates", str(directory / "out"))
+    cli("--input", str(story), "--workflow-id", "abc123", "--fail-at", "story_generator", code=1)
+    cli("--workflow-id", "abc123", "--list-checkpoints")
+    out = cli("--workflow-id", "abc123", "--resume", "--intermediates", str(directory / "out"))
     assert "running context_analyzer" not in out
-    out = cli("--job-id", "abc123", "--resume-from", "video_assembler")
+    out = cli("--workflow-id", "abc123", "--resume-from-step", "video_assembler")
     assert out.count("running") == 1
     cli("--input", str(story), "--no-checkpoint")
+    cli("--workflow-id", "fresh", code=1)  # a new job needs its input
     click.echo(f"intermediates: {sorted(p.name for p in (directory / 'out').iterdir())}")
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 1:
+        with tempfile.TemporaryDirectory() as scratch:
+            click.echo("No arguments: playing the recovery story in a scratch directory.\n")
+            run_demo(Path(scratch) / "demo")
+    else:
+        main()

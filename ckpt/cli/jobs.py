@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
+from ckpt.cli.durations import format_duration
 from ckpt.cli.exits import DamageFoundError, JobFailedError
 from ckpt.cli.history import json_option, what
 
@@ -129,9 +131,38 @@ def status_lines(progress: JobProgress, ctx: click.Context | None = None) -> lis
         lines.append(f"{'Last:':<10} {head.short_id} {what(head)}, {out.relative_time(head.time)}")
     if progress.status == "failed":
         where = f"at stage {progress.failed_stage}: " if progress.failed_stage else ""
-        lines.append(f"{'Failed:':<10} {where}{progress.error or 'no error recorded'}")
+        label = "Stopped:" if progress.interrupted else "Failed:"
+        lines.append(f"{label:<10} {where}{progress.error or 'no error recorded'}")
+    if progress.running:
+        lines.append(f"{'Running:':<10} {', '.join(progress.running)}")
+    if progress.eta is not None and progress.status == "active":
+        lines.append(f"{'ETA:':<10} {eta_text(progress.eta)} (from the stages done so far)")
+    for number, (stage, why) in enumerate(progress.stale.items()):
+        lines.append(f"{'Stale:' if number == 0 else '':<10} {stage}: {why}")
+    runner = _runner_line(progress)
+    if runner is not None:
+        lines.append(f"{'Runner:':<10} {runner}")
     lines.append(f"{'Next run:':<10} {_next_run(progress, ctx)}")
     return lines
+
+
+def eta_text(eta: dt.timedelta) -> str:
+    """``about 3m20s``; ``under a second`` for less."""
+    if eta.total_seconds() < 1:
+        return "under a second"
+    return "about " + format_duration(eta)
+
+
+def _runner_line(progress: JobProgress) -> str | None:
+    holder = progress.runner
+    if holder is None:
+        return None
+    if progress.runner_alive:
+        return (
+            f"{holder.describe()} (lease renewed {out.relative_time(holder.renewed)}, "
+            f"expires {out.relative_time(holder.expires)})"
+        )
+    return f"none ({holder.describe()} stopped; its lease has lapsed)"
 
 
 def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
@@ -151,7 +182,13 @@ def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
 @click.argument("job", shell_complete=complete_jobs)
 @json_option
 def status(job: str, as_json: bool) -> None:
-    """Show how far JOB got: stages done, cost, status, and where the next run resumes."""
+    """Show how far JOB got: stages done, cost, status, and where the next run resumes.
+
+    For a pipeline run it also shows the stages running, the ETA of an active
+    run, the stale stages with the reason (those a run found stale, and those
+    whose inputs changed since they ran), and the process holding the job's
+    lease (its runner), if one does.
+    """
     from ckpt.pipeline.listing import job_progress
 
     progress = job_progress(get_job(job))
@@ -175,13 +212,14 @@ def _new_commits(job: Job, head: Commit, last_seen: str | None) -> list[Commit] 
     return None if last_seen is not None else list(reversed(found))
 
 
-def _stage_event(commit: Commit) -> str:
+def _stage_event(commit: Commit, eta: dt.timedelta | None = None) -> str:
     if commit.stage is None:
         return f"  {out.status_text(commit.status)} {commit.message}".rstrip()
     mark = out.style("+", fg="green")
+    left = "" if eta is None else f"  ETA {eta_text(eta)}"
     return (
         f"  {mark} {commit.stage:<16} {out.money(commit.cost):>9}  "
-        f"{out.count(commit.tokens):>8} tokens  total {out.money(commit.total_cost)}"
+        f"{out.count(commit.tokens):>8} tokens  total {out.money(commit.total_cost)}{left}"
     )
 
 
@@ -200,7 +238,8 @@ def _stage_event(commit: Commit) -> str:
     help="Give up after this long (like 30m), with exit code 1.",
 )
 def watch(job: str, interval: float, timeout: str | None) -> None:
-    """Follow JOB live: print each checkpoint as it lands, until the job completes or fails.
+    """Follow JOB live: print each checkpoint as it lands (with the ETA of an active run),
+    until the job completes or fails.
 
     Exits 0 when the job completes and 1 when it fails (or expires, or
     --timeout passes), so that `ckpt watch JOB && next-step` works.
@@ -236,8 +275,9 @@ def watch(job: str, interval: float, timeout: str | None) -> None:
         if new is None:
             out.echo(f"  branch {progress.branch} moved to {head.short_id} ({what(head)})")
         else:
-            for commit in new:
-                out.echo(_stage_event(commit))
+            for number, commit in enumerate(new, 1):
+                last = number == len(new) and progress.status == "active"
+                out.echo(_stage_event(commit, progress.eta if last else None))
         last_seen = head.id
     out.echo_lines(status_lines(progress))
     if progress.status != "completed":

@@ -26,7 +26,7 @@ SUMMARIES: dict[str, dict[str, Any]] = {
         "help": "Show how far JOB got: stages done, cost, status, and where the next run resumes.",
     },
     "watch": {
-        "help": "Follow JOB live: print each checkpoint as it lands, until the job completes or fails.",
+        "help": "Follow JOB live: print each checkpoint as it lands (with the ETA of an active run), until the job completes or fails.",
     },
     "log": {
         "help": "Show the checkpoints of JOB, newest first.",

@@ -21,7 +21,7 @@ import attrs
 
 from ckpt.errors import CkptError
 from ckpt.history.job import Job
-from ckpt.maintenance.retention import set_keep_last
+from ckpt.maintenance.retention import prune_job, set_keep_last
 from ckpt.objects.model import Commit
 from ckpt.pipeline.runner import Store, open_store
 from ckpt.values.serialize import JSONValue
@@ -104,10 +104,11 @@ class AgentRun:
     """Checkpoints of one agent run (a job named ``run_id``).
 
     ``ttl`` (seconds) is renewed by each save: the run expires that long
-    after its newest checkpoint.  ``keep_last`` lets gc drop all but the
-    newest N checkpoints.  ``min_interval`` makes ``save`` skip (returning
-    None) when the last save was less than that many seconds ago, unless
-    ``force=True``.
+    after its newest checkpoint.  ``keep_last`` keeps only the newest N
+    checkpoints: each save cuts the history behind them (as
+    ``Pipeline(keep_last=N)`` does), and gc collects what was cut.
+    ``min_interval`` makes ``save`` skip (returning None) when the last save
+    was less than that many seconds ago, unless ``force=True``.
     """
 
     def __init__(
@@ -162,9 +163,15 @@ class AgentRun:
         self._last_save = moment
         if self.ttl is not None:
             self.job.set_ttl(self.ttl)
-        if first and self.keep_last is not None:
-            set_keep_last(self.job, self.keep_last)
+        self._prune(first)
         return commit
+
+    def _prune(self, first: bool = False) -> None:
+        if self.keep_last is None:
+            return
+        if first:
+            set_keep_last(self.job, self.keep_last)
+        prune_job(self.job, self.keep_last)
 
     def restore(self, at: str | None = None) -> AgentState | None:
         """The state at checkpoint ``at`` (default: the newest); None if the run has none."""
@@ -196,13 +203,33 @@ class AgentRun:
             min_interval=self.min_interval,
         )
 
-    def complete(self, message: str = "") -> Commit:
-        return self.job.complete(message)
+    def complete(self, message: str = "", *, tags: Iterable[str] = ()) -> Commit:
+        """Mark the run completed.  The completion is the newest checkpoint (what
+        ``restore()`` and ``checkpoint()`` return): it carries the step and tags of the
+        checkpoint before it (whose state it holds), plus ``tags``."""
+        if not self.job.exists:
+            raise CkptError(f"agent run {self.run_id!r} has no checkpoints to mark completed")
+        commit = self.job.complete(message, meta=self._status_meta(tags))
+        self._prune()
+        return commit
 
-    def fail(self, error: BaseException | str) -> Commit:
+    def fail(self, error: BaseException | str, *, tags: Iterable[str] = ()) -> Commit:
+        """Mark the run failed with ``error``; ``tags`` go on the failure checkpoint."""
         if not self.job.exists:
             raise CkptError(f"agent run {self.run_id!r} has no checkpoints to mark failed")
-        return self.job.fail(error)
+        commit = self.job.fail(error, meta=self._status_meta(tags))
+        self._prune()
+        return commit
+
+    def _status_meta(self, tags: Iterable[str]) -> dict[str, JSONValue]:
+        head = self.job.head
+        step = None if head is None else head.meta.get("step")
+        before = [] if head is None else head.meta.get("tags")
+        merged = {str(tag) for tag in tags}
+        if isinstance(before, list):
+            merged.update(str(tag) for tag in before)
+        tag_list: list[JSONValue] = [tag for tag in sorted(merged)]
+        return {"step": step, "tags": tag_list}
 
     @property
     def status(self) -> str:

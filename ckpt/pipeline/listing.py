@@ -26,9 +26,18 @@ from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, read_record
 from ckpt.history.refs import HEADS
 from ckpt.objects.ids import CommitId
-from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
+from ckpt.objects.model import (
+    STATUS_ACTIVE,
+    STATUS_COMPLETED,
+    STATUS_EXPIRED,
+    STATUS_FAILED,
+    STATUSES,
+    Commit,
+)
+from ckpt.pipeline.fingerprint import find_stale
+from ckpt.pipeline.lease import LeaseHolder, holder_gone, read_lease
 from ckpt.pipeline.progress import RunMeta, estimate_eta
-from ckpt.pipeline.stages import PARTIAL_SUFFIX
+from ckpt.pipeline.stages import is_internal_entry
 from ckpt.repository import Repository
 
 
@@ -36,6 +45,14 @@ from ckpt.repository import Repository
 class JobProgress:
     """How far a job got: the stages done (in order), out of how many if known, and why it
     stopped if it failed.  ``resume_after`` is the last stage done: the next run starts after it.
+
+    ``interrupted`` is True when the failure was an interruption (Ctrl-C).
+    ``stale`` maps each stage known to be stale to the reason: recorded by a
+    run (kept, or waiting to be re-run), or seen from the store (an input of
+    it changed since).  ``running`` lists the stages in flight, ``eta`` the
+    estimated time left of an active run, and ``runner`` the lease holder of
+    the job (read by :func:`job_progress` only) with ``runner_alive`` False
+    once its lease expired or its process is known to be gone.
     """
 
     job: str
@@ -46,8 +63,12 @@ class JobProgress:
     head: Commit | None
     failed_stage: str | None = None
     error: str | None = None
+    interrupted: bool = False
+    stale: Mapping[str, str] = attrs.field(factory=dict)
+    running: tuple[str, ...] = ()
     eta: dt.timedelta | None = None
-    """Time left for the stage runner's run (see :func:`ckpt.pipeline.progress.estimate_eta`)."""
+    runner: LeaseHolder | None = None
+    runner_alive: bool = False
 
     @property
     def fraction(self) -> float | None:
@@ -71,12 +92,25 @@ class JobProgress:
             "resume_after": self.resume_after,
             "failed_stage": self.failed_stage,
             "error": self.error,
+            "interrupted": self.interrupted,
+            "stale": dict(self.stale),
+            "running": list(self.running),
+            "eta_seconds": _seconds(self.eta),
+            "runner": None
+            if self.runner is None
+            else {
+                "host": self.runner.host,
+                "pid": self.runner.pid,
+                "since": self.runner.since.isoformat(),
+                "renewed": self.runner.renewed.isoformat(),
+                "expires": self.runner.expires.isoformat(),
+                "alive": self.runner_alive,
+            },
             "head": None if head is None else head.id,
             "seq": None if head is None else head.seq,
             "total_cost": 0.0 if head is None else head.total_cost,
             "total_tokens": 0 if head is None else head.total_tokens,
             "updated": None if head is None else head.time.isoformat(),
-            "eta_seconds": _seconds(self.eta),
         }
 
 
@@ -86,24 +120,39 @@ def _seconds(delta: dt.timedelta | None) -> float | None:
 
 def job_progress(job: Job) -> JobProgress:
     """Progress of ``job`` at its HEAD.  For a job written by the stage runner the stages and
-    their total come from the run's metadata; otherwise the stages saved at HEAD are listed."""
+    their total come from the run's metadata; otherwise the stages saved at HEAD are listed.
+    Also reads who holds the job's lease, and judges from the store which stages are stale."""
     job.refresh()
-    return _progress(job, job.branch_name, job.head, job.record)
+    progress = _progress(job, job.branch_name, job.head, job.record, details=True)
+    holder = read_lease(job.repo.storage, job.name)
+    if holder is None:
+        return progress
+    alive = not holder.is_expired() and not holder_gone(holder)
+    return attrs.evolve(progress, runner=holder, runner_alive=alive)
 
 
-def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> JobProgress:
+def _progress(
+    job: Job, branch: str, head: Commit | None, record: JobRecord, *, details: bool = False
+) -> JobProgress:
     """The progress of ``job`` from its branch, head commit and record, read by the caller
-    once (a listing reads each job's keys only once)."""
+    once (a listing reads each job's keys only once).  ``details`` adds what costs a read of
+    the head's tree: the stale stages."""
     stages: tuple[str, ...] = ()
     total: int | None = None
-    found = None
+    stale: dict[str, str] = {}
+    running: tuple[str, ...] = ()
+    eta: dt.timedelta | None = None
     if head is not None:
         found = _run_meta(job, head, record.cut)
         if found is not None:
             stages, total = found.done, len(found.stages)
+            running = found.running
+            eta = estimate_eta(found, head.status)
+            if details:
+                stale = _stale(job, head, found)
         else:
             names = job.repo.objects.get_tree(head.tree).names
-            stages = tuple(s for s in names if not s.endswith(PARTIAL_SUFFIX))
+            stages = tuple(s for s in names if not is_internal_entry(s))
     failed_stage = error = None
     if head is not None and head.status == STATUS_FAILED:
         stage = head.meta.get("failed_stage")
@@ -122,8 +171,22 @@ def _progress(job: Job, branch: str, head: Commit | None, record: JobRecord) -> 
         head=head,
         failed_stage=failed_stage,
         error=error,
-        eta=None if found is None else estimate_eta(found, status),
+        interrupted=head is not None
+        and head.status == STATUS_FAILED
+        and head.meta.get("interrupted") is True,
+        stale=stale,
+        running=running if status == STATUS_ACTIVE else (),
+        eta=eta if status in (STATUS_ACTIVE, STATUS_COMPLETED) else None,
     )
+
+
+def _stale(job: Job, head: Commit, meta: RunMeta) -> dict[str, str]:
+    """Stale stages as the store shows them: those a run recorded (kept, or waiting to be
+    re-run), and those whose inputs changed since they ran."""
+    ids = {entry.name: entry.id for entry in job.repo.objects.get_tree(head.tree)}
+    found = {**find_stale(meta.stages, meta.done, meta.fingerprints, ids), **meta.stale}
+    order = {name: index for index, name in enumerate(meta.stages)}
+    return dict(sorted(found.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def _run_meta(job: Job, head: Commit, cut: frozenset[CommitId]) -> RunMeta | None:

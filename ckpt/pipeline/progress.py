@@ -31,6 +31,8 @@ from ckpt.objects.model import (
     STATUS_FAILED,
     Commit,
 )
+from ckpt.pipeline.fingerprint import Fingerprint
+from ckpt.pipeline.stages import is_internal_entry
 
 if TYPE_CHECKING:
     from ckpt.repository import Repository
@@ -41,7 +43,17 @@ TERMINAL = (STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
 
 @attrs.frozen
 class RunMeta:
-    """The runner's bookkeeping stored in each of its commits under ``meta["pipeline"]``."""
+    """The runner's bookkeeping stored in each of its commits under ``meta["pipeline"]``.
+
+    ``inflight`` maps each stage that saved work inside it (``ctx.checkpoint``
+    or ``ctx.map`` items) and has not finished to its item counts (done,
+    total) when known; ``fingerprints`` holds what each done stage was
+    computed from (see :mod:`ckpt.pipeline.fingerprint`); ``stale`` the stages
+    a run found stale, with the reason (kept ones stay in ``done``);
+    ``stage_costs`` each stage's cost and tokens in this run, its items and
+    partial checkpoints included; ``concurrency`` how many stages the run
+    may run at once.
+    """
 
     run: str
     stages: tuple[str, ...]
@@ -51,8 +63,30 @@ class RunMeta:
     invoked: dt.datetime = attrs.field(factory=now)
     base_cost: float = 0.0
     base_tokens: int = 0
-    partial: str | None = None
-    items: tuple[int, int | None] | None = None
+    inflight: Mapping[str, tuple[int, int | None] | None] = attrs.field(factory=dict)
+    fingerprints: Mapping[str, Fingerprint] = attrs.field(factory=dict)
+    stale: Mapping[str, str] = attrs.field(factory=dict)
+    stage_costs: Mapping[str, tuple[float, int]] = attrs.field(factory=dict)
+    concurrency: int = 1
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The stages in flight (that saved work inside them), in pipeline order.  (Stored
+        metadata is canonical JSON, whose keys are sorted: the order comes from ``stages``.)"""
+        known = [s for s in self.stages if s in self.inflight and s not in self.done]
+        return (*known, *sorted(s for s in self.inflight if s not in self.stages))
+
+    @property
+    def partial(self) -> str | None:
+        """The first stage in flight (None: none)."""
+        running = self.running
+        return running[0] if running else None
+
+    @property
+    def items(self) -> tuple[int, int | None] | None:
+        """Item counts of :attr:`partial`."""
+        partial = self.partial
+        return None if partial is None else self.inflight.get(partial)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +100,11 @@ class RunMeta:
             "base_tokens": self.base_tokens,
             "partial": self.partial,
             "items": None if self.items is None else list(self.items),
+            "inflight": {k: None if v is None else list(v) for k, v in self.inflight.items()},
+            "fingerprints": {k: v.to_json() for k, v in self.fingerprints.items()},
+            "stale": dict(self.stale),
+            "stage_costs": {k: [round(c, 9), t] for k, (c, t) in self.stage_costs.items()},
+            "concurrency": self.concurrency,
         }
 
     @classmethod
@@ -75,7 +114,6 @@ class RunMeta:
         if not isinstance(doc, dict):
             return None
         try:
-            items = doc.get("items")
             durations = doc.get("durations") or {}
             if not isinstance(durations, dict):
                 return None
@@ -88,13 +126,48 @@ class RunMeta:
                 invoked=dt.datetime.fromisoformat(str(doc["invoked"])),
                 base_cost=float(_num(doc.get("base_cost") or 0.0)),
                 base_tokens=int(_num(doc.get("base_tokens") or 0)),
-                partial=None if doc.get("partial") is None else str(doc["partial"]),
-                items=None
-                if not isinstance(items, list) or len(items) != 2
-                else (int(_num(items[0])), None if items[1] is None else int(_num(items[1]))),
+                inflight=_inflight(doc),
+                fingerprints=_fingerprints(doc.get("fingerprints")),
+                stale={str(k): str(v) for k, v in _dict(doc.get("stale") or {}).items()},
+                stage_costs={
+                    str(k): (float(_num(_list(v)[0])), int(_num(_list(v)[1])))
+                    for k, v in _dict(doc.get("stage_costs") or {}).items()
+                },
+                concurrency=max(1, int(_num(doc.get("concurrency") or 1))),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, IndexError):
             return None
+
+
+def _items(value: object) -> tuple[int, int | None] | None:
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    return int(_num(value[0])), None if value[1] is None else int(_num(value[1]))
+
+
+def _inflight(doc: dict[str, Any]) -> dict[str, tuple[int, int | None] | None]:
+    """The stages in flight; a commit written before ``inflight`` existed names one, as
+    ``partial`` with its ``items``."""
+    inflight = doc.get("inflight")
+    if isinstance(inflight, dict):
+        return {str(k): _items(v) for k, v in inflight.items()}
+    partial = doc.get("partial")
+    return {} if partial is None else {str(partial): _items(doc.get("items"))}
+
+
+def _fingerprints(doc: object) -> dict[str, Fingerprint]:
+    found: dict[str, Fingerprint] = {}
+    for name, value in _dict(doc or {}).items():
+        fingerprint = Fingerprint.from_json(value)
+        if fingerprint is not None:
+            found[str(name)] = fingerprint
+    return found
+
+
+def _dict(value: object) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("expected an object")
+    return value
 
 
 def _list(value: object) -> list[object]:
@@ -131,7 +204,16 @@ class Progress:
     ``cost`` and ``tokens`` count this run (since its input was saved, so a
     restarted job starts from zero); ``total_cost``/``total_tokens`` are the
     branch's running totals.  ``eta`` is the mean duration of the stages done
-    times the stages left (None until a stage has finished).
+    times the stages left, divided by the stages the run may run at once
+    (None until a stage has finished).  ``running`` lists the stages in
+    flight (the runner's own view while it runs; from the store, the stages
+    that saved work inside them), ``current_stage`` is the first of them.
+    ``stale`` maps each stage found stale to the reason, and ``stage_costs``
+    each stage's cost and tokens in this run, its fan-out items included.
+
+    A job written with ``Job.save`` rather than the runner has progress too:
+    its stages are the ones saved, ``planned`` is False, and the total,
+    percentage, next stage and ETA are unknown (None).
     """
 
     job: str
@@ -154,22 +236,31 @@ class Progress:
     eta: dt.timedelta | None
     commit: CommitId | None
     seq: int
+    running: tuple[str, ...] = ()
+    stale: Mapping[str, str] = attrs.field(factory=dict)
+    stage_costs: Mapping[str, tuple[float, int]] = attrs.field(factory=dict)
+    planned: bool = True
 
     @property
     def completed_stages(self) -> int:
         return len(self.completed)
 
     @property
-    def total_stages(self) -> int:
-        return len(self.stages)
+    def total_stages(self) -> int | None:
+        """How many stages the run has (None when not planned: a job saved by hand)."""
+        return len(self.stages) if self.planned else None
 
     @property
-    def percentage(self) -> float:
+    def percentage(self) -> float | None:
+        if not self.planned:
+            return None
         return 100.0 if not self.stages else 100.0 * len(self.completed) / len(self.stages)
 
     @property
     def next_stage(self) -> str | None:
-        """The first stage not done yet (None when every stage is done)."""
+        """The first stage not done yet (None when every stage is done, or not planned)."""
+        if not self.planned:
+            return None
         return next((s for s in self.stages if s not in self.completed), None)
 
     @property
@@ -178,16 +269,19 @@ class Progress:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data, e.g. for a WebSocket or SSE message."""
+        percentage = self.percentage
         return {
             "job": self.job,
             "branch": self.branch,
             "status": self.status,
+            "planned": self.planned,
             "completed_stages": len(self.completed),
-            "total_stages": len(self.stages),
-            "percentage": round(self.percentage, 2),
+            "total_stages": self.total_stages,
+            "percentage": None if percentage is None else round(percentage, 2),
             "completed": list(self.completed),
             "latest_stage": self.latest_stage,
             "current_stage": self.current_stage,
+            "running": list(self.running),
             "next_stage": self.next_stage,
             "items_done": self.items_done,
             "items_total": self.items_total,
@@ -195,6 +289,11 @@ class Progress:
             "tokens": self.tokens,
             "total_cost": self.total_cost,
             "total_tokens": self.total_tokens,
+            "stage_costs": {
+                name: {"cost": cost, "tokens": tokens}
+                for name, (cost, tokens) in self.stage_costs.items()
+            },
+            "stale": dict(self.stale),
             "started_at": self.started_at.isoformat(),
             "resumed_at": None if self.resumed_at is None else self.resumed_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -206,18 +305,15 @@ class Progress:
 
 
 def estimate_eta(meta: RunMeta, status: str) -> dt.timedelta | None:
-    """Time left for a run: the mean duration of the stages done times the stages left.
-
-    Zero when the run completed or has no stage left; None when no stage has
-    finished yet or the run is not active (failed or expired).
-    """
-    durations = [meta.durations[s] for s in meta.done if s in meta.durations]
+    """Mean duration of the stages done times the stages left, over the concurrency."""
     left = len([s for s in meta.stages if s not in meta.done])
     if status == STATUS_COMPLETED or left == 0:
         return dt.timedelta(0)
-    if durations and status == STATUS_ACTIVE:
-        return dt.timedelta(seconds=sum(durations) / len(durations) * left)
-    return None
+    durations = [meta.durations[s] for s in meta.done if s in meta.durations]
+    if not durations or status != STATUS_ACTIVE:
+        return None
+    lanes = max(1, min(meta.concurrency, left))
+    return dt.timedelta(seconds=sum(durations) / len(durations) * left / lanes)
 
 
 def compute_progress(
@@ -232,13 +328,21 @@ def compute_progress(
     commit: CommitId | None,
     seq: int,
     current_stage: str | None = None,
+    running: tuple[str, ...] | None = None,
     at: dt.datetime | None = None,
 ) -> Progress:
-    """A Progress from runner metadata and the head's totals (shared by runner and watcher)."""
+    """A Progress from runner metadata and the head's totals (shared by runner and watcher).
+
+    ``running`` (default: the stages in flight in ``meta``) are the stages
+    being run now; ``current_stage`` (default: the first of them) the one
+    the caller is about.
+    """
     moment = at or now()
     end = updated_at if status in TERMINAL else moment
-    eta = estimate_eta(meta, status)
-    items = meta.items if meta.partial is not None else None
+    if running is None:
+        running = meta.running
+    current = current_stage if current_stage is not None else next(iter(running), None)
+    items = None if current is None else meta.inflight.get(current)
     return Progress(
         job=job,
         branch=branch,
@@ -246,7 +350,7 @@ def compute_progress(
         stages=meta.stages,
         completed=meta.done,
         latest_stage=meta.done[-1] if meta.done else None,
-        current_stage=current_stage if current_stage is not None else meta.partial,
+        current_stage=current,
         items_done=None if items is None else items[0],
         items_total=None if items is None else items[1],
         cost=round(total_cost - meta.base_cost, 9),
@@ -257,16 +361,22 @@ def compute_progress(
         resumed_at=meta.invoked if meta.invoked > meta.started else None,
         updated_at=updated_at,
         elapsed=max(end - meta.started, dt.timedelta(0)),
-        eta=eta,
+        eta=estimate_eta(meta, status),
         commit=commit,
         seq=seq,
+        running=running,
+        stale=dict(meta.stale),
+        stage_costs=dict(meta.stage_costs),
     )
 
 
 def read_progress(job: Job) -> Progress | None:
-    """The progress of the run at the job's HEAD, read fresh from the store.
+    """The progress of the job at its HEAD, read fresh from the store.
 
-    None if the job does not exist or holds no run of the stage runner.
+    For a run of the stage runner it comes from the run's metadata; for a
+    job written with ``Job.save`` it lists the stages saved at HEAD, the
+    cost and tokens and the last activity (``planned`` is False).  None if
+    the job does not exist.
     """
     job.refresh()
     head = job.head
@@ -274,7 +384,7 @@ def read_progress(job: Job) -> Progress | None:
         return None
     found = run_commit(job, head.id)
     if found is None:
-        return None
+        return _saved_progress(job, head)
     _, meta = found
     return compute_progress(
         job=job.name,
@@ -286,6 +396,37 @@ def read_progress(job: Job) -> Progress | None:
         updated_at=head.time,
         commit=head.id,
         seq=head.seq,
+    )
+
+
+def _saved_progress(job: Job, head: Commit) -> Progress:
+    """Progress of a job its owner saves stage by stage (no runner metadata)."""
+    saved = tuple(s for s in job.tree(head.id).names if not is_internal_entry(s))
+    started = job.record.created or head.time
+    status = job.status
+    end = head.time if status in TERMINAL else now()
+    return Progress(
+        job=job.name,
+        branch=job.branch_name,
+        status=status,
+        stages=saved,
+        completed=saved,
+        latest_stage=head.stage if head.stage in saved else (saved[-1] if saved else None),
+        current_stage=None,
+        items_done=None,
+        items_total=None,
+        cost=head.total_cost,
+        tokens=head.total_tokens,
+        total_cost=head.total_cost,
+        total_tokens=head.total_tokens,
+        started_at=started,
+        resumed_at=None,
+        updated_at=head.time,
+        elapsed=max(end - started, dt.timedelta(0)),
+        eta=None,
+        commit=head.id,
+        seq=head.seq,
+        planned=False,
     )
 
 

@@ -1,19 +1,25 @@
-"""The stage runner: run named stages in order, checkpointing after each.
+"""The stage runner: run named stages, checkpointing each as it finishes.
 
 ``Pipeline.run(job_id, input)`` saves the input first (stage ``input``),
-then runs each stage and commits its output.  Run it again with the same job
-id and the stages already done at HEAD are skipped and their outputs loaded;
+then runs each stage and commits its output.  Stages whose parameters show
+they do not depend on each other may run at once (``max_concurrency``).
+Run it again with the same job id and the stages already done at HEAD are
+skipped and their outputs loaded, unless they are stale (their code,
+version, parameters or inputs changed: see :mod:`ckpt.pipeline.resume`);
 ``resume_from="stage"`` rolls the branch back to just before a stage (and
 ``branch="alt"`` does that on a new branch); ``restart=True`` starts over on
-top of the old history.
+top of the old history.  One runner at a time: a run holds a lease on its
+job (:mod:`ckpt.pipeline.lease`), and a second runner fails at once.
 
 Crash guarantees: a stage's output is on stable storage once its checkpoint
-is written (after every stage by default; see ``checkpoint_every`` and
-``checkpoint_interval``).  A killed process loses only the work not yet
-checkpointed; the next run re-runs exactly the stages whose checkpoints are
-missing.  A stage that raises leaves every checkpoint intact, writes the
-outputs it was still holding, records the failure (status failed, error
-type and message, stage) and re-raises; the next run resumes.  Nothing is
+is written (as soon as it finishes by default; see ``checkpoint_every`` and
+``checkpoint_interval``), and so is each fan-out item (``ctx.map``).  A
+killed process loses only the work not yet checkpointed; the next run
+re-runs exactly the stages (and items) whose checkpoints are missing.  A
+stage that raises leaves every checkpoint intact, lets the stages running
+beside it finish and commits them, writes the outputs it was still holding,
+records the failure (status failed, error type and message, stage; an
+interruption as such) and re-raises; the next run resumes.  Nothing is
 written with ``no_checkpoint=True``.
 
 The bookkeeping lives in each commit's ``meta["pipeline"]`` (see
@@ -24,49 +30,46 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import os
-import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-import attrs
-
 from ckpt import repository as repo_module
-from ckpt.errors import (
-    CkptError,
-    NotFoundError,
-    StoreExistsError,
-    StoreNotFoundError,
-)
+from ckpt.errors import CkptError, NotFoundError, StoreExistsError, StoreNotFoundError
 from ckpt.history import names
 from ckpt.history.job import Job
-from ckpt.history.refs import now
-from ckpt.maintenance.retention import set_keep_last
-from ckpt.objects.model import STATUS_COMPLETED, Commit
+from ckpt.objects.model import STATUS_COMPLETED
+from ckpt.pipeline.context import StageContext
+from ckpt.pipeline.fingerprint import StageShape, find_stale
+from ckpt.pipeline.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseHeldError, LeaseLostError
 from ckpt.pipeline.progress import Progress, RunMeta, read_progress, run_commit
+from ckpt.pipeline.resume import (
+    MISSING,
+    STALE_POLICIES,
+    InputMismatchError,
+    MissingInputError,
+    RunOptions,
+    StalePolicy,
+    StaleStagesError,
+    StaleStageWarning,
+    check_input,
+    prepare,
+)
 from ckpt.pipeline.runstate import (
     Callback,
     CostLimitExceeded,
     Outputs,
     Run,
     RunResult,
-    StageContext,
     StageEvent,
 )
-from ckpt.pipeline.stages import PARTIAL_SUFFIX, Stage, StageResult, as_stage, stage
+from ckpt.pipeline.schedule import Scheduler
+from ckpt.pipeline.stages import Stage, StageResult, as_stage, stage
 from ckpt.repository import Repository
-from ckpt.values import serialize
 
 OnSuccess = Literal["keep", "final", "delete"]
 Store = Repository | str | os.PathLike[str]
-_MISSING: Any = object()
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class InputMismatchError(CkptError):
-    """A job was resumed with an input other than the one it was started with."""
 
 
 def open_store(store: Store | None) -> Repository:
@@ -116,8 +119,15 @@ class Pipeline:
         on_stage_start: Callback | None = None,
         on_stage_end: Callback | None = None,
         on_checkpoint: Callback | None = None,
+        max_concurrency: int = 1,
+        stale: StalePolicy = "rerun",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
-        for label, value in (("checkpoint_every", checkpoint_every), ("keep_last", keep_last)):
+        for label, value in (
+            ("checkpoint_every", checkpoint_every),
+            ("keep_last", keep_last),
+            ("max_concurrency", max_concurrency),
+        ):
             if value is not None and value < 1:
                 raise CkptError(f"{label} must be at least 1, not {value}")
         if on_success not in ("keep", "final", "delete"):
@@ -137,7 +147,13 @@ class Pipeline:
         self.on_stage_start = on_stage_start
         self.on_stage_end = on_stage_end
         self.on_checkpoint = on_checkpoint
+        self.max_concurrency = _concurrency(max_concurrency)
+        self.stale_policy = _stale_policy(stale)
+        if not lease_seconds > 0:
+            raise CkptError(f"lease_seconds must be positive, not {lease_seconds!r}")
+        self.lease_seconds = float(lease_seconds)
         self.stages: list[Stage] = []
+        self._bound: dict[str, tuple[str, ...]] = {}
         self._repos: dict[str, Repository] = {}
         for item in stages:
             self.add(as_stage(item))
@@ -173,7 +189,22 @@ class Pipeline:
             if param.name == self.input_name and self.input_type is None:
                 self.input_type = param.annotation
         self.stages.append(new)
+        self._bound[new.name] = tuple(p.name for p in new.params if p.name in known)
         return new
+
+    def bound_params(self, stage: Stage) -> tuple[str, ...]:
+        """The parameters of ``stage`` that receive the input or an earlier stage's output."""
+        return self._bound[stage.name]
+
+    def stage_deps(self, stage: Stage) -> tuple[str, ...]:
+        """The stages whose outputs ``stage`` takes: it runs once they are done."""
+        return tuple(p for p in self._bound[stage.name] if p != self.input_name)
+
+    def shapes(self) -> dict[str, StageShape]:
+        """Each stage's code digest, version and parameters, for judging staleness."""
+        return {
+            s.name: StageShape(s.name, s.code, s.version, self._bound[s.name]) for s in self.stages
+        }
 
     @overload
     def stage(self, fn: F, /) -> F: ...
@@ -187,6 +218,7 @@ class Pipeline:
         name: str | None = None,
         partial_every: int | None = None,
         partial_interval: float | None = None,
+        version: str | int | None = None,
     ) -> Callable[[F], F]: ...
 
     def stage(
@@ -197,14 +229,20 @@ class Pipeline:
         name: str | None = None,
         partial_every: int | None = None,
         partial_interval: float | None = None,
+        version: str | int | None = None,
     ) -> Any:
-        """Decorator adding a function as the next stage (``@pipeline.stage`` or with options).
-        The function itself is returned unchanged, so it can still be called directly."""
+        """Decorator adding a function as the next stage (``@pipeline.stage`` or with options,
+        e.g. ``version="2"``).  The function itself is returned unchanged, so it can still be
+        called directly."""
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             self.add(
                 Stage.from_function(
-                    func, name=name, partial_every=partial_every, partial_interval=partial_interval
+                    func,
+                    name=name,
+                    partial_every=partial_every,
+                    partial_interval=partial_interval,
+                    version=version,
                 )
             )
             return func
@@ -231,7 +269,7 @@ class Pipeline:
     def run(
         self,
         job_id: str,
-        input: Any = _MISSING,
+        input: Any = MISSING,
         *,
         store: Store | None = None,
         restart: bool = False,
@@ -239,18 +277,36 @@ class Pipeline:
         at: str | None = None,
         branch: str | None = None,
         no_checkpoint: bool = False,
-        cost_limit: float | None = _MISSING,
+        cost_limit: float | None = MISSING,
+        stale: StalePolicy | None = None,
+        wait: bool | float = False,
+        max_concurrency: int | None = None,
     ) -> RunResult:
         """Run (or resume) job ``job_id``; see the module docstring for what is kept when.
 
         ``input`` may be left out to resume a job that saved one.  ``at``
         rolls the branch back to that checkpoint (a commit id, tag or
-        ``HEAD~N``) and resumes from it.  Raises CostLimitExceeded, a
+        ``HEAD~N``) and resumes from it.  ``stale``, ``max_concurrency`` and
+        ``cost_limit`` override the pipeline's settings for this run.  If
+        another runner holds the job, raises LeaseHeldError at once, or with
+        ``wait`` waits for it (True: as long as it takes; a number: that many
+        seconds at most).  Raises CostLimitExceeded, StaleStagesError, a
         stage's own exception, or CkptError for a misuse; in each case every
         checkpoint written stays.  Pipelines with async stages run in a new
         event loop (use ``run_async`` inside one).
         """
-        options = _Options(store, restart, resume_from, at, branch, no_checkpoint, cost_limit)
+        options = self._options(
+            store,
+            restart,
+            resume_from,
+            at,
+            branch,
+            no_checkpoint,
+            cost_limit,
+            stale,
+            wait,
+            max_concurrency,
+        )
         if not self.is_async:
             return _drive(self._execute(job_id, input, options, offload=False))
         try:
@@ -262,7 +318,7 @@ class Pipeline:
     async def run_async(
         self,
         job_id: str,
-        input: Any = _MISSING,
+        input: Any = MISSING,
         *,
         store: Store | None = None,
         restart: bool = False,
@@ -270,27 +326,85 @@ class Pipeline:
         at: str | None = None,
         branch: str | None = None,
         no_checkpoint: bool = False,
-        cost_limit: float | None = _MISSING,
+        cost_limit: float | None = MISSING,
+        stale: StalePolicy | None = None,
+        wait: bool | float = False,
+        max_concurrency: int | None = None,
     ) -> RunResult:
         """As :meth:`run`, awaiting async stages; sync stages and store writes run in threads."""
-        options = _Options(store, restart, resume_from, at, branch, no_checkpoint, cost_limit)
+        options = self._options(
+            store,
+            restart,
+            resume_from,
+            at,
+            branch,
+            no_checkpoint,
+            cost_limit,
+            stale,
+            wait,
+            max_concurrency,
+        )
         return await self._execute(job_id, input, options, offload=True)
+
+    def _options(
+        self,
+        store: Store | None,
+        restart: bool,
+        resume_from: str | None,
+        at: str | None,
+        branch: str | None,
+        no_checkpoint: bool,
+        cost_limit: float | None,
+        stale: StalePolicy | None,
+        wait: bool | float,
+        max_concurrency: int | None,
+    ) -> RunOptions:
+        if not isinstance(wait, (bool, int, float)) or (
+            not isinstance(wait, bool) and not wait >= 0
+        ):
+            raise CkptError(f"wait must be True, False or a number of seconds, not {wait!r}")
+        return RunOptions(
+            store=store,
+            restart=restart,
+            resume_from=resume_from,
+            at=at,
+            branch=branch,
+            no_checkpoint=no_checkpoint,
+            cost_limit=self.cost_limit if cost_limit is MISSING else cost_limit,
+            stale=self.stale_policy if stale is None else _stale_policy(stale),
+            wait=wait,
+            concurrency=(
+                self.max_concurrency if max_concurrency is None else _concurrency(max_concurrency)
+            ),
+        )
 
     def resume(self, job_id: str, *, store: Store | None = None, **options: Any) -> RunResult:
         """Continue a job from its stored input and checkpoints (NotFoundError if it has none)."""
         return self.run(job_id, store=store, **options)
 
     def can_resume(self, job_id: str, store: Store | None = None) -> bool:
-        """True if the job holds a run of this pipeline with stages left to do."""
+        """True if the job holds a run of this pipeline with stages left to do, or stale."""
         job = self.job(job_id, store)
         if not job.exists or job.head is None:
             return False
         found = run_commit(job)
         if found is None:
             return False
-        return job.status != STATUS_COMPLETED and any(
-            s not in found[1].done for s in self.stage_names
-        )
+        if any(s not in found[1].done for s in self.stage_names):
+            return job.status != STATUS_COMPLETED
+        return bool(self.stale(job_id, store))
+
+    def stale(self, job_id: str, store: Store | None = None) -> dict[str, str]:
+        """The done stages of the job that a run would find stale, each with the reason
+        (nothing is written)."""
+        job = self.job(job_id, store)
+        head = job.head if job.exists else None
+        found = None if head is None else run_commit(job, head.id)
+        if head is None or found is None:
+            return {}
+        meta = found[1]
+        ids = {entry.name: entry.id for entry in job.tree(head.id)}
+        return find_stale(self.stage_names, meta.done, meta.fingerprints, ids, self.shapes())
 
     def progress(self, job_id: str, store: Store | None = None) -> Progress | None:
         """Progress of the job's current run, read from the store (None: no run)."""
@@ -304,20 +418,23 @@ class Pipeline:
             raise NotFoundError(f"job {job_id!r} holds no pipeline run")
         head = job.head
         assert head is not None
+        meta = found[1]
         outputs = Outputs(job, head.id, self.output_types())
-        for name in (self.input_name, *found[1].done):
+        for name in (self.input_name, *meta.done):
             outputs.add_stored(name)
         return RunResult(
             job=job.name,
             status=job.status,
             stages=self.stage_names,
-            completed=found[1].done,
+            completed=meta.done,
             ran=(),
             skipped=(),
             outputs=outputs,
-            cost=round(head.total_cost - found[1].base_cost, 9),
-            tokens=head.total_tokens - found[1].base_tokens,
+            cost=round(head.total_cost - meta.base_cost, 9),
+            tokens=head.total_tokens - meta.base_tokens,
             head=head,
+            stale=dict(meta.stale),
+            stage_costs=dict(meta.stage_costs),
         )
 
     async def _io(self, offload: bool, fn: Callable[..., Any], *args: Any) -> Any:
@@ -326,216 +443,63 @@ class Pipeline:
         return fn(*args)
 
     async def _execute(
-        self, job_id: str, input: Any, options: _Options, *, offload: bool
+        self, job_id: str, input: Any, options: RunOptions, *, offload: bool
     ) -> RunResult:
         names.job_name(job_id)
         if not self.stages:
             raise CkptError("the pipeline has no stages")
-        limit = self.cost_limit if options.cost_limit is _MISSING else options.cost_limit
         if options.no_checkpoint:
-            if input is _MISSING:
-                raise CkptError("a run with no_checkpoint needs its input")
-            run = Run(self, job_id, None, RunMeta(run="", stages=self.stage_names))
+            if input is MISSING:
+                raise MissingInputError("a run with no_checkpoint needs its input")
+            check_input(self, job_id, input)
+            meta = RunMeta(run="", stages=self.stage_names, concurrency=options.concurrency)
+            run = Run(self, job_id, None, meta, cost_limit=options.cost_limit)
             run.outputs.set(self.input_name, input)
+            return await self._stages(run, options, offload)
+        job = self.job(job_id, options.store)
+        lease = Lease(job.repo.storage, job.name, seconds=self.lease_seconds)
+        await self._io(offload, lease.acquire, options.wait)
+        try:
+            run = await self._io(offload, prepare, self, job, input, options, lease)
+            return await self._stages(run, options, offload)
+        finally:
+            await self._io(offload, lease.release)
+
+    async def _stages(self, run: Run, options: RunOptions, offload: bool) -> RunResult:
+        scheduler = Scheduler(self, run, limit=options.concurrency)
+        if offload:
+            await scheduler.drive_async()
         else:
-            job = self.job(job_id, options.store)
-            run = await self._io(offload, self._prepare, job, input, options)
-        last = len(self.stages) - 1
-        for index, step in enumerate(self.stages):
-            if step.name in run.done:
-                run.skipped.append(step.name)
-                continue
-            if limit is not None and run.cost > limit:
-                await self._io(offload, run.stop_for_cost, limit, step.name)
-            try:
-                await self._run_stage(run, step, index, offload)
-                if run.flush_due(index == last):
-                    await self._io(offload, run.flush)
-            except BaseException as exc:
-                if not run.failure_recorded:
-                    await self._io(offload, run.fail, exc, step.name)
-                raise
+            scheduler.drive()
         await self._io(offload, run.finish)
         head = run.head
         return RunResult(
-            job=job_id,
+            job=run.job_name,
             status=STATUS_COMPLETED,
             stages=self.stage_names,
-            completed=tuple(run.done),
+            completed=tuple(s for s in self.stage_names if s in run.done),
             ran=tuple(run.ran),
             skipped=tuple(run.skipped),
             outputs=run.outputs,
             cost=round(head.total_cost - run.meta.base_cost, 9) if head else run.cost,
             tokens=head.total_tokens - run.meta.base_tokens if head else run.tokens,
             head=head,
-        )
-
-    async def _run_stage(self, run: Run, stage: Stage, index: int, offload: bool) -> None:
-        ctx = StageContext(run, stage, index)
-        kwargs: dict[str, Any] = {}
-        for param in stage.params:
-            if param.name in run.outputs:
-                kwargs[param.name] = await self._io(offload, run.outputs.__getitem__, param.name)
-        if stage.wants_context is not None:
-            kwargs[stage.wants_context] = ctx
-        run.emit(
-            self.on_stage_start,
-            StageEvent("start", run.job_name, stage.name, index, run.progress(stage.name)),
-        )
-        started = time.monotonic()
-        if stage.is_async:
-            result = await stage.fn(**kwargs)
-        elif offload:
-            result = await asyncio.to_thread(stage.fn, **kwargs)
-        else:
-            result = stage.fn(**kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        duration = time.monotonic() - started
-        cost, tokens = ctx.cost, ctx.tokens
-        if isinstance(result, StageResult):
-            cost, tokens, result = cost + result.cost, tokens + result.tokens, result.value
-        if stage.output_type is None and run.job is not None:
-            # Unannotated outputs come back from the store as plain JSON data: hand later
-            # stages the same form now, so that a fresh run and a resumed one agree.
-            result = serialize.loads(serialize.dumps(result))
-        run.complete_stage(stage, result, cost, tokens, duration)
-        run.emit(
-            self.on_stage_end,
-            StageEvent("end", run.job_name, stage.name, index, run.progress(), duration=duration),
-        )
-
-    # -- preparing a run ---------------------------------------------------
-
-    def _prepare(self, job: Job, input: Any, options: _Options) -> Run:
-        """Apply branch / at / resume_from, then resume the run at HEAD or start a new one."""
-        self._move(job, options)
-        found = None if options.restart or not job.exists else run_commit(job)
-        if found is not None and job.is_expired:
-            raise CkptError(
-                f"job {job.name!r} has expired (its TTL passed); pass restart=True to start over"
-            )
-        if found is None:
-            return self._start(job, input)
-        commit, meta = found
-        head = job.head
-        assert head is not None
-        if input is not _MISSING:
-            given = serialize.dumps(input, as_type=self.input_type)
-            if given != job.load_raw(self.input_name, at=commit.id):
-                raise InputMismatchError(
-                    f"job {job.name!r} was started with another input; use a new job id, or "
-                    "pass restart=True to start it over with this input"
-                )
-        run = Run(self, job.name, job, attrs.evolve(meta, invoked=now()))
-        run.head = head
-        run.cost = round(head.total_cost - meta.base_cost, 9)
-        run.tokens = head.total_tokens - meta.base_tokens
-        run.outputs = Outputs(job, head.id, self.output_types())
-        for name in (self.input_name, *meta.done):
-            run.outputs.add_stored(name)
-        if meta.partial is not None and meta.partial not in meta.done:
-            run.partial_at = commit.id
-            run.partials_saved.add(meta.partial + PARTIAL_SUFFIX)
-        self._apply_settings(job, new_run=False)
-        return run
-
-    def _start(self, job: Job, input: Any) -> Run:
-        if input is _MISSING:
-            if not (job.exists and job.has_stage(self.input_name)):
-                raise NotFoundError(
-                    f"job {job.name!r} has no saved run to resume: pass an input to start one"
-                )
-            input = job.load(self.input_name, self.input_type)
-        head = job.head
-        moment = now()
-        meta = RunMeta(
-            run=uuid.uuid4().hex[:12],
-            stages=self.stage_names,
-            started=moment,
-            invoked=moment,
-            base_cost=0.0 if head is None else head.total_cost,
-            base_tokens=0 if head is None else head.total_tokens,
-        )
-        run = Run(self, job.name, job, meta)
-        commit = job.save(
-            self.input_name,
-            input,
-            type=self.input_type,
-            message=f"run {meta.run} started",
-            meta=run._meta_json(meta),
-        )
-        run._committed(commit, meta)
-        run.outputs.set(self.input_name, input)
-        self._apply_settings(job, new_run=True)
-        return run
-
-    def _apply_settings(self, job: Job, *, new_run: bool) -> None:
-        record = job.record
-        if self.labels and any(record.labels.get(k) != v for k, v in self.labels.items()):
-            job.set_labels(self.labels)
-        if new_run and (self.ttl is not None or record.ttl_seconds is not None):
-            job.set_ttl(self.ttl)
-        if self.keep_last is not None and record.keep_last != self.keep_last:
-            set_keep_last(job, self.keep_last)
-
-    def _move(self, job: Job, options: _Options) -> None:
-        if options.resume_from is not None and options.resume_from not in self.stage_names:
-            raise CkptError(
-                f"no stage {options.resume_from!r} in this pipeline "
-                f"(stages: {', '.join(self.stage_names)})"
-            )
-        wanted = options.branch or options.resume_from or options.at
-        if wanted is None:
-            return
-        if not job.exists or job.head is None:
-            raise NotFoundError(f"job {job.name!r} has no checkpoints to resume or branch from")
-        new_branch = None
-        if options.branch is not None:
-            if options.branch in job.branches():
-                job.switch(options.branch)
-                job.refresh()
-            else:
-                new_branch = names.branch_name(options.branch)
-        head = job.head
-        assert head is not None
-        target = head if options.at is None else job.resolve(options.at)
-        if options.resume_from is not None:
-            target = self._before_stage(job, options.resume_from, target)
-        if new_branch is not None:
-            job.checkout(target.id, new_branch=new_branch)
-        elif target.id != head.id:
-            job.checkout(target.id)
-
-    def _before_stage(self, job: Job, stage: str, start: Commit) -> Commit:
-        later = set(self.stage_names[self.stage_names.index(stage) :])
-        found = run_commit(job, start.id)
-        if found is None:
-            raise NotFoundError(f"job {job.name!r} holds no pipeline run to roll back")
-        run_id = found[1].run
-        for commit in job.walk(start.id):
-            meta = RunMeta.from_commit(commit)
-            if meta is None:
-                continue
-            if meta.run != run_id:
-                break
-            if not later.intersection(meta.done) and meta.partial not in later:
-                return commit
-        raise CkptError(
-            f"job {job.name!r}: the checkpoints before stage {stage!r} were pruned "
-            "(keep_last); pass restart=True to run it again from the start"
+            stale=dict(run.stale),
+            stage_costs=dict(run.stage_costs),
         )
 
 
-@attrs.frozen
-class _Options:
-    store: Store | None
-    restart: bool
-    resume_from: str | None
-    at: str | None
-    branch: str | None
-    no_checkpoint: bool
-    cost_limit: Any
+def _concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CkptError(f"max_concurrency must be a positive integer, not {value!r}")
+    return value
+
+
+def _stale_policy(value: object) -> StalePolicy:
+    if value not in STALE_POLICIES:
+        raise CkptError(f"stale must be 'rerun', 'keep' or 'error', not {value!r}")
+    policy: StalePolicy = value  # type: ignore[assignment]
+    return policy
 
 
 def _seconds(value: float | dt.timedelta | None) -> float | None:
@@ -562,6 +526,9 @@ def _drive(coro: Coroutine[Any, Any, RunResult]) -> RunResult:
 __all__ = [
     "CostLimitExceeded",
     "InputMismatchError",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "MissingInputError",
     "OnSuccess",
     "Outputs",
     "Pipeline",
@@ -570,6 +537,8 @@ __all__ = [
     "StageContext",
     "StageEvent",
     "StageResult",
+    "StaleStageWarning",
+    "StaleStagesError",
     "open_store",
     "stage",
 ]

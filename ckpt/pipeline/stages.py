@@ -11,6 +11,7 @@ plus the cost and tokens it took".
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -20,11 +21,29 @@ import attrs
 
 from ckpt.errors import CkptError, InvalidNameError
 from ckpt.history import names
+from ckpt.pipeline.fingerprint import code_digest
+from ckpt.values import serialize
 
 T = TypeVar("T")
 
 PARTIAL_SUFFIX = ".partial"
+#: Tree entries ``STAGE.item.KEY`` hold the results of a stage's fan-out items.
+ITEM_INFIX = ".item."
 CONTEXT_PARAM = "ctx"
+
+
+def is_internal_entry(name: str) -> bool:
+    """True for the runner's own tree entries (partial state, fan-out items), not stages."""
+    return name.endswith(PARTIAL_SUFFIX) or ITEM_INFIX in name
+
+
+def item_entry(stage: str, key: str) -> str:
+    """The tree entry holding the result of fan-out item ``key`` of ``stage``."""
+    return f"{stage}{ITEM_INFIX}{key}"
+
+
+def item_prefix(stage: str) -> str:
+    return f"{stage}{ITEM_INFIX}"
 
 
 @attrs.frozen
@@ -39,6 +58,40 @@ class StageResult(Generic[T]):
     value: T
     cost: float = 0.0
     tokens: int = 0
+
+
+def split_result(result: Any) -> tuple[Any, float, int]:
+    """``(value, cost, tokens)`` of what a stage or fan-out function returned."""
+    if isinstance(result, StageResult):
+        return result.value, float(result.cost), int(result.tokens)
+    return result, 0.0, 0
+
+
+def output_type_of(fn: Callable[..., Any]) -> Any:
+    """The type ``fn``'s results are saved as: its return annotation, ``T`` of
+    ``StageResult[T]``; None if it has none (or it cannot be resolved)."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return None
+    output = hints.get("return")
+    if typing.get_origin(output) is StageResult or output is StageResult:
+        args = typing.get_args(output)
+        output = args[0] if args else None
+    return None if output is Any else output
+
+
+def as_plain(value: Any, type: Any) -> Any:
+    """An unannotated result as it will come back from the store (plain JSON data), so that
+    a fresh run and a resumed one hand later code the same form; annotated ones unchanged."""
+    if type is not None:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)  # saved raw, loaded as bytes
+    return serialize.loads(serialize.dumps(value))
 
 
 @attrs.frozen
@@ -56,7 +109,10 @@ class Stage:
 
     ``partial_every`` / ``partial_interval`` set how often the stage's own
     ``ctx.checkpoint(...)`` calls really save (every N calls, or T seconds
-    since the last save); None leaves the pipeline's default.
+    since the last save); None leaves the pipeline's default.  ``version``
+    is the stage's declared version: when given, a change of it (and not of
+    the code) makes the stage's checkpoint stale; ``code`` is the digest of
+    the function's code used when no version is given.
     """
 
     name: str
@@ -67,6 +123,8 @@ class Stage:
     wants_context: str | None = None
     partial_every: int | None = None
     partial_interval: float | None = None
+    version: str | None = None
+    code: str = ""
 
     @classmethod
     def from_function(
@@ -76,17 +134,20 @@ class Stage:
         name: str | None = None,
         partial_every: int | None = None,
         partial_interval: float | None = None,
+        version: str | int | None = None,
     ) -> Stage:
         """Describe ``fn`` as a stage; raise CkptError if its annotations cannot be resolved."""
         stage_name = name if name is not None else getattr(fn, "__name__", None)
         if not isinstance(stage_name, str) or stage_name == "<lambda>":
             raise InvalidNameError("a stage needs a name: pass name= for lambdas and callables")
         names.stage_name(stage_name)
-        if stage_name.endswith(PARTIAL_SUFFIX):
+        if is_internal_entry(stage_name):
             raise InvalidNameError(
-                f"stage name {stage_name!r} must not end in {PARTIAL_SUFFIX!r} (reserved for "
-                "checkpoints inside a stage)"
+                f"stage name {stage_name!r} must not end in {PARTIAL_SUFFIX!r} nor contain "
+                f"{ITEM_INFIX!r} (reserved for checkpoints inside a stage)"
             )
+        if version is not None and not isinstance(version, (str, int)):
+            raise CkptError(f"stage {stage_name!r}: version must be a string or an integer")
         if partial_every is not None and partial_every < 1:
             raise CkptError(f"stage {stage_name!r}: partial_every must be at least 1")
         try:
@@ -121,6 +182,8 @@ class Stage:
             wants_context=context,
             partial_every=partial_every,
             partial_interval=partial_interval,
+            version=None if version is None else str(version),
+            code=code_digest(fn),
         )
 
 
@@ -140,6 +203,7 @@ def stage(
     name: str | None = None,
     partial_every: int | None = None,
     partial_interval: float | None = None,
+    version: str | int | None = None,
 ) -> Callable[[Callable[..., Any]], Stage]: ...
 
 
@@ -150,12 +214,17 @@ def stage(
     name: str | None = None,
     partial_every: int | None = None,
     partial_interval: float | None = None,
+    version: str | int | None = None,
 ) -> Stage | Callable[[Callable[..., Any]], Stage]:
     """Make a :class:`Stage` of a function; usable as ``@stage`` or ``@stage(name=...)``."""
 
     def make(func: Callable[..., Any]) -> Stage:
         return Stage.from_function(
-            func, name=name, partial_every=partial_every, partial_interval=partial_interval
+            func,
+            name=name,
+            partial_every=partial_every,
+            partial_interval=partial_interval,
+            version=version,
         )
 
     return make if fn is None else make(fn)

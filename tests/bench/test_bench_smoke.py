@@ -36,6 +36,18 @@ def test_every_workload_runs(tmp_path: Path) -> None:
     assert "W5" in text
 
 
+def test_the_runner_overhead_rows(tmp_path: Path) -> None:
+    text = _document(tmp_path, "W7")
+    for row in (
+        "| W7 | pipeline of 4 stages (10.00 ms each) | the functions called in a loop |",
+        "| W7 | ctx.map over 10 items (5.00 ms each), max_concurrency=1 | a list comprehension |",
+        "| W7 | ctx.map over 10 items (5.00 ms each), max_concurrency=8 | "
+        "ThreadPoolExecutor(8).map |",
+    ):
+        assert row in text
+    assert " per stage |" in text and " per item |" in text
+
+
 def test_a_run_of_some_workloads_keeps_the_others(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     args = ["--tiny", "--out", str(out), "--notes", "/nonexistent"]

@@ -12,6 +12,7 @@ from ckpt.cli.docgen import recorded_transcript, render
 from ckpt.cli.main import COMMAND_MODULES, cli
 from ckpt.cli.schema import SCHEMAS, field_paths
 from ckpt.history.job import Job
+from ckpt.pipeline.lease import Lease
 from ckpt.repository import Repository, init
 
 from .conftest import Run, corrupt_object
@@ -95,6 +96,9 @@ def rich_store(novel: Job, repo: Repository, store: Path) -> Repository:
     entry = broken.tree().get("only")
     assert entry is not None
     corrupt_object(store, repo, entry.id)
+    lease = Lease(repo.storage, "novel")  # a runner holds the job: `status` names it
+    lease.acquire()
+    lease._stop.set()  # no renewing thread needed while the test reads it
     return repo
 
 

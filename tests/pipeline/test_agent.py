@@ -115,3 +115,37 @@ def test_min_interval_skips_saves_unless_forced(repo: ckpt.Repository) -> None:
     assert run.save(AgentState(step=3), force=True) is not None
     assert [c.seq for c in run.checkpoints()] == [2, 1]
     assert run.job.record.keep_last == 2
+
+
+def test_keep_last_prunes_on_save_as_the_pipeline_does(repo: ckpt.Repository) -> None:
+    run = AgentRun(repo, "r", keep_last=3)
+    for step in range(1, 7):
+        run.save(AgentState(step=step), step_name=f"step {step}")
+        assert len(run.checkpoints()) == min(step, 3)  # cut at once, not at the next gc
+    assert [c.seq for c in run.checkpoints()] == [6, 5, 4]
+    run.complete()
+    assert [c.seq for c in run.checkpoints()] == [7, 6, 5]
+    pipeline_job = ckpt.Pipeline([("a", lambda input: input)], store=repo, keep_last=3)
+    pipeline_job.run("p", 1)
+    assert len(repo.job("p").log()) == 3  # the same rule
+
+
+def test_tags_given_at_complete_are_on_the_checkpoint_restore_returns(
+    repo: ckpt.Repository,
+) -> None:
+    run = AgentRun(repo, "r")
+    run.save(AgentState(step=4), step_name="answer", tags=["draft"])
+    done = run.complete("finished", tags=["final", "reviewed"])
+    found = run.checkpoint()
+    assert found is not None
+    assert found.commit.id == done.id  # what restore returns is the completion...
+    assert found.tags == ["draft", "final", "reviewed"]  # ... and it carries the tags
+    assert found.state.step == 4
+    assert done.meta["step"] == 4
+    earlier = run.checkpoint("HEAD~1")
+    assert earlier is not None and earlier.tags == ["draft"]
+    failed = AgentRun(repo, "f")
+    failed.save(AgentState(step=1))
+    failed.fail(RuntimeError("tool crashed"), tags=["needs-review"])
+    again = failed.checkpoint()
+    assert again is not None and again.tags == ["needs-review"]

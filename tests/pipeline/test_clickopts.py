@@ -150,3 +150,61 @@ def test_misuse_is_a_usage_error(tmp_path: Path) -> None:
     assert code == 1 and "no saved run to resume" in out
     code, out = invoke(store, "--job-id", "x", "--list-checkpoints")
     assert code == 1 and "no checkpoints found for job 'x'" in out
+
+
+def test_seed_001_flag_names_are_aliases(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    FAIL_IN.add("write")
+    code, _ = invoke(store, "--input", "sea", "--workflow-id", "v1")
+    assert code == 1
+    FAIL_IN.clear()
+    RAN.clear()
+    code, out = invoke(store, "--workflow-id", "v1", "--resume")
+    assert code == 0, out
+    assert RAN == ["write", "assemble"]
+    RAN.clear()
+    code, out = invoke(store, "--workflow-id", "v1", "--resume-from-step", "assemble")
+    assert code == 0, out
+    assert RAN == ["assemble"]
+    first = ckpt.open(store).job("v1").log()[-1].id
+    RAN.clear()
+    code, out = invoke(store, "--workflow-id", "v1", "--checkpoint-path", first[:12])
+    assert code == 0, out
+    assert RAN == ["analyze", "write", "assemble"]  # resumed from the input checkpoint
+    help_text = CliRunner().invoke(main, ["--help"]).output
+    for flag in ("--job-id, --workflow-id", "--resume-from, --resume-from-step", "--wait"):
+        assert flag in help_text
+
+
+TYPED = Pipeline([("shout", lambda input: input.upper())], input_type=str)
+
+
+@click.command()
+@ckpt.click_options(TYPED)
+def typed(runner: ckpt.Runner) -> None:
+    runner.run()
+
+
+def test_a_missing_input_is_reported_as_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(typed, ["--job-id", "j", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert "Error: job 'j': no input given (its stages need a str as 'input')" in result.output
+
+
+def test_a_resumed_run_says_which_stages_are_stale(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    assert invoke(store, "--input", "sea", "--job-id", "v")[0] == 0
+
+    def write(analyze: str) -> str:  # new code for the stage
+        return analyze + "?"
+
+    @click.command()
+    @ckpt.click_options(Pipeline([analyze, write, assemble]))
+    def edited(runner: ckpt.Runner) -> None:
+        click.echo(json.dumps(runner.run().output))
+
+    result = CliRunner().invoke(edited, ["--job-id", "v", "--resume", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "ckpt: stage write is stale (code of 'write' changed): it runs again" in result.output
+    assert "ckpt: stage assemble is stale (input 'write' is stale): it runs again" in result.output
+    assert json.loads(result.output.splitlines()[-1]) == {"video": "SEA?"}

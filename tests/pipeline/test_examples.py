@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,14 @@ TIMEOUT = 300
 pytestmark = pytest.mark.slow
 
 
-def run(script: str, *args: str) -> str:
+def run(script: str, *args: str, cwd: Path | None = None) -> str:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
         check=False,
+        cwd=cwd,
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -75,3 +77,23 @@ def test_agent_run(tmp_path: Path) -> None:
     assert "run-123-alt forked from run-123" in out
     assert "cleaned: ('scratch',)" in out
     assert "the imported copy restores the same state" in out
+
+
+def test_fanout_novel_killed_resumed_and_edited(tmp_path: Path) -> None:
+    out = run("fanout_novel.py", "--store", str(tmp_path / "s"))
+    killed = re.search(r"killed with (\d+)/40 chapters saved", out)
+    assert killed is not None and 15 <= int(killed.group(1)) < 40
+    assert re.search(r"refused: job 'saga-001' is being run by pid \d+ on .*, since ", out)
+    resumed = re.search(r"resumed: (\d+) chapters written now, (\d+) loaded", out)
+    assert resumed is not None
+    assert int(resumed.group(1)) == 40 - int(killed.group(1))
+    assert "no chapter paid twice" in out
+    assert "stale: outline (version of 'outline' changed ('1' -> '2'))" in out
+    assert "stale: chapters (input 'outline' is stale)" in out
+    assert "chapters rewritten: 1, loaded: 39" in out
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_runs_with_no_arguments(script: str, tmp_path: Path) -> None:
+    """A new user's first try: `python examples/X.py`, from any directory."""
+    run(script, cwd=tmp_path)

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ckpt
-from ckpt.pipeline.progress import Progress, watch
+from ckpt.objects.canonical import canonical_json
+from ckpt.pipeline.fingerprint import Fingerprint
+from ckpt.pipeline.progress import META_KEY, Progress, RunMeta, read_progress, watch
 from ckpt.pipeline.runner import Pipeline
 from ckpt.pipeline.stages import StageResult
 
@@ -175,3 +182,93 @@ def test_watch_waits_for_a_job_and_ends_when_it_is_done(repo: ckpt.Repository) -
     statuses = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
     assert statuses[-1] == "completed"
     assert all(s == "active" for s in statuses[:-1])
+
+
+def test_jobs_saved_by_hand_have_progress_too(repo: ckpt.Repository) -> None:
+    job = repo.job("manual")
+    job.save("outline", {"beats": 3}, cost=0.25, tokens=40)
+    job.save("draft", "text", cost=0.5, tokens=60)
+    progress = read_progress(job)
+    assert progress is not None
+    assert progress.planned is False
+    assert progress.completed == ("outline", "draft") and progress.latest_stage == "draft"
+    assert (progress.cost, progress.tokens) == (0.75, 100)
+    assert progress.updated_at == job.head.time  # type: ignore[union-attr]
+    assert progress.total_stages is None and progress.percentage is None
+    assert progress.next_stage is None and progress.eta is None
+    doc = progress.to_json()
+    assert doc["total_stages"] is None and doc["completed_stages"] == 2
+    job.complete()
+    done = read_progress(job)
+    assert done is not None and done.status == "completed" and done.done
+
+
+def test_eta_divides_by_the_stages_run_at_once() -> None:
+    from ckpt.pipeline.progress import RunMeta, estimate_eta
+
+    meta = RunMeta(
+        run="r",
+        stages=("a", "b", "c", "d", "e"),
+        done=("a",),
+        durations={"a": 10.0},
+        concurrency=2,
+    )
+    assert estimate_eta(meta, "active") == dt.timedelta(seconds=20)  # 4 left, 2 lanes
+    assert estimate_eta(meta, "failed") is None
+    assert estimate_eta(attrs.evolve(meta, done=meta.stages), "active") == dt.timedelta(0)
+
+
+NAMES = st.sampled_from(["input", "outline", "chapters", "cover", "book"])
+
+
+@st.composite
+def run_metas(draw: st.DrawFn) -> RunMeta:
+    stages = tuple(draw(st.lists(NAMES, unique=True, min_size=1)))
+    done = tuple(draw(st.lists(st.sampled_from(stages), unique=True)))
+    hexes = st.text("0123456789abcdef", min_size=16, max_size=16)
+    fingerprint = st.builds(
+        Fingerprint,
+        st.none() | hexes,
+        st.none() | st.sampled_from(["1", "2", "v3"]),
+        st.lists(NAMES, unique=True).map(tuple),
+        st.dictionaries(NAMES, hexes),
+    )
+    counts = st.none() | st.tuples(st.integers(0, 500), st.none() | st.integers(0, 500))
+    moment = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return RunMeta(
+        run=draw(hexes),
+        stages=stages,
+        done=done,
+        durations=draw(st.dictionaries(st.sampled_from(stages), st.floats(0, 1e4))),
+        started=moment,
+        invoked=moment + dt.timedelta(seconds=draw(st.integers(0, 10**6))),
+        base_cost=draw(st.floats(0, 1e6)),
+        base_tokens=draw(st.integers(0, 10**9)),
+        inflight=draw(st.dictionaries(st.sampled_from(stages), counts)),
+        fingerprints=draw(st.dictionaries(st.sampled_from(stages), fingerprint)),
+        stale=draw(st.dictionaries(st.sampled_from(stages), st.text(max_size=40))),
+        stage_costs=draw(
+            st.dictionaries(
+                st.sampled_from(stages), st.tuples(st.floats(0, 1e6), st.integers(0, 10**9))
+            )
+        ),
+        concurrency=draw(st.integers(1, 64)),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(run_metas())
+def test_runner_metadata_survives_a_commit(meta: RunMeta) -> None:
+    """What the runner writes in a commit's meta (canonical JSON) reads back the same."""
+    stored = json.loads(canonical_json(meta.to_json()))
+    back = RunMeta.from_commit(SimpleNamespace(meta={META_KEY: stored}))  # type: ignore[arg-type]
+    assert back is not None
+    expected = attrs.evolve(
+        meta,
+        durations={k: round(v, 6) for k, v in meta.durations.items()},
+        stage_costs={k: (round(c, 9), t) for k, (c, t) in meta.stage_costs.items()},
+    )
+    assert back == expected
+    assert back.running == tuple(
+        s for s in meta.stages if s in meta.inflight and s not in meta.done
+    )

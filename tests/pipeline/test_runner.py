@@ -275,6 +275,8 @@ def test_an_interrupt_is_recorded_and_the_next_run_resumes(repo: ckpt.Repository
     job = repo.job("novel")
     head = job.head
     assert head is not None and head.meta["error_type"] == "KeyboardInterrupt"
+    assert head.meta["interrupted"] is True and head.meta["failed_stage"] == "draft"
+    assert head.message == "failed: interrupted (Ctrl-C) during stage 'draft'"
     CALLS.clear()
     make(repo).run("novel")
     assert CALLS == ["draft", "polish"]
