@@ -19,6 +19,7 @@ from ckpt.cli.exits import UserError
 if TYPE_CHECKING:
     from ckpt.history.job import Job
     from ckpt.objects.model import Commit
+    from ckpt.values.filelisting import FileChange
 
 CUT_NOTE = "(history before this checkpoint was removed by retention)"
 
@@ -225,9 +226,10 @@ def log(
 def show(job: str, rev: str | None, as_json: bool) -> None:
     """Show one checkpoint of JOB (default HEAD) and the stages it holds.
 
-    Stages marked + were added and ~ changed by this checkpoint.
+    Stages marked + were added and ~ changed by this checkpoint.  The files
+    a stage holds (ckpt.File, ckpt.Directory) are listed with their sizes.
     """
-    from ckpt.history.diff import diff_trees
+    from ckpt.history.diff import diff_trees, stage_files
 
     the_job = get_job(job)
     commit = the_job.resolve(rev)
@@ -240,6 +242,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     elif commit.parent is None:
         changes = {entry.name: "added" for entry in tree}
     refs = decorations(the_job).get(commit.id, [])
+    files = {entry.name: stage_files(the_job, entry) for entry in tree if entry.files}
     if as_json:
         out.emit_json(
             {
@@ -253,6 +256,10 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
                         "size": entry.size,
                         "encoding": entry.encoding,
                         "change": changes.get(entry.name),
+                        "files": [
+                            {"path": f.path, "size": f.size, "mode": f.mode, "id": f.id}
+                            for f in files.get(entry.name, [])
+                        ],
                     }
                     for entry in tree
                 ],
@@ -292,6 +299,16 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     lines.extend(
         "  " + line for line in out.table(["", "STAGE", "TYPE", "SIZE"], rows, align_right=[3])
     )
+    for name, listed in files.items():
+        if not listed:
+            continue
+        total = sum(f.size for f in listed)
+        lines.append("")
+        lines.append(f"Files of {name} ({len(listed)}, {out.size(total)}):")
+        table = out.table(
+            ["FILE", "SIZE"], [[f.path, out.size(f.size)] for f in listed], align_right=[1]
+        )
+        lines.extend("  " + line for line in table)
     out.echo_lines(lines)
 
 
@@ -309,9 +326,20 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
 )
 @click.option("--raw", is_flag=True, help="Write the stored canonical bytes, unformatted.")
-def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
-    """Print the value of STAGE at REV (default HEAD) as pretty JSON."""
-    from ckpt.errors import NotFoundError
+@click.option(
+    "--to",
+    "to",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the stage's files (ckpt.File, ckpt.Directory) into DIR instead.",
+)
+def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
+    """Print the value of STAGE at REV (default HEAD) as pretty JSON.
+
+    With --to DIR, write the files the value holds into DIR instead: a file
+    as DIR/NAME, a directory as DIR/NAME/..., byte-identical, modes restored.
+    """
+    from ckpt.errors import FileValueError, NotFoundError
     from ckpt.history.diff import value_text
     from ckpt.history.names import stage_name
 
@@ -325,6 +353,19 @@ def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
         raise NotFoundError(
             f"job {the_job.name!r} has no stage {stage!r} at {commit.short_id} (stages: {stages})"
         )
+    if raw and to is not None:
+        raise UserError("give either --raw or --to, not both")
+    if to is not None:
+        from ckpt.values.filelisting import write_out
+
+        value = the_job.load(stage, at=commit.id)
+        try:
+            written = write_out(value, to)
+        except FileValueError as exc:
+            raise FileValueError(f"stage {stage!r} at {commit.short_id}: {exc}") from exc
+        for path in written:
+            out.echo(f"wrote {path}")
+        return
     if raw:
         click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
         return
@@ -392,7 +433,7 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     between two revisions.
     """
     from ckpt.errors import NotFoundError
-    from ckpt.history.diff import diff_commits, value_diff
+    from ckpt.history.diff import diff_commits, file_diff, value_diff
     from ckpt.history.names import stage_name
 
     the_job = get_job(job)
@@ -413,13 +454,21 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     diffs = {
         c.stage: ([] if stat_only else value_diff(the_job, c, context=context)) for c in changes
     }
+    file_changes = {c.stage: file_diff(the_job, c) for c in changes}
     if as_json:
         out.emit_json(
             {
                 "job": the_job.name,
                 "old": result.old.id,
                 "new": result.new.id,
-                "changes": [{**c.to_json(), "diff": diffs[c.stage]} for c in changes],
+                "changes": [
+                    {
+                        **c.to_json(),
+                        "files": [f.to_json() for f in file_changes[c.stage]],
+                        "diff": diffs[c.stage],
+                    }
+                    for c in changes
+                ],
             }
         )
         return
@@ -440,9 +489,28 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
         rows.append([marks[c.change], c.stage, "" if entry is None else entry.type, sizes])
     out.echo_lines(out.table(["", "STAGE", "TYPE", "SIZE"], rows))
     for c in changes:
+        if file_changes[c.stage]:
+            out.echo()
+            out.echo(f"Files of {c.stage}:")
+            out.echo_lines(
+                ["  " + line for line in _file_change_rows(file_changes[c.stage], marks)]
+            )
+    for c in changes:
         if diffs[c.stage]:
             out.echo()
             out.echo_lines([_diff_line(line) for line in diffs[c.stage]])
+
+
+def _file_change_rows(changes: Sequence[FileChange], marks: dict[str, str]) -> list[str]:
+    rows = []
+    for change in changes:
+        if change.old is not None and change.new is not None:
+            sizes = f"{out.size(change.old.size)} -> {out.size(change.new.size)}"
+        else:
+            either = change.new or change.old
+            sizes = out.size(None if either is None else either.size)
+        rows.append([marks[change.change], change.path, sizes])
+    return out.table(["", "FILE", "SIZE"], rows)
 
 
 @click.command("reflog")
