@@ -397,8 +397,9 @@ class Pipeline:
             cost, tokens, result = cost + result.cost, tokens + result.tokens, result.value
         if stage.output_type is None and run.job is not None:
             # Unannotated outputs come back from the store as plain JSON data: hand later
-            # stages the same form now, so that a fresh run and a resumed one agree.
-            result = serialize.loads(serialize.dumps(result))
+            # stages the same form now, so that a fresh run and a resumed one agree.  A
+            # ckpt.File stays a File (a path the next stage can open) either way.
+            result = serialize.normalize(result)
         run.complete_stage(stage, result, cost, tokens, duration)
         run.emit(
             self.on_stage_end,
