@@ -123,7 +123,7 @@ def compressible(sample: bytes | memoryview) -> bool:
     """True if ``sample`` shrinks under zstd's fastest setting by more than a few percent."""
     if not sample:
         return True
-    compressed = codec.encode_many(Kind.CHUNK, [sample], level=BULK_LEVEL)[0]
+    compressed = codec.encode(Kind.CHUNK, bytes(sample), level=BULK_LEVEL)
     return len(compressed) - codec.HEADER_SIZE < INCOMPRESSIBLE * len(sample)
 
 
@@ -144,7 +144,8 @@ class ContentWriter:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._pack = pack.PackBuilder(PACK_LIMIT + (1 << 20))
+        # Made on the first object (a save whose value holds no file allocates nothing).
+        self._pack: pack.PackBuilder | None = None
         #: Ids of the objects in the pack being filled, and in the pack being written:
         #: those a lookup in the store cannot find yet.
         self._ids: set[bytes] = set()
@@ -200,6 +201,8 @@ class ContentWriter:
 
     def _add(self, raw: bytes, parts: list[bytes | memoryview]) -> None:
         """Add one object, its stored bytes given in ``parts``."""
+        if self._pack is None:
+            self._pack = pack.PackBuilder(PACK_LIMIT + (1 << 20))
         before = self._pack.size
         if not self._pack.add(raw, parts):
             return
@@ -207,13 +210,13 @@ class ContentWriter:
         self.new_bytes += self._pack.size - before
         self.new_objects += 1
         if self._pack.size >= PACK_LIMIT:
-            self._submit()
+            self._submit(self._pack)
 
-    def _submit(self) -> None:
+    def _submit(self, full: pack.PackBuilder) -> None:
         """Hand the full pack to the background writer (one pack in flight at a time)."""
         self._wait()
-        data, ids = self._pack.finish(), self._pack.ids
-        self._pack.reset()
+        data, ids = full.finish(), full.ids
+        full.reset()
         self._flight, self._ids = self._ids, set()
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -245,9 +248,9 @@ class ContentWriter:
         """Write everything added so far; durable when it returns."""
         try:
             self._wait()
-            if len(self._pack):
+            if self._pack is not None and len(self._pack):
                 data, ids = self._pack.finish(), self._pack.ids
-                self._pack.reset()
+                self._pack = None
                 self._put(data, ids)
         finally:
             self._close_pool()
@@ -259,7 +262,7 @@ class ContentWriter:
         writer reused one of its objects and touched it) is left alone: gc
         takes what nobody uses.  Never raises for a pack it cannot remove.
         """
-        self._pack.reset()
+        self._pack = None
         try:
             # A pack whose write failed left nothing to remove.
             with contextlib.suppress(Exception):
