@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import Ratio, Section, fmt, human_seconds, machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "WB")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "WF", "WB")
 
 
 def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
@@ -34,6 +34,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
             w4=(2 << 20, 40, 1),
             w5_repeats=2,
             w6=(8 << 20, 1),
+            wf=(8 << 20, 1),
         )
     if quick:
         return dict(
@@ -45,6 +46,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
             w4=(64 << 20, 3000, 2),
             w5_repeats=5,
             w6=(128 << 20, 1),
+            wf=(256 << 20, 2),
         )
     return dict(
         w1_steps=1000,
@@ -55,6 +57,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
         w4=(2800 << 20, 40_000, 3),
         w5_repeats=15,
         w6=(1 << 30, 2),
+        wf=(1 << 30, 3),
     )
 
 
@@ -111,6 +114,10 @@ def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]
             section = w4_maintenance.run(*cfg["w4"])
         elif name == "W5":
             section = _w5(cfg["w5_repeats"])
+        elif name == "WF":
+            from bench import wf_files
+
+            section = wf_files.run(*cfg["wf"])
         elif name == "WB":
             from bench import backends
 
