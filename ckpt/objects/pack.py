@@ -104,12 +104,14 @@ class PackBuilder:
     """A pack assembled entry by entry, each entry's parts copied once into the pack
     (:func:`build` gives the same bytes for the same entries).
 
-    ``reserve`` bytes are allocated up front, and :meth:`reset` keeps them for
-    the next pack, so that a stream of packs reuses one buffer.
+    The buffer doubles as it fills, up to ``limit`` (more only for an entry
+    that needs it), and :meth:`reset` keeps it for the next pack, so that a
+    stream of packs reuses one buffer.
     """
 
-    def __init__(self, reserve: int = 0) -> None:
-        self._body = bytearray(max(reserve, PACK_HEADER.size))
+    def __init__(self, limit: int = 0) -> None:
+        self._limit = limit
+        self._body = bytearray(PACK_HEADER.size)
         self._end = PACK_HEADER.size
         self._records: list[tuple[bytes, int, int, int, int]] = []
         self._seen: set[bytes] = set()
@@ -135,7 +137,8 @@ class PackBuilder:
         for part in parts:
             end = self._end + len(part)
             if end > len(self._body):
-                self._body.extend(bytes(end - len(self._body)))
+                grown = max(end, min(2 * len(self._body), self._limit))
+                self._body.extend(bytes(grown - len(self._body)))
             self._body[self._end : end] = part
             self._end = end
         # Kind and the low byte of the flags, from the object's header.

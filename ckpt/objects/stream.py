@@ -202,7 +202,7 @@ class ContentWriter:
     def _add(self, raw: bytes, parts: list[bytes | memoryview]) -> None:
         """Add one object, its stored bytes given in ``parts``."""
         if self._pack is None:
-            self._pack = pack.PackBuilder(PACK_LIMIT + (1 << 20))
+            self._pack = pack.PackBuilder(PACK_LIMIT + (256 << 10))
         before = self._pack.size
         if not self._pack.add(raw, parts):
             return
