@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import attrs
 import blake3
 
-from ckpt.errors import CkptError, FileValueError, SerializationError
+from ckpt.errors import CkptError, CorruptObjectError, FileValueError, SerializationError
 from ckpt.objects.canonical import canonical_json
 from ckpt.objects.ids import ObjectId, check_object_id
 from ckpt.objects.stream import BLOCK_SIZE, BlobReader
@@ -100,13 +100,24 @@ class StoredContent:
             return Path(storage.root, "cache", "files")
         return temporary_cache()
 
-    def pieces(self, oid: ObjectId) -> Iterator[bytes]:
+    def reader(self, oid: ObjectId, size: int) -> BlobReader:
+        """A checked reader of the blob, which must hold ``size`` bytes as its value says."""
+        reader = BlobReader(self.store, oid)
+        if reader.length != size:
+            reader.close()
+            raise CorruptObjectError(
+                oid, "the file's content has another size than its value says",
+                f"{size} bytes", f"{reader.length} bytes",
+            )  # fmt: skip
+        return reader
+
+    def pieces(self, oid: ObjectId, size: int) -> Iterator[bytes]:
         """The blob's bytes, checked, in the pieces it is stored in."""
-        with BlobReader(self.store, oid) as reader:
+        with self.reader(oid, size) as reader:
             yield from reader.pieces()
 
-    def open(self, oid: ObjectId) -> BinaryIO:
-        return io.BufferedReader(BlobReader(self.store, oid), buffer_size=BLOCK_SIZE)
+    def open(self, oid: ObjectId, size: int) -> BinaryIO:
+        return io.BufferedReader(self.reader(oid, size), buffer_size=BLOCK_SIZE)
 
 
 def _path_text(path: str | os.PathLike[str]) -> str:
@@ -189,7 +200,7 @@ class File(os.PathLike[str]):
         if self._source is not None:
             return _local_pieces(self._source)
         content, oid = self._bound()
-        return content.pieces(oid)
+        return content.pieces(oid, self.size)
 
     def open(self) -> BinaryIO:
         """The file's bytes as a binary stream (from the store, for a loaded file).
@@ -200,7 +211,7 @@ class File(os.PathLike[str]):
         if self._source is not None:
             return open(self._source, "rb")
         content, oid = self._bound()
-        return content.open(oid)
+        return content.open(oid, self.size)
 
     def read_bytes(self) -> bytes:
         """The whole content in memory (prefer :meth:`open` for large files)."""
@@ -261,7 +272,7 @@ class Directory(os.PathLike[str]):
     ``materialize(to=DIR)`` give the whole tree, byte-identical, modes restored.
     """
 
-    __slots__ = ("_content", "_entries", "_source", "mode", "name")
+    __slots__ = ("_content", "_entries", "_files", "_source", "mode", "name")
 
     name: str
     mode: int
@@ -275,6 +286,7 @@ class Directory(os.PathLike[str]):
         self.mode = stat.S_IMODE(st.st_mode) & MODE_BITS
         self._source: str | None = source
         self._entries: tuple[Entry, ...] | None = None
+        self._files: dict[str, Entry] | None = None
         self._content: StoredContent | None = None
 
     @classmethod
@@ -284,6 +296,7 @@ class Directory(os.PathLike[str]):
         value = cls.__new__(cls)
         value.name, value.mode = name, mode
         value._source, value._entries, value._content = None, entries, content
+        value._files = None
         return value
 
     @property
@@ -313,10 +326,12 @@ class Directory(os.PathLike[str]):
         parts = check_relpath(path, "Directory.file")
         if self._source is not None:
             return File(os.path.join(self._source, *parts))
-        for entry in self.entries:
-            if entry.path == "/".join(parts) and entry.id is not None and entry.size is not None:
-                return File._stored(parts[-1], entry.size, entry.mode, entry.id, self._content)
-        raise FileValueError(f"directory {self.name!r} holds no file {path!r}")
+        if self._files is None:
+            self._files = {entry.path: entry for entry in self.entries if not entry.is_dir}
+        entry = self._files.get("/".join(parts))
+        if entry is None or entry.id is None or entry.size is None:
+            raise FileValueError(f"directory {self.name!r} holds no file {path!r}")
+        return File._stored(parts[-1], entry.size, entry.mode, entry.id, self._content)
 
     def open(self, path: str) -> BinaryIO:
         """The bytes of the file at ``path`` in this directory, as a binary stream."""
@@ -352,8 +367,12 @@ class Directory(os.PathLike[str]):
             parts = check_relpath(entry.path)
             if entry.is_dir:
                 yield TreeItem(parts, entry.mode, None)
+            elif self._source is not None:
+                yield TreeItem(parts, entry.mode, File(os.path.join(self._source, *parts)).pieces)
             else:
-                yield TreeItem(parts, entry.mode, self.file(entry.path).pieces)
+                assert entry.id is not None and entry.size is not None
+                stored = File._stored(parts[-1], entry.size, entry.mode, entry.id, self._content)
+                yield TreeItem(parts, entry.mode, stored.pieces)
 
     @property
     def path(self) -> Path:

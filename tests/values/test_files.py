@@ -503,3 +503,17 @@ def test_a_value_rebuilt_outside_a_load_says_so(tmp_path: Path) -> None:
     loose = serialize.structure(doc, ckpt.File)
     with pytest.raises(CkptError, match="bound to no store"):
         loose.open()
+
+
+def test_a_stored_size_that_lies_is_caught_before_a_byte_is_used(
+    repo: ckpt.Repository, tmp_path: Path
+) -> None:
+    blob = repo.objects.put(Kind.BLOB, b"payload")
+    job = repo.job("j")
+    _hostile(job, {"$ckpt": "file", "id": blob, "mode": 0o644, "name": "f", "size": 3})
+    lying = job.load("evil")["value"]
+    with pytest.raises(CorruptObjectError, match="another size"):
+        lying.read_bytes()
+    with pytest.raises(CorruptObjectError, match="another size"):
+        lying.materialize(to=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
