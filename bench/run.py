@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import Ratio, Section, fmt, human_seconds, machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "WB")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "WF", "WB")
 
 
 def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
@@ -35,6 +35,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
             w5_repeats=2,
             w6=(8 << 20, 1),
             w7=(4, 10, 1),
+            wf=(8 << 20, 1),
         )
     if quick:
         return dict(
@@ -47,6 +48,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
             w5_repeats=5,
             w6=(128 << 20, 1),
             w7=(20, 100, 3),
+            wf=(256 << 20, 2),
         )
     return dict(
         w1_steps=1000,
@@ -58,6 +60,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
         w5_repeats=15,
         w6=(1 << 30, 2),
         w7=(40, 200, 5),
+        wf=(1 << 30, 3),
     )
 
 
@@ -118,6 +121,10 @@ def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]
             from bench import w7_runner
 
             section = w7_runner.run(*cfg["w7"])
+        elif name == "WF":
+            from bench import wf_files
+
+            section = wf_files.run(*cfg["wf"])
         elif name == "WB":
             from bench import backends
 

@@ -8,6 +8,7 @@ Quick start::
     job = repo.job("novel-42")
     job.save("outline", {"chapters": 12}, cost=0.12, tokens=1834)
     job.load("outline")                  # -> {"chapters": 12}
+    job.save("render", {"video": ckpt.File("out/final.mp4"), "seconds": 61.2})
 
 Names are imported lazily so that ``import ckpt`` (and ``ckpt --help``)
 stays fast.
@@ -45,6 +46,9 @@ _EXPORTS = {
     "InvalidNameError": "ckpt.errors",
     "InvalidRevisionError": "ckpt.errors",
     "SerializationError": "ckpt.errors",
+    "FileValueError": "ckpt.errors",
+    "File": "ckpt.values.files",
+    "Directory": "ckpt.values.files",
     "StorageError": "ckpt.errors",
     "Pipeline": "ckpt.pipeline.runner",
     "RunResult": "ckpt.pipeline.runner",
@@ -85,6 +89,9 @@ __all__ = [
     "CorruptObjectError",
     "CorruptRefError",
     "CostLimitExceeded",
+    "Directory",
+    "File",
+    "FileValueError",
     "GcReport",
     "InputMismatchError",
     "InvalidNameError",
@@ -136,6 +143,7 @@ if TYPE_CHECKING:
         ConflictError,
         CorruptObjectError,
         CorruptRefError,
+        FileValueError,
         InvalidNameError,
         InvalidRevisionError,
         NotFoundError,
@@ -171,6 +179,7 @@ if TYPE_CHECKING:
     )
     from ckpt.pipeline.stages import Stage, StageResult, stage
     from ckpt.repository import Repository, find_store, init, open
+    from ckpt.values.files import Directory, File
 
 
 def __getattr__(name: str) -> Any:

@@ -74,6 +74,12 @@ class SerializationError(CkptError, TypeError):
     """A value cannot be turned into canonical bytes, or bytes into the asked type."""
 
 
+class FileValueError(SerializationError):
+    """A ``ckpt.File`` or ``ckpt.Directory`` cannot be stored: the path is missing, is not
+    a regular file (or directory), holds a special file or a name that is not UTF-8, or
+    its content changed while it was being read."""
+
+
 class StorageError(CkptError, OSError):
     """The storage backend failed (disk full, I/O error, network) while reading or writing.
 

@@ -17,6 +17,13 @@ Run with no arguments, it plays the recovery story below in a scratch
 directory.  A run that starts a job without ``--input`` is refused with
 "no input given".
 
+The character designer draws one image per scene into ``--work DIR`` and
+returns them as a ``ckpt.Directory``; the assembler renders ``final.mp4``
+from them and returns it as a ``ckpt.File``.  Both are stored in the
+checkpoint (streamed, chunked, deduplicated), so a resumed run hands the
+assembler the scene images even when the work directory is gone, and
+``ckpt cat JOB HEAD video_assembler --to DIR`` writes the video back out.
+
 ``--fail-at STAGE`` simulates an API timeout in that stage (as seed 001's
 scenario 1), and ``--intermediates DIR`` writes each stage's output as a
 human-readable ``NN_stage.json`` file, as the old workflow did.
@@ -25,7 +32,9 @@ human-readable ``NN_stage.json`` file, as the old workflow did.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +60,8 @@ class Segment:
 
 
 FAIL_AT: set[str] = set()
+#: Where the stages write their images and video (``--work``).
+WORK = [Path("video-work")]
 
 
 def step(name: str) -> None:
@@ -80,17 +91,37 @@ def script_segmenter(story_generator: str) -> list[Segment]:
     return [Segment(part.strip(), 4.5) for part in story_generator.split(".") if part.strip()]
 
 
-def character_designer(script_segmenter: list[Segment]) -> ckpt.StageResult[list[str]]:
+def character_designer(script_segmenter: list[Segment]) -> ckpt.StageResult[ckpt.Directory]:
     step("character_designer")
-    return ckpt.StageResult([f"scene_{i}.png" for i in range(len(script_segmenter))], cost=2.4)
+    scenes = WORK[0] / "scenes"
+    shutil.rmtree(scenes, ignore_errors=True)
+    scenes.mkdir(parents=True)
+    for number, segment in enumerate(script_segmenter):
+        (scenes / f"scene_{number:02d}.png").write_bytes(draw(segment.text))
+    return ckpt.StageResult(ckpt.Directory(scenes), cost=2.4)
+
+
+def draw(text: str) -> bytes:
+    """A stand-in for an image model: 64 KiB of picture-like bytes for a scene."""
+    seed = hashlib.sha256(text.encode()).digest()
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        hashlib.sha256(seed + n.to_bytes(4, "big")).digest() for n in range(2048)
+    )
 
 
 def video_assembler(
-    script_segmenter: list[Segment], character_designer: list[str]
+    script_segmenter: list[Segment], character_designer: ckpt.Directory
 ) -> dict[str, object]:
     step("video_assembler")
+    # A loaded Directory is a path too: the images are written out of the store on first use.
+    frames = sorted(Path(character_designer).iterdir())
+    video = WORK[0] / "final.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    with open(video, "wb") as out:
+        for frame, segment in zip(frames, script_segmenter, strict=True):
+            out.write(frame.read_bytes() * max(1, round(segment.seconds)))
     seconds = sum(s.seconds for s in script_segmenter)
-    return {"file": "final.mp4", "seconds": seconds, "images": len(character_designer)}
+    return {"video": ckpt.File(video), "seconds": seconds, "images": len(frames)}
 
 
 pipeline = ckpt.Pipeline(
@@ -120,18 +151,27 @@ def write_intermediates(job: ckpt.Job, directory: Path) -> None:
 @click.option("--fail-at", type=click.Choice(pipeline.stage_names), help="Simulate a timeout.")
 @click.option("--intermediates", type=click.Path(file_okay=False), help="Write NN_stage.json.")
 @click.option("--demo", type=click.Path(file_okay=False), help="Run the recovery story here.")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False),
+    default="video-work",
+    show_default=True,
+    help="Where images and the video are drawn.",
+)
 @ckpt.click_options(pipeline)
 def main(
     story_file: str | None,
     fail_at: str | None,
     intermediates: str | None,
     demo: str | None,
+    work: str,
     runner: ckpt.Runner,
 ) -> None:
     """Make a moral video from a story, checkpointing after each step."""
     if demo is not None:
         run_demo(Path(demo))
         return
+    WORK[0] = Path(work)
     if fail_at:
         FAIL_AT.add(fail_at)
     story = None
@@ -149,10 +189,10 @@ def run_demo(directory: Path) -> None:
     story = directory / "story.json"
     story.write_text(json.dumps({"title": "The Honest Fox", "moral": "honesty"}))
     store = str(directory / "checkpoints")
+    work = directory / "work"
 
-    def cli(*args: str, code: int = 0) -> str:
-        command = [sys.executable, __file__, "--store", store, *args]
-        click.echo(f"$ video_workflow.py {' '.join(args)}")
+    def run(command: list[str], shown: str, code: int) -> str:
+        click.echo(f"$ {shown}")
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         click.echo(done.stdout, nl=False)
         if done.stderr.strip():
@@ -161,15 +201,29 @@ def run_demo(directory: Path) -> None:
             raise click.ClickException(f"exit code {done.returncode}, expected {code}")
         return done.stdout
 
+    def cli(*args: str, code: int = 0) -> str:
+        command = [sys.executable, __file__, "--store", store, "--work", str(work), *args]
+        return run(command, f"video_workflow.py {' '.join(args)}", code)
+
+    def ckpt_cli(*args: str) -> str:
+        command = [sys.executable, "-m", "ckpt", "--store", store, *args]
+        return run(command, f"ckpt {' '.join(args)}", 0)
+
     cli("--input", str(story), "--workflow-id", "abc123", "--fail-at", "story_generator", code=1)
     cli("--workflow-id", "abc123", "--list-checkpoints")
     out = cli("--workflow-id", "abc123", "--resume", "--intermediates", str(directory / "out"))
     assert "running context_analyzer" not in out
+    # The scene images come back from the checkpoint, not from the work directory.
+    shutil.rmtree(work)
     out = cli("--workflow-id", "abc123", "--resume-from-step", "video_assembler")
     assert out.count("running") == 1
+    ckpt_cli("show", "abc123")
+    ckpt_cli("cat", "abc123", "HEAD", "video_assembler", "--to", str(directory / "video"))
+    rendered = directory / "video" / "final.mp4"
+    assert rendered.read_bytes() == (work / "final.mp4").read_bytes()
     cli("--input", str(story), "--no-checkpoint")
-    cli("--workflow-id", "fresh", code=1)  # a new job needs its input
     click.echo(f"intermediates: {sorted(p.name for p in (directory / 'out').iterdir())}")
+    cli("--workflow-id", "fresh", code=1)  # a new job needs its input
 
 
 if __name__ == "__main__":

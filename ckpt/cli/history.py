@@ -7,7 +7,7 @@ nature) with the schema documented in ``docs/cli.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -189,8 +189,10 @@ def log(
 def show(job: str, rev: str | None, as_json: bool) -> None:
     """Show one checkpoint of JOB (default HEAD) and the stages it holds.
 
-    Stages marked + were added and ~ changed by this checkpoint.
+    Stages marked + were added and ~ changed by this checkpoint.  The files
+    a stage holds (ckpt.File, ckpt.Directory) are listed with their sizes.
     """
+    from ckpt.history.diff import stage_files
     from ckpt.history.documents import decorations, show_document, stage_changes
 
     the_job = get_job(job)
@@ -201,6 +203,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     tree = the_job.repo.objects.get_tree(commit.tree)
     changes = stage_changes(the_job, commit)
     refs = decorations(the_job).get(commit.id, [])
+    files = {entry.name: stage_files(the_job, entry) for entry in tree if entry.files}
     lines = [f"{out.style('commit ' + commit.id, fg='yellow')} {_decoration_text(refs)}".rstrip()]
     fields = [
         ("Job", the_job.name),
@@ -234,6 +237,16 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     lines.extend(
         "  " + line for line in out.table(["", "STAGE", "TYPE", "SIZE"], rows, align_right=[3])
     )
+    for name, listed in files.items():
+        if not listed:
+            continue
+        total = sum(f.size for f in listed)
+        lines.append("")
+        lines.append(f"Files of {name} ({len(listed)}, {out.size(total)}):")
+        table = out.table(
+            ["FILE", "SIZE"], [[f.path, out.size(f.size)] for f in listed], align_right=[1]
+        )
+        lines.extend("  " + line for line in table)
     out.echo_lines(lines)
 
 
@@ -251,9 +264,20 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
 )
 @click.option("--raw", is_flag=True, help="Write the stored canonical bytes, unformatted.")
-def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
-    """Print the value of STAGE at REV (default HEAD) as pretty JSON."""
-    from ckpt.errors import NotFoundError
+@click.option(
+    "--to",
+    "to",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the stage's files (ckpt.File, ckpt.Directory) into DIR instead.",
+)
+def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
+    """Print the value of STAGE at REV (default HEAD) as pretty JSON.
+
+    With --to DIR, write the files the value holds into DIR instead: a file
+    as DIR/NAME, a directory as DIR/NAME/..., byte-identical, modes restored.
+    """
+    from ckpt.errors import FileValueError, NotFoundError
     from ckpt.history.diff import value_text
     from ckpt.history.names import stage_name
 
@@ -267,6 +291,19 @@ def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
         raise NotFoundError(
             f"job {the_job.name!r} has no stage {stage!r} at {commit.short_id} (stages: {stages})"
         )
+    if raw and to is not None:
+        raise UserError("give either --raw or --to, not both")
+    if to is not None:
+        from ckpt.values.filelisting import write_out
+
+        value = the_job.load(stage, at=commit.id)
+        try:
+            written = write_out(value, to)
+        except FileValueError as exc:
+            raise FileValueError(f"stage {stage!r} at {commit.short_id}: {exc}") from exc
+        for path in written:
+            out.echo(f"wrote {path}")
+        return
     if raw:
         click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
         return
@@ -360,9 +397,28 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
         rows.append([marks[c["change"]], c["stage"], "" if entry is None else entry["type"], sizes])
     out.echo_lines(out.table(["", "STAGE", "TYPE", "SIZE"], rows))
     for c in changes:
+        if c["files"]:
+            out.echo()
+            out.echo(f"Files of {c['stage']}:")
+            out.echo_lines(["  " + line for line in _file_change_rows(c["files"], marks)])
+    for c in changes:
         if c["diff"]:
             out.echo()
             out.echo_lines([_diff_line(line) for line in c["diff"]])
+
+
+def _file_change_rows(changes: Sequence[dict[str, Any]], marks: dict[str, str]) -> list[str]:
+    """Rows of the files a stage's change touched (``FileChange.to_json`` documents)."""
+    rows = []
+    for change in changes:
+        old, new = change["old"], change["new"]
+        if old is not None and new is not None:
+            sizes = f"{out.size(old['size'])} -> {out.size(new['size'])}"
+        else:
+            either = new or old
+            sizes = out.size(None if either is None else either["size"])
+        rows.append([marks[change["change"]], change["path"], sizes])
+    return out.table(["", "FILE", "SIZE"], rows)
 
 
 @click.command("reflog")

@@ -49,6 +49,13 @@ def _nested(prefix: str, fields: Schema) -> Schema:
     return {f"{prefix}.{name}": field for name, field in fields.items()}
 
 
+_FILE: Schema = {
+    "path": ("string", "where `cat --to DIR` writes it: NAME, or NAME/PATH in a directory"),
+    "size": ("integer", "bytes"),
+    "mode": ("integer", "permission bits"),
+    "id": ("string", "content id (the blob holding the bytes)"),
+}
+
 _TRANSFER: Schema = {
     "remote": ("string", "the other store (a password in its URL shown as ***)"),
     "objects_copied": ("integer", "objects copied (the receiving side lacked them)"),
@@ -128,6 +135,8 @@ SCHEMAS: dict[str, Schema] = {
                 "name": ("string", "stage name"),
                 **_ENTRY,
                 "change": ("string or null", "`added` or `changed` by this checkpoint, else null"),
+                "files": ("list of objects", "the files the value holds (ckpt.File, Directory)"),
+                **_nested("files[]", _FILE),
             },
         ),
     },
@@ -145,6 +154,13 @@ SCHEMAS: dict[str, Schema] = {
                 **_nested("old", _ENTRY),
                 "new": ("object or null", "the stage at REV2"),
                 **_nested("new", _ENTRY),
+                "files": ("list of objects", "files of the value added, changed or removed"),
+                "files[].path": ("string", "the file's path (as `cat --to` writes it)"),
+                "files[].change": ("string", "added, changed (content or mode) or removed"),
+                "files[].old": ("object or null", "the file at REV1"),
+                **_nested("files[].old", _FILE),
+                "files[].new": ("object or null", "the file at REV2"),
+                **_nested("files[].new", _FILE),
                 "diff": ("list of strings", "unified diff lines of the JSON (empty with --stat)"),
             },
         ),

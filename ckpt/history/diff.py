@@ -5,6 +5,8 @@ id, so an unchanged value costs no read).  ``value_diff`` renders a stage's
 two values as pretty JSON (keys sorted, two-space indent) and returns a
 unified diff of those texts, so a change deep inside a large value shows as
 a few lines.  Raw ``bytes`` values are compared by size and id only.
+``file_diff`` says which files (``ckpt.File``, ``ckpt.Directory``) a stage's
+value added, changed or removed; ``stage_files`` lists them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ckpt.history.job import Job
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
 from ckpt.values import serialize
+from ckpt.values.filelisting import FileChange, FileInfo, file_changes, stored_files
 
 ADDED = "added"
 CHANGED = "changed"
@@ -110,3 +113,23 @@ def value_diff(job: Job, change: StageChange, *, context: int = 3) -> list[str]:
             n=context,
         )
     ]
+
+
+def stage_files(job: Job, entry: TreeEntry) -> list[FileInfo]:
+    """The files a stage's value holds (none for a value that refers to no file)."""
+    if entry.encoding == ENCODING_RAW or not entry.files:
+        return []
+    return stored_files(serialize.parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
+
+
+def file_diff(job: Job, change: StageChange) -> list[FileChange]:
+    """The files added, changed (content or mode) or removed by a stage's change."""
+    if not ((change.old and change.old.files) or (change.new and change.new.files)):
+        return []
+    values: list[object] = []
+    for entry in (change.old, change.new):
+        if entry is None or entry.encoding == ENCODING_RAW:
+            values.append(None)
+        else:
+            values.append(serialize.parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
+    return file_changes(values[0], values[1])

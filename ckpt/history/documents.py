@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ckpt.errors import NotFoundError
-from ckpt.history.diff import diff_commits, diff_trees, value_diff
+from ckpt.history.diff import diff_commits, diff_trees, file_diff, stage_files, value_diff
 from ckpt.history.job import Job
 from ckpt.history.names import stage_name
 from ckpt.objects.model import Commit
@@ -125,6 +125,10 @@ def show_document(job: Job, rev: str | None = None) -> dict[str, Any]:
                 "size": entry.size,
                 "encoding": entry.encoding,
                 "change": changes.get(entry.name),
+                "files": [
+                    {"path": f.path, "size": f.size, "mode": f.mode, "id": f.id}
+                    for f in stage_files(job, entry)
+                ],
             }
             for entry in tree
         ],
@@ -161,7 +165,11 @@ def diff_document(
         "old": result.old.id,
         "new": result.new.id,
         "changes": [
-            {**c.to_json(), "diff": [] if stat_only else value_diff(job, c, context=context)}
+            {
+                **c.to_json(),
+                "files": [f.to_json() for f in file_diff(job, c)],
+                "diff": [] if stat_only else value_diff(job, c, context=context),
+            }
             for c in changes
         ],
     }

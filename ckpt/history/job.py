@@ -54,7 +54,7 @@ from ckpt.objects.model import (
     TreeEntry,
     commit_fields_valid,
 )
-from ckpt.values import serialize
+from ckpt.values import filehooks, serialize
 from ckpt.values.serialize import JSONValue
 
 if TYPE_CHECKING:
@@ -67,12 +67,14 @@ _UNSET: Any = object()
 
 @attrs.frozen
 class StageBlob:
-    """A stage value ready to store: its stage, bytes, type name and encoding."""
+    """A stage value ready to store: its stage, bytes, type name and encoding, and the
+    content ids of the files it holds (already stored)."""
 
     stage: str
     data: bytes
     type: str
     encoding: str
+    files: tuple[ObjectId, ...] = ()
 
 
 @attrs.frozen
@@ -220,11 +222,16 @@ class Job:
         if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
             return StageBlob(stage, bytes(value), "bytes", ENCODING_RAW)
         try:
-            data = serialize.dumps(value, as_type=type)
+            # The bytes of any ckpt.File in the value are stored (durably) as it is serialized.
+            with filehooks.saving(self.repo.objects) as stored:
+                data = serialize.dumps(value, as_type=type)
         except SerializationError as exc:
-            raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
+            # Same class (a FileValueError stays one), with the stage named.
+            raise exc.__class__(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
         value_type = type if type is not None else value.__class__
-        return StageBlob(stage, data, serialize.type_name(value_type), ENCODING_JSON)
+        return StageBlob(
+            stage, data, serialize.type_name(value_type), ENCODING_JSON, tuple(stored.ids)
+        )
 
     def _commit(
         self,
@@ -298,7 +305,9 @@ class Job:
                     blob_id = batch.put(
                         Kind.BLOB, blob.data, base=None if previous is None else previous.id
                     )
-                    entry = TreeEntry(blob.stage, blob_id, blob.type, len(blob.data), blob.encoding)
+                    entry = TreeEntry(
+                        blob.stage, blob_id, blob.type, len(blob.data), blob.encoding, blob.files
+                    )
                     tree = tree.with_entry(entry)
                 tree_id = batch.put_tree(tree)
                 commit = Commit(
@@ -407,7 +416,8 @@ class Job:
                 f"stage {stage!r} of job {self.name!r} holds bytes, not {serialize.type_name(type)}"
             )
         try:
-            return serialize.loads(data, type)
+            with filehooks.loading(self.repo.objects):
+                return serialize.loads(data, type)
         except SerializationError as exc:
             raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
 

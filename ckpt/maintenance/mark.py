@@ -94,7 +94,7 @@ class _Graph:
         return links
 
     def blobs(self, tree: ObjectId) -> list[ObjectId]:
-        """The blob ids of tree ``tree``."""
+        """The blob ids of tree ``tree``: each stage's value, and the files it refers to."""
         ids = self.trees.get(tree)
         if ids is None:
             stages = _document(self._bytes(tree, Kind.TREE), tree, "tree").get("stages")
@@ -102,9 +102,13 @@ class _Graph:
                 raise CorruptObjectError(tree, "tree has no stage list")
             found = []
             for item in stages:
-                if not (isinstance(item, list) and len(item) == 5):
+                if not (isinstance(item, list) and len(item) in (5, 6)):
                     raise CorruptObjectError(tree, "malformed tree entry")
                 found.append(_object_id(item[1], tree))
+                files = item[5] if len(item) == 6 else []
+                if not isinstance(files, list):
+                    raise CorruptObjectError(tree, "malformed tree entry")
+                found.extend(_object_id(file_id, tree) for file_id in files)
             ids = self.trees[tree] = found
         return ids
 

@@ -3,7 +3,8 @@
 Roots are a job's branches and tags, plus the old and new commit of every
 reflog entry younger than ``REFLOG_EXPIRY`` (so that a rolled-back checkout
 can still be undone) and younger than the job's last retention prune.  From
-a commit, its tree, the tree's blobs and the commit's parents are reachable,
+a commit, its tree, the tree's blobs (each stage's value, and the contents of
+the files a value refers to) and the commit's parents are reachable,
 except that the parents of a commit in the job's history cut (see
 :mod:`ckpt.history.jobrecord`) are not.  gc keeps exactly this set; verify checks it.
 """

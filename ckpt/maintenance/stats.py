@@ -5,8 +5,8 @@ Three sizes describe a store:
 * **logical bytes**: what the checkpoints would take if each one were kept
   in full, the way a directory of state files per checkpoint keeps them:
   for every commit a job can reach, its commit and tree plus every stage
-  value in its tree.  Summed per job, so a forked job counts the history it
-  shares with its parent again.
+  value in its tree (and the files a value refers to).  Summed per job, so
+  a forked job counts the history it shares with its parent again.
 * **unique bytes**: the canonical (uncompressed) bytes of the objects
   actually stored, each once, reachable or not (a large value cut into
   chunks counts its distinct chunks; a value stored as a delta against an
@@ -37,6 +37,7 @@ from ckpt.maintenance.reachable import history_cut, job_roots
 from ckpt.objects import codec
 from ckpt.objects.ids import Kind, ObjectId
 from ckpt.objects.model import Tree, decode_commit
+from ckpt.objects.stream import blob_length
 
 
 @attrs.frozen
@@ -127,6 +128,7 @@ def job_reach(repo: BaseRepository, job: str) -> JobReach:
     commits: set[ObjectId] = set()
     objects: set[ObjectId] = set()
     unreadable: set[ObjectId] = set()
+    lengths: dict[ObjectId, int] = {}
     logical = 0
     while stack:
         oid = stack.pop()
@@ -152,10 +154,24 @@ def job_reach(repo: BaseRepository, job: str) -> JobReach:
             for entry in tree:
                 objects.add(entry.id)
                 logical += entry.size
+                for file_id in entry.files:
+                    objects.add(file_id)
+                    if file_id not in lengths:
+                        lengths[file_id] = _blob_length(repo, file_id, unreadable)
+                    logical += lengths[file_id]
         if oid not in cut:
             stack.extend(commit.parents)
     _add_stored_references(repo, objects, unreadable)
     return JobReach(job, frozenset(commits), frozenset(objects), logical, frozenset(unreadable))
+
+
+def _blob_length(repo: BaseRepository, oid: ObjectId, unreadable: set[ObjectId]) -> int:
+    """The length of a file's content, from its stored header (0 if it cannot be read)."""
+    try:
+        return blob_length(repo.objects, oid)
+    except CkptError:
+        unreadable.add(oid)
+        return 0
 
 
 def _add_stored_references(

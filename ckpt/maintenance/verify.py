@@ -2,8 +2,9 @@
 
 For every job, verify parses HEAD, each ref and each reflog line, then walks
 every commit reachable from the job's roots.  A commit is *intact* when its
-commit object, its tree and every blob of its tree are readable and (with
-``full``) hash to their ids.  Each problem names the object or ref, what was
+commit object, its tree and every blob of its tree (stage values, and the
+contents of the files they refer to) are readable and (with ``full``) hash
+to their ids.  Each problem names the object or ref, what was
 expected and found, and the jobs and commits it breaks; for each branch the
 report gives the newest intact commit, the one to check out to recover.
 
@@ -26,6 +27,7 @@ from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
 from ckpt.objects.scan import StoreScan
+from ckpt.objects.stream import verify_blob
 
 ProgressFn = Callable[[int, int], None]
 
@@ -125,7 +127,7 @@ class _Checker:
                 self.bytes_checked += slot.size
         self.listed = list(scan.slots)
 
-    def check(self, oid: ObjectId, kind: Kind) -> bool:
+    def check(self, oid: ObjectId, kind: Kind, *, streamed: bool = False) -> bool:
         if oid in self.ok:
             found = self.kinds.get(oid)
             if found is None or found is kind:
@@ -141,6 +143,11 @@ class _Checker:
             if kind is Kind.BLOB and not self.full:
                 if not self.repo.objects.has(oid):
                     raise ObjectNotFoundError(oid)
+            elif streamed:
+                # A file's content: checked chunk by chunk, never whole in memory.
+                stored = self.repo.objects.read_stored(oid)
+                self.bytes_checked += len(stored)
+                verify_blob(self.repo.objects, oid)
             else:
                 stored = self.repo.objects.read_stored(oid)
                 self.bytes_checked += len(stored)
@@ -181,7 +188,14 @@ class _Checker:
             if data is None
             else Tree.decode(data, commit.tree)
         )
-        return [entry.id for entry in tree if not self.check(entry.id, Kind.BLOB)]
+        broken = [entry.id for entry in tree if not self.check(entry.id, Kind.BLOB)]
+        broken.extend(
+            oid
+            for entry in tree
+            for oid in entry.files
+            if not self.check(oid, Kind.BLOB, streamed=True)
+        )
+        return broken
 
 
 def verify(

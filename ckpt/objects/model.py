@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -41,15 +41,26 @@ ENCODING_RAW = "raw"
 ENCODINGS = (ENCODING_JSON, ENCODING_RAW)
 
 
+def _sorted_ids(ids: Iterable[ObjectId]) -> tuple[ObjectId, ...]:
+    return tuple(sorted(set(ids)))
+
+
 @attrs.frozen
 class TreeEntry:
-    """One stage in a tree: its blob, the value's type name, size and encoding."""
+    """One stage in a tree: its blob, the value's type name, size and encoding, and the
+    blobs holding the contents of the files the value refers to (``ckpt.File``)."""
 
     name: str
     id: ObjectId
     type: str
     size: int
     encoding: str = ENCODING_JSON
+    files: tuple[ObjectId, ...] = attrs.field(default=(), converter=_sorted_ids)
+
+    @property
+    def blobs(self) -> tuple[ObjectId, ...]:
+        """Every blob the stage needs: its value's, then its files'."""
+        return (self.id, *self.files)
 
 
 @attrs.frozen
@@ -90,7 +101,12 @@ class Tree:
         return canonical_json(
             {
                 "v": ENCODING_VERSION,
-                "stages": [[e.name, e.id, e.type, e.size, e.encoding] for e in self.entries],
+                "stages": [
+                    [e.name, e.id, e.type, e.size, e.encoding, list(e.files)]
+                    if e.files
+                    else [e.name, e.id, e.type, e.size, e.encoding]
+                    for e in self.entries
+                ],
             }
         )
 
@@ -102,18 +118,30 @@ class Tree:
             raise CorruptObjectError(oid, "tree has no stage list")
         entries = []
         for item in stages:
-            if not (isinstance(item, list) and len(item) == 5):
+            if not (isinstance(item, list) and len(item) in (5, 6)):
                 raise CorruptObjectError(oid, "malformed tree entry")
-            name, blob, type_name, size, encoding = item
+            name, blob, type_name, size, encoding = item[:5]
+            files = item[5] if len(item) == 6 else []
             if not (
                 isinstance(name, str)
                 and isinstance(type_name, str)
                 and type(size) is int
                 and size >= 0
                 and encoding in ENCODINGS
+                and isinstance(files, list)
+                and (files or len(item) == 5)
             ):
                 raise CorruptObjectError(oid, "malformed tree entry")
-            entries.append(TreeEntry(name, _oid(blob, oid), type_name, size, encoding))
+            entries.append(
+                TreeEntry(
+                    name,
+                    _oid(blob, oid),
+                    type_name,
+                    size,
+                    encoding,
+                    tuple(_oid(file_id, oid) for file_id in files),
+                )
+            )
         return cls(tuple(entries))
 
 

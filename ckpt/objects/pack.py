@@ -79,7 +79,14 @@ def build(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
         records.append((raw_id, offset, len(stored), kind, flags))
         parts.append(stored)
         offset += len(stored)
-    records.sort()
+    parts[0] = PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, len(records))
+    parts.append(_index_and_trailer(records, offset))
+    return b"".join(parts)
+
+
+def _index_and_trailer(records: list[tuple[bytes, int, int, int, int]], end: int) -> bytes:
+    """Index, fanout and trailer of a pack whose entries (``records``) end at ``end``."""
+    records = sorted(records)
     index = b"".join(RECORD.pack(*record) for record in records)
     counts = [0] * 256
     for record in records:
@@ -90,9 +97,66 @@ def build(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
         counts[i] = total
     fanout = FANOUT.pack(*counts)
     digest = blake3.blake3(index + fanout).digest(length=16)
-    parts[0] = PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, len(records))
-    parts.extend((index, fanout, TRAILER.pack(offset, len(records), digest, INDEX_MAGIC)))
-    return b"".join(parts)
+    return b"".join((index, fanout, TRAILER.pack(end, len(records), digest, INDEX_MAGIC)))
+
+
+class PackBuilder:
+    """A pack assembled entry by entry, each entry's parts copied once into the pack
+    (:func:`build` gives the same bytes for the same entries).
+
+    The buffer doubles as it fills, up to ``limit`` (more only for an entry
+    that needs it), and :meth:`reset` keeps it for the next pack, so that a
+    stream of packs reuses one buffer.
+    """
+
+    def __init__(self, limit: int = 0) -> None:
+        self._limit = limit
+        self._body = bytearray(PACK_HEADER.size)
+        self._end = PACK_HEADER.size
+        self._records: list[tuple[bytes, int, int, int, int]] = []
+        self._seen: set[bytes] = set()
+
+    @property
+    def size(self) -> int:
+        """Bytes of the header and the entries so far."""
+        return self._end
+
+    @property
+    def ids(self) -> list[bytes]:
+        return [record[0] for record in self._records]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, raw_id: bytes, parts: Sequence[bytes | memoryview]) -> bool:
+        """Append the stored object whose bytes are ``parts`` joined; False for a duplicate id."""
+        if raw_id in self._seen:
+            return False
+        self._seen.add(raw_id)
+        offset = self._end
+        for part in parts:
+            end = self._end + len(part)
+            if end > len(self._body):
+                grown = max(end, min(2 * len(self._body), self._limit))
+                self._body.extend(bytes(grown - len(self._body)))
+            self._body[self._end : end] = part
+            self._end = end
+        # Kind and the low byte of the flags, from the object's header.
+        kind, flags = self._body[offset + 5], self._body[offset + 7]
+        self._records.append((raw_id, offset, end - offset, kind, flags))
+        return True
+
+    def finish(self) -> bytes:
+        """The pack's bytes: header, entries, sorted index, fanout and trailer."""
+        PACK_HEADER.pack_into(self._body, 0, PACK_MAGIC, PACK_VERSION, len(self._records))
+        with memoryview(self._body) as body:
+            return b"".join((body[: self._end], _index_and_trailer(self._records, self._end)))
+
+    def reset(self) -> None:
+        """Start the next pack in the same buffer."""
+        self._end = PACK_HEADER.size
+        self._records.clear()
+        self._seen.clear()
 
 
 class PackIndex:

@@ -396,9 +396,16 @@ class PackSet:
 
     def _write_pack(self, entries: list[tuple[bytes, bytes]], *, merge: bool = True) -> str:
         """Write ``entries`` as one pack; return its key.  Then merge packs if they piled up."""
-        data = pack.build(entries)
+        key, _ = self._store_pack(pack.build(entries), [raw_id for raw_id, _ in entries])
+        if merge:
+            self._merge_tiers()
+        return key
+
+    def _store_pack(self, data: bytes, ids: list[bytes]) -> tuple[str, bool]:
+        """Store the built pack ``data`` holding ``ids`` (durably, no merge); return its key
+        and whether this call created it (False: a pack of the same bytes was stored)."""
         key = f"{PACKS_PREFIX}{blake3.blake3(data).hexdigest()}"
-        self.storage.put_if_absent(key, data)
+        created = self.storage.put_if_absent(key, data)
         with self._lock:
             if self._packs is not None:
                 ref = PackRef(KeyInfo(key, len(data), time.time()))
@@ -407,11 +414,9 @@ class PackSet:
                 self._packs.insert(0, ref)
                 self._sizes[key] = len(data)
                 if self._all is not None:
-                    for raw_id, _ in entries:
+                    for raw_id in ids:
                         self._all[raw_id] = key
-        if merge:
-            self._merge_tiers()
-        return key
+        return key, created
 
     def _merge_tiers(self) -> None:
         """Merge the packs of any size tier that holds MERGE_COUNT of them."""

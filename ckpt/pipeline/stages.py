@@ -91,7 +91,7 @@ def as_plain(value: Any, type: Any) -> Any:
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)  # saved raw, loaded as bytes
-    return serialize.loads(serialize.dumps(value))
+    return serialize.normalize(value)
 
 
 @attrs.frozen

@@ -5,6 +5,11 @@ its stages' values as plain JSON.  Because stored values *are* canonical
 JSON, importing re-creates byte-identical blobs, trees and commits: the same
 ids, so an export/import round trip is lossless.
 
+The contents of files (``ckpt.File``, ``ckpt.Directory``) travel in the
+export's ``files`` object, content id -> base64, each checked against its id
+on import (an export holds them in memory: for large files, push to a
+remote store instead).
+
 Exporting one checkpoint (``rev=``) gives a single commit; importing it
 creates a job whose history starts at that checkpoint (the commit is
 re-parented, so its id differs).
@@ -13,6 +18,7 @@ re-parented, so its id differs).
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -21,7 +27,7 @@ from ckpt.errors import CkptError, ConflictError
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, update_record
 from ckpt.history.refs import HEADS, TAGS
-from ckpt.objects.ids import CommitId, Kind, ObjectId
+from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id
 from ckpt.objects.model import (
     ENCODING_JSON,
     ENCODING_RAW,
@@ -31,6 +37,8 @@ from ckpt.objects.model import (
     decode_commit,
     encode_commit,
 )
+from ckpt.objects.store import ObjectStore
+from ckpt.objects.stream import BLOCK_SIZE, BlobReader, ContentWriter
 from ckpt.repository import Repository
 from ckpt.values import serialize
 
@@ -58,13 +66,18 @@ def export_job(job: Job, rev: str | None = None) -> dict[str, Any]:
                 commits.append(commit)
         commits.sort(key=lambda c: (c.seq, c.time))
     exported = []
+    contents: dict[ObjectId, str] = {}
     for commit in commits:
         tree = objects.get_tree(commit.tree)
         stages = {
             entry.name: _export_value(entry, objects.get(entry.id, Kind.BLOB)) for entry in tree
         }
+        for entry in tree:
+            for oid in entry.files:
+                if oid not in contents:
+                    contents[oid] = _export_content(objects, oid)
         exported.append({**commit.to_json(), "stage_order": tree.names, "stages": stages})
-    return {
+    doc: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "job": job.name,
@@ -75,6 +88,9 @@ def export_job(job: Job, rev: str | None = None) -> dict[str, Any]:
         "partial": rev is not None,
         "commits": exported,
     }
+    if contents:
+        doc["files"] = contents
+    return doc
 
 
 def import_job(repo: Repository, doc: Any, *, name: str | None = None) -> Job:
@@ -96,6 +112,7 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
     objects = repo.objects
     renamed: dict[str, CommitId] = {}
     partial = bool(doc.get("partial"))
+    _import_contents(repo, doc.get("files") or {})
     for item in doc["commits"]:
         entries = []
         for stage in item["stage_order"]:
@@ -106,7 +123,14 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
             else:
                 data = serialize.canonical_json(spec["value"])
             blob = objects.put(Kind.BLOB, data)
-            entries.append(TreeEntry(stage, blob, str(spec["type"]), len(data), encoding))
+            files = tuple(check_object_id(oid) for oid in spec.get("files", []))
+            missing = [oid for oid in files if not objects.has(oid)]
+            if missing:
+                raise CkptError(
+                    f"the export is malformed: stage {stage!r} needs file content {missing[0]} "
+                    "which it does not hold"
+                )
+            entries.append(TreeEntry(stage, blob, str(spec["type"]), len(data), encoding, files))
         tree_id = objects.put_tree(Tree(tuple(entries)))
         fields = {k: v for k, v in item.items() if k not in ("stage_order", "stages", "id")}
         fields["tree"] = tree_id
@@ -130,13 +154,47 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
 
 
 def _export_value(entry: TreeEntry, data: bytes) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": entry.type}
     if entry.encoding == ENCODING_RAW:
-        return {
-            "type": entry.type,
-            "encoding": ENCODING_RAW,
-            "base64": base64.b64encode(data).decode("ascii"),
-        }
-    return {"type": entry.type, "value": serialize.parse_json(data)}
+        spec["encoding"] = ENCODING_RAW
+        spec["base64"] = base64.b64encode(data).decode("ascii")
+    else:
+        spec["value"] = serialize.parse_json(data)
+    if entry.files:
+        spec["files"] = list(entry.files)
+    return spec
+
+
+def _export_content(objects: ObjectStore, oid: ObjectId) -> str:
+    """A file's content as base64 (read piece by piece, checked)."""
+    with BlobReader(objects, oid) as reader:
+        return "".join(_base64_pieces(reader.pieces()))
+
+
+def _base64_pieces(pieces: Iterator[bytes]) -> Iterator[str]:
+    carry = b""
+    for piece in pieces:
+        data = carry + piece
+        cut = len(data) - len(data) % 3
+        carry = data[cut:]
+        yield base64.b64encode(data[:cut]).decode("ascii")
+    yield base64.b64encode(carry).decode("ascii")
+
+
+def _import_contents(repo: Repository, contents: Any) -> None:
+    """Store the files' contents of an export, each checked against its id."""
+    if not isinstance(contents, dict):
+        raise CkptError("the export is malformed: 'files' is not an object")
+    with ContentWriter(repo.objects) as writer:
+        for oid, text in contents.items():
+            expected = check_object_id(oid)
+            data = base64.b64decode(text, validate=True)
+            blob = writer.stream(len(data))
+            with memoryview(data) as view:
+                for at in range(0, len(data), BLOCK_SIZE):
+                    blob.write(view[at : at + BLOCK_SIZE])
+            if blob.finish() != expected:
+                raise CkptError(f"the export is damaged: file content {oid} does not match its id")
 
 
 def _check_same(commit: Commit, stored: bytes, expected: bytes) -> None:

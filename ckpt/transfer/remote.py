@@ -11,7 +11,8 @@ A remote is another store (any backend URL or path) registered under a name
    a commit without the objects below it, because objects are always written
    before anything that names them).  Every object is read through the
    hash-checking reader on the way out and its id is checked again on arrival.
-   Blobs and trees go first, in parallel; then commits oldest first.
+   The contents of files (``ckpt.File``) go first, streamed chunk by chunk;
+   then blobs and trees, in parallel; then commits oldest first.
 3. Move the destination's refs by compare-and-swap from the value read in
    step 1; a concurrent writer there makes that ref fail with a conflict
    (reported, nothing lost) instead of being overwritten.
@@ -43,6 +44,7 @@ from ckpt.history.remotes import (
 )
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit
+from ckpt.objects.stream import ContentWriter, blob_length
 from ckpt.repository import Repository, init, open
 from ckpt.storage.base import KeyNotFoundError
 
@@ -264,9 +266,14 @@ class _Copier:
     def copy_history(self, tips: list[CommitId]) -> None:
         commits = self._missing_commits(tips)
         leaves: set[ObjectId] = set()
+        contents: set[ObjectId] = set()
         for commit in commits:
             leaves.add(commit.tree)
-            leaves.update(entry.id for entry in self.source.objects.get_tree(commit.tree))
+            for entry in self.source.objects.get_tree(commit.tree):
+                leaves.add(entry.id)
+                contents.update(entry.files)
+        # File contents first (streamed: a file can be far larger than memory).
+        self._copy_contents(sorted(contents - leaves))
         with ThreadPoolExecutor(self.workers) as pool:
             # Objects already there are freshened, so that a gc running on the
             # destination spares them until our refs make them reachable.
@@ -300,6 +307,16 @@ class _Copier:
                     pending = pending_bytes = 0
             batch.flush()
             self._done(pending, pending_bytes)
+
+    def _copy_contents(self, oids: list[ObjectId]) -> None:
+        """Copy the files' contents the destination lacks, chunk by chunk, each id checked."""
+        copied = size = 0
+        with ContentWriter(self.dest.objects) as writer:
+            for oid in oids:
+                if writer.copy_blob(self.source.objects, oid):
+                    copied += 1
+                    size += blob_length(self.source.objects, oid)
+        self._done(copied, size)
 
     def _done(self, objects: int, size: int) -> None:
         self.objects += objects

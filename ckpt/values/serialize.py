@@ -12,8 +12,9 @@ pickle is involved, so loading a store someone else wrote runs none of their
 code.
 
 Supported out of the box: attrs classes, dataclasses, enums, ``datetime``,
-``date``, ``time``, ``timedelta``, ``UUID``, ``Path``, ``bytes``, ``Decimal``
-and ``dict``/``list``/``tuple``/``set``/``frozenset`` of those.
+``date``, ``time``, ``timedelta``, ``UUID``, ``Path``, ``bytes``, ``Decimal``,
+``ckpt.File`` and ``ckpt.Directory`` (see :mod:`ckpt.values.files`) and
+``dict``/``list``/``tuple``/``set``/``frozenset`` of those.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cattrs.errors import BaseValidationError
 from ckpt.errors import SerializationError
 from ckpt.objects.canonical import JSONValue, key_text, parse_json, type_name
 from ckpt.objects.canonical import canonical_json as _canonical_json
+from ckpt.values import filehooks, files
 
 T = TypeVar("T")
 
@@ -77,7 +79,17 @@ def _make_converter() -> cattrs.Converter:
         pathlib.PureWindowsPath,
     ):
         conv.register_structure_hook(path_type, lambda v, t: t(_expect_str(v)))
+    filehooks.register(conv)
+    # A field or value typed ``object`` is unstructured by what it holds, as ``Any``
+    # is (a ckpt.File in a ``dict[str, object]``, say), not passed through as is.
+    conv.register_unstructure_hook_func(lambda t: t is object, lambda v: _by_class(conv, v))
     return conv
+
+
+def _by_class(conv: cattrs.Converter, value: object) -> object:
+    if type(value) is object:
+        return value
+    return conv.unstructure(value, unstructure_as=value.__class__)
 
 
 def _sorted_elements(items: Iterable[object]) -> list[object]:
@@ -193,11 +205,25 @@ def dumps(value: object, *, as_type: Any = None) -> bytes:
 
 
 def loads(data: bytes, as_type: type[T] | Any = None) -> Any:
-    """Parse canonical bytes; rebuild ``as_type`` if given, else return primitives."""
+    """Parse canonical bytes; rebuild ``as_type`` if given, else return primitives
+    (with any stored ``ckpt.File`` or ``ckpt.Directory`` rebuilt as one)."""
     primitive = parse_json(data)
     if as_type is None:
+        if files.MARKER_BYTES in data:
+            try:
+                return filehooks.revive(primitive)
+            except ValueError as exc:  # InvalidNameError: an unsafe stored file name
+                raise SerializationError(f"stored value holds a bad file: {exc}") from exc
         return primitive
     return structure(primitive, as_type)
+
+
+def normalize(value: object) -> Any:
+    """``value`` as it comes back from the store untyped (plain JSON data), except that
+    any ``ckpt.File`` or ``ckpt.Directory`` is kept as it is (nothing is read or stored)."""
+    with filehooks.keeping() as kept:
+        primitive = converter.unstructure(value)
+    return filehooks.put_back(parse_json(canonical_json(primitive)), kept)
 
 
 def structure(primitive: object, as_type: type[T] | Any) -> Any:
@@ -226,6 +252,7 @@ __all__ = [
     "converter",
     "dumps",
     "loads",
+    "normalize",
     "parse_json",
     "structure",
     "type_name",

@@ -26,11 +26,13 @@ def test_history_and_save_workloads_write_a_table(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_every_workload_runs(tmp_path: Path) -> None:
-    text = _document(tmp_path, "W1,W4,W5,W6")
+    text = _document(tmp_path, "W1,W4,W5,W6,WF")
     for row in (
         "| W1 | bytes stored | zstd(final state) |",
         "| W4 | verify --full throughput |",
         "| W6 | peak RSS loading | value size |",
+        "| WF | save a 8.0 MB file (random) | cp + fsync |",
+        "| WF | re-save with 1% of the bytes changed: bytes stored | file size |",
     ):
         assert row in text
     assert "W5" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
+import ckpt
 from ckpt.cli.docgen import recorded_transcript, render
 from ckpt.cli.main import COMMAND_MODULES, cli
 from ckpt.cli.schema import SCHEMAS, field_paths
@@ -91,6 +92,12 @@ def rich_store(novel: Job, repo: Repository, store: Path) -> Repository:
     novel.tag("v1", "characters")
     novel.save("characters", ["Ida"], cost=0.1)
     novel.fork("sequel", at="characters")
+    art = store.parent / "art"
+    art.mkdir()
+    (art / "cover.png").write_bytes(b"cover")
+    novel.save("art", ckpt.Directory(art))
+    (art / "cover.png").write_bytes(b"cover, redrawn")
+    novel.save("art", ckpt.Directory(art))
     broken = repo.job("broken")
     broken.save("only", {"x": 1})
     entry = broken.tree().get("only")
@@ -114,6 +121,7 @@ def test_json_output_matches_the_documented_schemas(
         "diff": [
             ("diff", "novel", "HEAD~2", "--json"),
             ("diff", "novel", "HEAD", "HEAD~3", "--json"),
+            ("diff", "novel", "HEAD~1", "--json"),
         ],
         "reflog": [("reflog", "novel", "--json")],
         "status": [("status", "novel", "--json")],

@@ -367,6 +367,7 @@ tree_entries = st.builds(
     st.text(max_size=40),
     st.integers(0, 2**53),
     st.sampled_from(ENCODINGS),
+    st.lists(hex_ids, max_size=3).map(tuple),
 )
 trees = st.lists(tree_entries, max_size=8, unique_by=lambda entry: entry.name).map(
     lambda entries: Tree(tuple(entries))
@@ -414,6 +415,18 @@ def test_tree_round_trip(tree: Tree) -> None:
     oid = object_id(Kind.TREE, data)
     assert Tree.decode(data, oid) == tree
     assert Tree.decode(data, oid).names == [entry.name for entry in tree]
+
+
+def test_tree_entries_name_their_files_only_when_they_have_some() -> None:
+    blob, first, second = ObjectId("a" * 64), ObjectId("b" * 64), ObjectId("c" * 64)
+    plain = Tree((TreeEntry("s", blob, "dict", 7),))
+    # Without files, an entry keeps the five elements (and the bytes) it always had.
+    assert plain.encode() == b'{"stages":[["s","' + b"a" * 64 + b'","dict",7,"json"]],"v":1}'
+    with_files = Tree((TreeEntry("s", blob, "dict", 7, "json", (second, first, second)),))
+    assert with_files.entries[0].files == (first, second)
+    assert with_files.entries[0].blobs == (blob, first, second)
+    decoded = Tree.decode(with_files.encode(), ObjectId("d" * 64))
+    assert decoded == with_files and decoded.entries[0].files == (first, second)
 
 
 @relaxed
@@ -648,6 +661,9 @@ def test_commit_with_a_malformed_field_is_corrupt(field: str, value: Any, reason
         (b'{"v":1,"stages":[["a","' + ZERO + b'","t",1,"zip"]]}', "malformed tree entry"),
         (b'{"v":1,"stages":[["a","zz","t",1,"json"]]}', "malformed object id"),
         (b'{"v":1,"stages":[["a",null,"t",1,"json"]]}', "malformed object id"),
+        (b'{"v":1,"stages":[["a","' + ZERO + b'","t",1,"json",[]]]}', "malformed tree entry"),
+        (b'{"v":1,"stages":[["a","' + ZERO + b'","t",1,"json","x"]]}', "malformed tree entry"),
+        (b'{"v":1,"stages":[["a","' + ZERO + b'","t",1,"json",["x"]]]}', "malformed object id"),
         (b'{"v":1,"stages":{}}', "tree has no stage list"),
     ],
 )
