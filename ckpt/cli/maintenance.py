@@ -12,6 +12,7 @@ from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
 from ckpt.cli.exits import DamageFoundError, UserError
 from ckpt.cli.history import json_option, what
+from ckpt.cli.progress import progress_events
 from ckpt.errors import CkptError
 
 if TYPE_CHECKING:
@@ -100,10 +101,8 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
 
     repo = open_repo()
     names = [get_job(name).name for name in jobs] if jobs else repo.job_names()
-    with out.progress("Verifying jobs", length=len(names)) as advance:
-        report = run_verify(
-            repo, full=full, jobs=names if jobs else None, progress=lambda i, n: advance(1)
-        )
+    with progress_events(as_json) as events:
+        report = run_verify(repo, full=full, jobs=names if jobs else None, events=events)
     if as_json:
         out.emit_json(report.to_json())
     else:
@@ -186,8 +185,8 @@ def gc(
         statuses=statuses,
         dry_run=dry_run,
     )
-    with out.progress("Scanning objects") as advance:
-        report = collect(repo, grace=grace, dry_run=dry_run, progress=advance)
+    with progress_events(as_json) as events:
+        report = collect(repo, grace=grace, dry_run=dry_run, progress=events)
     if as_json:
         out.emit_json({"retention": retention.to_json(), "gc": report.to_json()})
         return
