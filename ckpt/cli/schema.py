@@ -68,6 +68,10 @@ _TRANSFER: Schema = {
             "reason": ("string", "why a ref was rejected or conflicted (else empty)"),
         },
     ),
+    "created_store": (
+        "boolean",
+        "true if the receiving store was created (a push to a new location, a clone)",
+    ),
 }
 
 _LANGGRAPH_COPY: Schema = {
@@ -121,6 +125,15 @@ SCHEMAS: dict[str, Schema] = {
         "job": ("string", "job name"),
         "commit": ("object", "the checkpoint"),
         **_nested("commit", _COMMIT),
+        "tags": ("list of objects", "the tags pointing at the checkpoint"),
+        **_nested(
+            "tags[]",
+            {
+                "name": ("string", "tag name"),
+                "message": ("string or null", "its message (`ckpt tag -m`), null if none"),
+                "time": ("string or null", "when the message was written"),
+            },
+        ),
         "stages": ("list of objects", "its stages in the order first saved"),
         **_nested(
             "stages[]",
@@ -132,7 +145,8 @@ SCHEMAS: dict[str, Schema] = {
         ),
     },
     "diff": {
-        "job": ("string", "job name"),
+        "job": ("string", "job name (of REV1)"),
+        "new_job": ("string", "job of REV2: JOB, or JOB2 of `JOB1:REV1 JOB2:REV2`"),
         "old": ("string", "commit id of REV1"),
         "new": ("string", "commit id of REV2"),
         "changes": ("list of objects", "stages that differ"),
@@ -212,6 +226,7 @@ SCHEMAS: dict[str, Schema] = {
                 "status": ("string", "status of that commit"),
                 "time": ("string", "time of that commit"),
                 "current": ("boolean", "always false"),
+                "message": ("string or null", "the message of an annotated tag (`-m`)"),
             },
         ),
     },
