@@ -16,6 +16,7 @@ from ckpt.errors import NotFoundError
 from ckpt.history.diff import changes_stage, diff_commits, diff_trees, value_diff
 from ckpt.history.job import Job
 from ckpt.history.names import stage_name
+from ckpt.history.retained import retained_history
 from ckpt.history.tags import tag_annotations
 from ckpt.objects.model import Commit
 
@@ -86,7 +87,7 @@ def log_commits(
     seen: dict[str, Commit] = {}
     heads = [*job.branches().values(), *job.tags().values()]
     for head in heads:
-        for commit in job.walk(head):
+        for commit in retained_history(job, head):
             if commit.id in seen:
                 break
             seen[commit.id] = commit

@@ -40,6 +40,7 @@ from ckpt.history import names
 from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record, update_record
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
+from ckpt.history.retained import retained_history
 from ckpt.history.revisions import known_commits, resolve_revision
 from ckpt.history.tags import forget_tag, prepare_tag
 from ckpt.objects.ids import CommitId, Kind, ObjectId
@@ -449,11 +450,15 @@ class Job:
         return commit.id in self.record.cut and commit.parent is not None
 
     def log(self, rev: str | None = None, *, limit: int | None = None) -> list[Commit]:
-        """Commits from ``rev`` (default HEAD) back to the first, newest first."""
+        """Commits from ``rev`` (default HEAD) back to the first, newest first.
+
+        Where retention cut the history, the log goes on with the older
+        checkpoints it kept (``--keep-daily`` and the like), if any.
+        """
         if rev is None and self.head is None:
             return []
         out: list[Commit] = []
-        for commit in self.walk(self.resolve(rev).id):
+        for commit in retained_history(self, self.resolve(rev).id):
             if limit is not None and len(out) >= limit:
                 break
             out.append(commit)
