@@ -16,9 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ckpt.errors import StoreExistsError, StoreNotFoundError
 from ckpt.history.repository import (
+    CONFIG_KEY,
     STORE_DIRNAME,
     BaseRepository,
     create_storage,
@@ -27,6 +30,7 @@ from ckpt.history.repository import (
     resolve_location,
 )
 from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.storage import is_url, open_storage
 
 if TYPE_CHECKING:
     from ckpt.maintenance.gc import GcReport
@@ -39,6 +43,7 @@ __all__ = [
     "find_store",
     "init",
     "open",
+    "open_or_init",
     "resolve_location",
 ]
 
@@ -74,3 +79,48 @@ def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True
 def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
     """Open an existing store (see :func:`resolve_location` for how it is found)."""
     return Repository(existing_storage(location, durable=durable))
+
+
+def open_or_init(
+    location: str | os.PathLike[str], *, durable: bool = True
+) -> tuple[Repository, bool]:
+    """Open the store at ``location``, or create one there if the location holds nothing;
+    return it and whether it was created (what a push to a new remote needs).
+
+    A location that holds something other than a ckpt store (a file, a
+    directory with files in it, keys of a bucket or database) is refused
+    with StoreNotFoundError before anything is written there.
+    """
+    where = os.fspath(location)
+    if not is_url(where):
+        path = Path(where.removeprefix("file://"))
+        if path.exists() and not path.is_dir():
+            raise StoreNotFoundError(
+                f"{where} is a file, not a ckpt store; not creating a store there"
+            )
+        if path.is_dir() and not (path / CONFIG_KEY).exists() and any(path.iterdir()):
+            raise StoreNotFoundError(
+                f"{where} holds files but no ckpt store; not creating a store there "
+                "(give an empty or new directory)"
+            )
+        if not (path / CONFIG_KEY).exists():
+            try:
+                return init(where, durable=durable), True
+            except StoreExistsError:
+                pass  # created meanwhile (another push): use it
+        return open(where, durable=durable), False
+    storage = open_storage(where, durable=durable)
+    try:
+        has_store = storage.stat(CONFIG_KEY) is not None
+        if not has_store and next(iter(storage.list()), None) is not None:
+            raise StoreNotFoundError(
+                f"{storage.url} holds data but no ckpt store; not creating a store there"
+            )
+    finally:
+        storage.close()
+    if not has_store:
+        try:
+            return init(where, durable=durable), True
+        except StoreExistsError:
+            pass
+    return open(where, durable=durable), False

@@ -141,10 +141,37 @@ def log_lines(
     return lines
 
 
+def job_or_commit(name: str, rev: str | None) -> tuple[Job, str | None]:
+    """JOB and REV; or, when no REV is given and NAME is no job but a commit-id prefix, the
+    job that has that commit and the commit (see :mod:`ckpt.history.lookup`)."""
+    from ckpt.cli.context import open_repo
+    from ckpt.history.lookup import find_commit, looks_like_commit
+
+    if rev is None and looks_like_commit(name) and not open_repo().has_job(name):
+        found = find_commit(open_repo(), name)
+        return found.job, found.commit.id
+    return get_job(name), rev
+
+
 # -- commands -------------------------------------------------------------------
 
 
-@click.command("log")
+class StagesAfterDashes(click.Command):
+    """A command that takes ``-- STAGE...`` after its arguments, as ``git log -- PATH``: the
+    stages are kept in ``ctx.meta["stages"]``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["stages"] = tuple(args[split + 1 :])
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- STAGE...]"]
+
+
+@click.command("log", cls=StagesAfterDashes)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @click.option(
@@ -168,17 +195,22 @@ def log(
     """Show the checkpoints of JOB, newest first.
 
     Starts at REV (default HEAD) and follows first parents back to the first
-    checkpoint, or to where retention cut the history.
+    checkpoint, or to where retention cut the history.  After `--`, only the
+    checkpoints that added, changed or removed one of the STAGEs are shown
+    (`ckpt log novel -- outline`).
     """
     from ckpt.history.documents import log_commits, log_document
 
+    stages: tuple[str, ...] = click.get_current_context().meta.get("stages", ())
     if all_refs and rev is not None:
         raise UserError("give either REV or --all, not both")
+    if stages and graph:
+        raise UserError("--graph draws whole histories; leave it out to list by stage")
     the_job = get_job(job)
     if as_json:
-        out.emit_json(log_document(the_job, rev, all_refs=all_refs, limit=limit))
+        out.emit_json(log_document(the_job, rev, all_refs=all_refs, limit=limit, stages=stages))
         return
-    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit)
+    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit, stages=stages)
     out.echo_lines(log_lines(the_job, commits, oneline=oneline, graph=graph))
 
 
@@ -191,11 +223,12 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
 
     Stages marked + were added and ~ changed by this checkpoint.  The files
     a stage holds (ckpt.File, ckpt.Directory) are listed with their sizes.
+    A commit id (prefix) alone, `ckpt show 3fa9c2`, is looked up in every job.
     """
     from ckpt.history.diff import stage_files
     from ckpt.history.documents import decorations, show_document, stage_changes
 
-    the_job = get_job(job)
+    the_job, rev = job_or_commit(job, rev)
     if as_json:
         out.emit_json(show_document(the_job, rev))
         return
@@ -217,6 +250,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     ]
     if commit.message:
         fields.append(("Message", commit.message))
+    fields.extend(_tag_fields(the_job, commit))
     lines.extend(f"{name + ':':<9} {value}" for name, value in fields)
     if the_job.is_cut(commit):
         lines.append(CUT_NOTE)
@@ -250,6 +284,18 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     out.echo_lines(lines)
 
 
+def _tag_fields(job: Job, commit: Commit) -> list[tuple[str, str]]:
+    """``Tag: NAME: MESSAGE`` for each annotated tag at ``commit`` (more lines indented)."""
+    from ckpt.history.documents import tags_at
+
+    fields = []
+    for found in tags_at(job, commit):
+        if found["message"] is not None:
+            text = str(found["message"]).replace("\n", "\n" + " " * 10)
+            fields.append(("Tag", f"{found['name']}: {text}"))
+    return fields
+
+
 def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     if len(args) == 1:
         return None, args[0]
@@ -276,13 +322,16 @@ def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
 
     With --to DIR, write the files the value holds into DIR instead: a file
     as DIR/NAME, a directory as DIR/NAME/..., byte-identical, modes restored.
+
+    A commit id (prefix) in place of JOB, `ckpt cat 3fa9c2 outline`, is
+    looked up in every job.
     """
     from ckpt.errors import FileValueError, NotFoundError
     from ckpt.history.diff import value_text
     from ckpt.history.names import stage_name
 
     rev, stage = _split_cat_args(args)
-    the_job = get_job(job)
+    the_job, rev = job_or_commit(job, rev)
     stage_name(stage)
     commit = the_job.resolve(rev)
     entry = the_job.repo.objects.get_tree(commit.tree).get(stage)
@@ -330,6 +379,23 @@ def _split_diff_args(job: Job, args: Sequence[str]) -> tuple[str, str | None, st
     raise click.UsageError("expected REV1 [REV2] [STAGE] after JOB")
 
 
+def _split_two_jobs(
+    first: str, args: Sequence[str]
+) -> tuple[Job, str, Job, str | None, str | None]:
+    """``JOB1:REV1 JOB2:REV2 [STAGE]``: the two jobs, their revisions and the stage."""
+    if not args or ":" not in args[0] or len(args) > 2:
+        raise UserError("compare two jobs as JOB1:REV1 JOB2:REV2 [STAGE] (REV empty: HEAD)")
+    old_name, _, old_rev = first.partition(":")
+    new_name, _, new_rev = args[0].partition(":")
+    return (
+        get_job(old_name),
+        old_rev or "HEAD",
+        get_job(new_name),
+        new_rev or None,
+        args[1] if len(args) == 2 else None,
+    )
+
+
 def _diff_line(line: str) -> str:
     if line.startswith(("+++", "---")):
         return out.style(line, bold=True)
@@ -368,24 +434,34 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
 
     With two revisions given, the second is taken as a STAGE when REV1 or
     HEAD has a stage of that name; give all three to compare one stage
-    between two revisions.
+    between two revisions.  Two jobs are compared with `ckpt diff
+    JOB1:REV1 JOB2:REV2 [STAGE]` (an empty REV is HEAD: `novel: sequel:`).
     """
     from ckpt.history.documents import diff_document
 
-    the_job = get_job(job)
-    rev1, rev2, stage = _split_diff_args(the_job, args)
-    doc = diff_document(the_job, rev1, rev2, stage, stat_only=stat_only, context=context)
+    new_job: Job | None = None
+    if ":" in job:
+        the_job, rev1, new_job, rev2, stage = _split_two_jobs(job, args)
+    else:
+        the_job = get_job(job)
+        rev1, rev2, stage = _split_diff_args(the_job, args)
+    doc = diff_document(
+        the_job, rev1, rev2, stage, stat_only=stat_only, context=context, new_job=new_job
+    )
     if as_json:
         out.emit_json(doc)
         return
     changes = doc["changes"]
     old_id, new_id = doc["old"][:12], doc["new"][:12]
+    if new_job is not None:
+        old_id, new_id = f"{the_job.name}:{old_id}", f"{new_job.name}:{new_id}"
     if not changes:
         subject = f"stage {stage!r}" if stage is not None else "no stage"
         verb = "is the same" if stage is not None else "differs"
         out.echo(f"{subject} {verb} between {old_id} and {new_id}")
         return
-    out.echo(out.style(f"diff {the_job.name} {old_id}..{new_id}", bold=True))
+    title = f"{old_id} {new_id}" if new_job is not None else f"{the_job.name} {old_id}..{new_id}"
+    out.echo(out.style(f"diff {title}", bold=True))
     marks = {"added": "A", "changed": "M", "removed": "D"}
     rows = []
     for c in changes:

@@ -12,6 +12,7 @@ from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
 from ckpt.cli.exits import DamageFoundError, UserError
 from ckpt.cli.history import json_option, what
+from ckpt.cli.progress import progress_events
 from ckpt.errors import CkptError
 
 if TYPE_CHECKING:
@@ -100,10 +101,8 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
 
     repo = open_repo()
     names = [get_job(name).name for name in jobs] if jobs else repo.job_names()
-    with out.progress("Verifying jobs", length=len(names)) as advance:
-        report = run_verify(
-            repo, full=full, jobs=names if jobs else None, progress=lambda i, n: advance(1)
-        )
+    with progress_events(as_json) as events:
+        report = run_verify(repo, full=full, jobs=names if jobs else None, events=events)
     if as_json:
         out.emit_json(report.to_json())
     else:
@@ -140,6 +139,24 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
     metavar="N",
     help="Keep only the newest N checkpoints of every branch (tags keep theirs).",
 )
+@click.option(
+    "--keep-daily",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the newest checkpoint of each of the last N days with one, per branch.",
+)
+@click.option(
+    "--keep-weekly",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the newest checkpoint of each of the last N weeks with one, per branch.",
+)
+@click.option(
+    "--keep-monthly",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the newest checkpoint of each of the last N months with one, per branch.",
+)
 @click.option("--expired", is_flag=True, help="Delete jobs whose TTL has passed.")
 @click.option(
     "--status",
@@ -161,6 +178,9 @@ def gc(
     dry_run: bool,
     older_than: dt.timedelta | None,
     keep_last: int | None,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    keep_monthly: int | None,
     expired: bool,
     statuses: tuple[str, ...],
     grace: dt.timedelta,
@@ -169,10 +189,14 @@ def gc(
     """Apply retention, then delete unreachable objects older than the grace period.
 
     Retention deletes the jobs matching every given criterion (--older-than,
-    --expired, --status) and cuts histories to --keep-last (or each job's
-    own keep-last setting).  Then objects no job, tag or recent reflog entry
-    reaches are removed.  Reports objects and bytes freed, or with --dry-run
-    what would be.
+    --expired, --status) and thins every branch's history: like restic's
+    forget, a checkpoint is kept if --keep-last keeps it (the newest N) or it
+    is the newest of one of the last N days (--keep-daily), ISO weeks
+    (--keep-weekly) or months (--keep-monthly) that have one, by commit time
+    in UTC; the rest are let go.  Without these options each job's own
+    keep-last setting applies.  Then objects no job, tag or recent reflog
+    entry reaches are removed.  Reports objects and bytes freed, or with
+    --dry-run what would be (retention included).
     """
     from ckpt.maintenance.gc import collect
     from ckpt.maintenance.retention import apply_retention
@@ -181,13 +205,22 @@ def gc(
     retention = apply_retention(
         repo,
         keep_last=keep_last,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
         older_than=older_than,
         expired=expired,
         statuses=statuses,
         dry_run=dry_run,
     )
-    with out.progress("Scanning objects") as advance:
-        report = collect(repo, grace=grace, dry_run=dry_run, progress=advance)
+    with progress_events(as_json) as events:
+        report = collect(
+            repo,
+            grace=grace,
+            dry_run=dry_run,
+            progress=events,
+            plan=retention.plan if dry_run else None,
+        )
     if as_json:
         out.emit_json({"retention": retention.to_json(), "gc": report.to_json()})
         return
@@ -214,8 +247,6 @@ def gc(
         )
         + "."
     )
-    if dry_run and (retention.deleted_jobs or retention.pruned):
-        out.echo("(Objects the retention above would release are not counted in a dry run.)")
 
 
 @click.command("stats")
@@ -224,8 +255,10 @@ def stats(as_json: bool) -> None:
     """Show objects, logical vs stored bytes, dedup and compression ratios, and per-job sizes.
 
     Logical bytes are what the checkpoints would take kept in full, one copy
-    per checkpoint; unique bytes are the stored objects uncompressed; a
-    job's exclusive bytes are what deleting it and running gc would free.
+    per checkpoint; unique bytes are the stored objects uncompressed; stored
+    bytes are the size of the packs (and loose objects) on the backend, the
+    objects' own stored forms being part of it; a job's exclusive bytes are
+    what deleting it and running gc would free.
     """
     from ckpt.maintenance.stats import store_stats
 
@@ -240,7 +273,12 @@ def stats(as_json: bool) -> None:
         ("Objects", f"{out.count(result.objects)} ({kinds})"),
         ("Logical", f"{out.size(result.logical_bytes)} (every checkpoint in full)"),
         ("Unique", f"{out.size(result.unique_bytes)} (after dedup, uncompressed)"),
-        ("Stored", f"{out.size(result.stored_bytes)} (on disk)"),
+        (
+            "Stored",
+            f"{out.size(result.stored_bytes)} (on disk, {out.count(result.packs)} "
+            f"pack{'' if result.packs == 1 else 's'}; the objects alone "
+            f"{out.size(result.object_bytes)})",
+        ),
         ("Dedup", out.ratio(result.dedup_ratio)),
         ("Compression", out.ratio(result.compression_ratio)),
         (

@@ -84,7 +84,14 @@ def checkout(job: str, rev: str, new_branch: str | None) -> None:
         out.echo("Undo with: " + command_line("checkout", name, result.old[:12]))
 
 
-def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_json: bool) -> None:
+def _list_refs(
+    job: Job,
+    refs: dict[str, CommitId],
+    *,
+    current: str | None,
+    as_json: bool,
+    messages: dict[str, str] | None = None,
+) -> None:
     commits = {oid: job.repo.objects.get_commit(oid) for oid in set(refs.values())}
     if as_json:
         out.emit_json(
@@ -99,6 +106,7 @@ def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_j
                         "status": commits[oid].status,
                         "time": commits[oid].time.isoformat(),
                         "current": name == current,
+                        **({} if messages is None else {"message": messages.get(name)}),
                     }
                     for name, oid in sorted(refs.items())
                 ],
@@ -115,8 +123,10 @@ def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_j
             what(commit),
             out.relative_time(commit.time),
         ]
+        if messages:
+            row.append(messages.get(name, "").split("\n")[0])
         rows.append(row if current is None else ["*" if name == current else " ", *row])
-    headers = ["NAME", "COMMIT", "STAGE", "UPDATED"]
+    headers = ["NAME", "COMMIT", "STAGE", "UPDATED", *(["MESSAGE"] if messages else [])]
     out.echo_lines(out.table(headers if current is None else ["", *headers], rows))
 
 
@@ -177,6 +187,12 @@ def switch(job: str, branch_name: str) -> None:
 @click.argument("name", required=False, shell_complete=complete_tags)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @click.option(
+    "-m",
+    "--message",
+    metavar="MESSAGE",
+    help="Annotate the new tag with MESSAGE (shown by `ckpt show` and the tag list).",
+)
+@click.option(
     "-d",
     "--delete",
     "delete",
@@ -185,22 +201,36 @@ def switch(job: str, branch_name: str) -> None:
     help="Delete tag NAME.",
 )
 @json_option
-def tag(job: str, name: str | None, rev: str | None, delete: str | None, as_json: bool) -> None:
+def tag(
+    job: str,
+    name: str | None,
+    rev: str | None,
+    message: str | None,
+    delete: str | None,
+    as_json: bool,
+) -> None:
     """List JOB's tags, tag REV (default HEAD) as NAME, or delete a tag.
 
-    A tag keeps its checkpoint (and the history before it) from retention
-    and gc.
+    With -m the tag is annotated, as with git: the message (and when it was
+    written) is kept with the tag.  A tag keeps its checkpoint (and the
+    history before it) from retention and gc.
     """
+    from ckpt.history.tags import tag_annotations
+
     the_job = get_job(job)
     if delete is not None:
-        if name is not None:
+        if name is not None or message is not None:
             raise UserError("give either a tag to create or -d NAME, not both")
         oid = the_job.delete_tag(delete)
         out.echo(f"Deleted tag {delete!r} of {the_job.name} (was {oid[:12]}).")
         out.echo("Undo with: " + command_line("tag", the_job.name, delete, oid[:12]))
         return
     if name is None:
-        _list_refs(the_job, the_job.tags(), current=None, as_json=as_json)
+        if message is not None:
+            raise UserError("-m annotates a new tag: give its NAME (ckpt tag JOB NAME -m MESSAGE)")
+        messages = {tag: note.message for tag, note in tag_annotations(the_job).items()}
+        _list_refs(the_job, the_job.tags(), current=None, as_json=as_json, messages=messages)
         return
-    target = the_job.tag(name, rev)
-    out.echo(f"Tagged {_at(target)} of {the_job.name} as {name!r}.")
+    target = the_job.tag(name, rev, message=message)
+    annotated = "" if message is None else " (annotated)"
+    out.echo(f"Tagged {_at(target)} of {the_job.name} as {name!r}{annotated}.")

@@ -20,6 +20,7 @@ from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo, settings
 from ckpt.cli.history import json_option
+from ckpt.cli.progress import progress_events
 from ckpt.errors import ConflictError
 from ckpt.storage import shown_url
 
@@ -233,11 +234,15 @@ _force_option = click.option(
 def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Send JOBS (default: every job) to REMOTE (a remote name or a store URL; default origin).
 
-    Copies only the objects the remote lacks, checking each one's hash on
+    A REMOTE with no store yet gets one, created empty before the push (a
+    location that holds anything else is refused and left alone).  Copies
+    only the objects the remote lacks, checking each one's hash on
     arrival, in parallel; then moves the remote's branches and tags by
     compare-and-swap.  A branch whose remote tip is not an ancestor of ours
     is refused unless --force.  A push that is interrupted leaves the remote
     consistent; running it again copies only what is still missing.
+    A terminal shows a progress bar; with --json, progress events go to
+    stderr as JSON lines.
     """
     from ckpt.transfer.remote import push as push_jobs
     from ckpt.transfer.remote import remote_url
@@ -246,11 +251,13 @@ def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     name = remote_name or DEFAULT_REMOTE
     url = shown_url(remote_url(repo, name))
     names = [get_job(job).name for job in dict.fromkeys(jobs)] if jobs else None
-    with out.progress("Copying objects") as advance:
-        report = push_jobs(repo, name, names, force=force, progress=advance)
+    with progress_events(as_json) as events:
+        report = push_jobs(repo, name, names, force=force, progress=events)
     if as_json:
         out.emit_json(_transfer_json(report, url))
     else:
+        if report.created_store:
+            out.echo(f"Created a ckpt store at {url} (there was none).")
         _print_report(report, heading=f"To {url}", url=url, pushing=True, remote=name)
     _check_refused(report)
 
@@ -267,7 +274,8 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     arrival, then moves this store's branches and tags to the remote's.  A
     local branch with checkpoints the remote lacks is not moved unless
     --force.  An interrupted pull leaves this store consistent and resumes
-    where it stopped.
+    where it stopped.  A terminal shows a progress bar; with --json,
+    progress events go to stderr as JSON lines.
     """
     from ckpt.history.names import job_name
     from ckpt.transfer.remote import pull as pull_jobs
@@ -277,8 +285,8 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     name = remote_name or DEFAULT_REMOTE
     url = shown_url(remote_url(repo, name))
     names = [job_name(job) for job in dict.fromkeys(jobs)] if jobs else None
-    with out.progress("Copying objects") as advance:
-        report = pull_jobs(repo, name, names, force=force, progress=advance)
+    with progress_events(as_json) as events:
+        report = pull_jobs(repo, name, names, force=force, progress=events)
     if as_json:
         out.emit_json(_transfer_json(report, url))
     else:
@@ -299,7 +307,8 @@ def clone(url: str, path: str | None, as_json: bool) -> None:
 
     Run `ckpt pull` there later to fetch new checkpoints, `ckpt push` to
     send yours back.  If a clone is interrupted, `ckpt --store PATH pull`
-    finishes it.
+    finishes it.  A terminal shows a progress bar; with --json, progress
+    events go to stderr as JSON lines.
     """
     from ckpt.errors import StoreExistsError
     from ckpt.storage import is_url
@@ -309,8 +318,8 @@ def clone(url: str, path: str | None, as_json: bool) -> None:
     source = url if is_url(url) or url.startswith("file://") else os.path.abspath(url)
     shown = shown_url(source)
     try:
-        with out.progress("Copying objects") as advance:
-            repo, report = clone_store(source, where, progress=advance)
+        with progress_events(as_json) as events:
+            repo, report = clone_store(source, where, progress=events)
     except StoreExistsError:
         raise StoreExistsError(
             f"{where} already holds a ckpt store; pull into it instead "

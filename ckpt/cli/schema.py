@@ -75,6 +75,10 @@ _TRANSFER: Schema = {
             "reason": ("string", "why a ref was rejected or conflicted (else empty)"),
         },
     ),
+    "created_store": (
+        "boolean",
+        "true if the receiving store was created (a push to a new location, a clone)",
+    ),
 }
 
 _LANGGRAPH_COPY: Schema = {
@@ -128,6 +132,15 @@ SCHEMAS: dict[str, Schema] = {
         "job": ("string", "job name"),
         "commit": ("object", "the checkpoint"),
         **_nested("commit", _COMMIT),
+        "tags": ("list of objects", "the tags pointing at the checkpoint"),
+        **_nested(
+            "tags[]",
+            {
+                "name": ("string", "tag name"),
+                "message": ("string or null", "its message (`ckpt tag -m`), null if none"),
+                "time": ("string or null", "when the message was written"),
+            },
+        ),
         "stages": ("list of objects", "its stages in the order first saved"),
         **_nested(
             "stages[]",
@@ -141,7 +154,8 @@ SCHEMAS: dict[str, Schema] = {
         ),
     },
     "diff": {
-        "job": ("string", "job name"),
+        "job": ("string", "job name (of REV1)"),
+        "new_job": ("string", "job of REV2: JOB, or JOB2 of `JOB1:REV1 JOB2:REV2`"),
         "old": ("string", "commit id of REV1"),
         "new": ("string", "commit id of REV2"),
         "changes": ("list of objects", "stages that differ"),
@@ -235,6 +249,7 @@ SCHEMAS: dict[str, Schema] = {
                 "status": ("string", "status of that commit"),
                 "time": ("string", "time of that commit"),
                 "current": ("boolean", "always false"),
+                "message": ("string or null", "the message of an annotated tag (`-m`)"),
             },
         ),
     },
@@ -280,11 +295,13 @@ SCHEMAS: dict[str, Schema] = {
     "stats": {
         "objects": ("integer", "objects stored"),
         "objects_by_kind": ("map", "blob/tree/commit -> count"),
-        "stored_bytes": ("integer", "bytes on the backend"),
+        "stored_bytes": ("integer", "bytes on the backend: every pack and loose object"),
+        "object_bytes": ("integer", "the stored form of each object, counted once"),
+        "packs": ("integer", "pack files"),
         "unique_bytes": ("integer", "canonical bytes of the stored objects"),
         "logical_bytes": ("integer", "bytes of every checkpoint kept in full"),
         "dedup_ratio": ("number or null", "logical / unique"),
-        "compression_ratio": ("number or null", "unique / stored"),
+        "compression_ratio": ("number or null", "unique / object bytes"),
         "unreachable_objects": ("integer", "objects gc may remove"),
         "unreachable_bytes": ("integer", "their stored bytes"),
         "unreadable_objects": ("integer", "objects that could not be read"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Collection
 
 import attrs
 
@@ -80,10 +81,33 @@ def diff_trees(old: Tree, new: Tree) -> tuple[StageChange, ...]:
     return tuple(changes)
 
 
-def diff_commits(job: Job, old_rev: str, new_rev: str | None = None) -> CommitDiff:
-    """Compare revision ``old_rev`` with ``new_rev`` (default HEAD) of ``job``."""
+def changes_stage(job: Job, commit: Commit, stages: Collection[str]) -> bool:
+    """True if ``commit`` added, changed or removed one of ``stages`` (``git log -- PATH``).
+
+    Compared with the first parent; a first checkpoint, or one whose history
+    retention cut, counts as adding every stage it has.
+    """
+    objects = job.repo.objects
+    tree = objects.get_tree(commit.tree)
+    if commit.parent is None or job.is_cut(commit):
+        return any(stage in tree for stage in stages)
+    before = objects.get_tree(objects.get_commit(commit.parent).tree)
+    for stage in stages:
+        old, new = before.get(stage), tree.get(stage)
+        if (old is None) != (new is None):
+            return True
+        if old is not None and new is not None and (old.id, old.encoding) != (new.id, new.encoding):
+            return True
+    return False
+
+
+def diff_commits(
+    job: Job, old_rev: str, new_rev: str | None = None, *, new_job: Job | None = None
+) -> CommitDiff:
+    """Compare revision ``old_rev`` with ``new_rev`` (default HEAD) of ``job``, or with
+    ``new_rev`` of ``new_job`` (two jobs of one store: ``ckpt diff JOB1:REV1 JOB2:REV2``)."""
     old = job.resolve(old_rev)
-    new = job.resolve(new_rev)
+    new = (new_job or job).resolve(new_rev)
     objects = job.repo.objects
     return CommitDiff(old, new, diff_trees(objects.get_tree(old.tree), objects.get_tree(new.tree)))
 

@@ -13,9 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from ckpt.errors import NotFoundError
-from ckpt.history.diff import diff_commits, diff_trees, file_diff, stage_files, value_diff
+from ckpt.history.diff import (
+    changes_stage,
+    diff_commits,
+    diff_trees,
+    file_diff,
+    stage_files,
+    value_diff,
+)
 from ckpt.history.job import Job
 from ckpt.history.names import stage_name
+from ckpt.history.retained import retained_history
+from ckpt.history.tags import tag_annotations
 from ckpt.objects.model import Commit
 
 
@@ -56,16 +65,36 @@ def topological(commits: Sequence[Commit]) -> list[Commit]:
 
 
 def log_commits(
-    job: Job, rev: str | None = None, *, all_refs: bool = False, limit: int | None = None
+    job: Job,
+    rev: str | None = None,
+    *,
+    all_refs: bool = False,
+    limit: int | None = None,
+    stages: Sequence[str] = (),
 ) -> list[Commit]:
     """The commits ``ckpt log`` shows, newest first (children before parents): the first-parent
-    history of ``rev`` (default HEAD), or with ``all_refs`` that of every branch and tag."""
+    history of ``rev`` (default HEAD), or with ``all_refs`` that of every branch and tag.
+    With ``stages``, only the commits that added, changed or removed one of them
+    (``ckpt log JOB -- STAGE``); ``limit`` then counts those.  Raises NotFoundError
+    if no commit of the history ever had one of them."""
+    if stages:
+        for stage in stages:
+            stage_name(stage)
+        every = log_commits(job, rev, all_refs=all_refs)
+        chosen = [c for c in every if changes_stage(job, c, stages)]
+        if every and not chosen:  # no commit ever had one: a typo, most likely
+            known = job.stages(every[0].id)
+            raise NotFoundError(
+                f"job {job.name!r} has no stage {', '.join(map(repr, stages))} in this history "
+                f"(stages: {', '.join(known) or 'none'})"
+            )
+        return chosen if limit is None else chosen[:limit]
     if not all_refs:
         return job.log(rev, limit=limit)
     seen: dict[str, Commit] = {}
     heads = [*job.branches().values(), *job.tags().values()]
     for head in heads:
-        for commit in job.walk(head):
+        for commit in retained_history(job, head):
             if commit.id in seen:
                 break
             seen[commit.id] = commit
@@ -80,10 +109,15 @@ def commit_json(commit: Commit, refs: Sequence[str], cut: bool) -> dict[str, Any
 
 
 def log_document(
-    job: Job, rev: str | None = None, *, all_refs: bool = False, limit: int | None = None
+    job: Job,
+    rev: str | None = None,
+    *,
+    all_refs: bool = False,
+    limit: int | None = None,
+    stages: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """``ckpt log JOB [REV] [--all] [-n LIMIT] --json``."""
-    commits = log_commits(job, rev, all_refs=all_refs, limit=limit)
+    """``ckpt log JOB [REV] [--all] [-n LIMIT] [-- STAGE...] --json``."""
+    commits = log_commits(job, rev, all_refs=all_refs, limit=limit, stages=stages)
     refs = decorations(job)
     cut = job.record.cut
     return {
@@ -108,6 +142,23 @@ def stage_changes(job: Job, commit: Commit) -> dict[str, str]:
     return {c.stage: c.change for c in diff_trees(objects.get_tree(parent.tree), tree)}
 
 
+def tags_at(job: Job, commit: Commit) -> list[dict[str, Any]]:
+    """The tags pointing at ``commit``, each with its message (None for a tag without)."""
+    notes = tag_annotations(job)
+    found = []
+    for name, oid in sorted(job.tags().items()):
+        if oid == commit.id:
+            note = notes.get(name)
+            found.append(
+                {
+                    "name": name,
+                    "message": None if note is None else note.message,
+                    "time": None if note is None else note.time.isoformat(),
+                }
+            )
+    return found
+
+
 def show_document(job: Job, rev: str | None = None) -> dict[str, Any]:
     """``ckpt show JOB [REV] --json``."""
     commit = job.resolve(rev)
@@ -117,6 +168,7 @@ def show_document(job: Job, rev: str | None = None) -> dict[str, Any]:
     return {
         "job": job.name,
         "commit": commit_json(commit, refs, job.is_cut(commit)),
+        "tags": tags_at(job, commit),
         "stages": [
             {
                 "name": entry.name,
@@ -143,11 +195,13 @@ def diff_document(
     *,
     stat_only: bool = False,
     context: int = 3,
+    new_job: Job | None = None,
 ) -> dict[str, Any]:
     """``ckpt diff JOB OLD [NEW] [STAGE] [--stat] [-U CONTEXT] --json``: the stages that differ
     from ``old_rev`` to ``new_rev`` (default HEAD), only ``stage`` if given, each with a
-    unified diff of its JSON (none with ``stat_only``)."""
-    result = diff_commits(job, old_rev, new_rev)
+    unified diff of its JSON (none with ``stat_only``).  With ``new_job``, ``new_rev`` is a
+    revision of that job (``ckpt diff JOB1:OLD JOB2:NEW``)."""
+    result = diff_commits(job, old_rev, new_rev, new_job=new_job)
     changes = result.changes
     if stage is not None:
         stage_name(stage)
@@ -155,13 +209,15 @@ def diff_document(
         if stage not in objects.get_tree(result.old.tree) and stage not in objects.get_tree(
             result.new.tree
         ):
+            where = "" if new_job is None else f" or job {new_job.name!r}"
             raise NotFoundError(
-                f"job {job.name!r} has no stage {stage!r} at {result.old.short_id} "
+                f"job {job.name!r}{where} has no stage {stage!r} at {result.old.short_id} "
                 f"or {result.new.short_id}"
             )
         changes = tuple(c for c in changes if c.stage == stage)
     return {
         "job": job.name,
+        "new_job": (new_job or job).name,
         "old": result.old.id,
         "new": result.new.id,
         "changes": [

@@ -31,6 +31,7 @@ import attrs
 from ckpt.errors import (
     CkptError,
     ConflictError,
+    CorruptRefError,
     NotFoundError,
     SerializationError,
     StorageError,
@@ -39,7 +40,9 @@ from ckpt.history import names
 from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record, update_record
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
+from ckpt.history.retained import retained_history
 from ckpt.history.revisions import known_commits, resolve_revision
+from ckpt.history.tags import forget_tag, prepare_tag
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
     ENCODING_JSON,
@@ -457,11 +460,15 @@ class Job:
         return commit.id in self.record.cut and commit.parent is not None
 
     def log(self, rev: str | None = None, *, limit: int | None = None) -> list[Commit]:
-        """Commits from ``rev`` (default HEAD) back to the first, newest first."""
+        """Commits from ``rev`` (default HEAD) back to the first, newest first.
+
+        Where retention cut the history, the log goes on with the older
+        checkpoints it kept (``--keep-daily`` and the like), if any.
+        """
         if rev is None and self.head is None:
             return []
         out: list[Commit] = []
-        for commit in self.walk(self.resolve(rev).id):
+        for commit in retained_history(self, self.resolve(rev).id):
             if limit is not None and len(out) >= limit:
                 break
             out.append(commit)
@@ -527,14 +534,29 @@ class Job:
         return self.refs.branches()
 
     def switch(self, name: str) -> None:
-        """Make ``name`` the current branch (it must exist)."""
+        """Make ``name`` the current branch (it must exist).
+
+        Like git's ``HEAD`` reflog, the move is recorded: a reflog entry on ref
+        ``HEAD`` from the old branch's head to the new one's, with the reason
+        ``switch: moving from OLD to NEW``.
+        """
         names.branch_name(name)
-        if self.refs.read(HEADS + name) is None:
+        target = self.refs.read(HEADS + name)
+        if target is None:
             raise NotFoundError(
                 f"job {self.name!r} has no branch {name!r} "
                 f"(branches: {', '.join(sorted(self.branches())) or 'none'})"
             )
+        try:
+            previous: str | None = self.branch_name
+        except CorruptRefError:
+            previous = None  # a garbled HEAD: switching repairs it
+        if previous == name:
+            return
+        old = None if previous is None else self.refs.read(HEADS + previous)
         self.refs.set_current_branch(name)
+        moving = f"from {previous} to {name}" if previous is not None else f"to {name}"
+        self.refs.log("HEAD", old, target, f"switch: moving {moving}")
 
     def delete_branch(self, name: str) -> CommitId:
         names.branch_name(name)
@@ -549,14 +571,19 @@ class Job:
         self._seen.pop(name, None)
         return oid
 
-    def tag(self, name: str, rev: str | None = None) -> Commit:
-        """Tag the commit ``rev`` (default HEAD) as ``name``; refuse if the tag exists."""
+    def tag(self, name: str, rev: str | None = None, *, message: str | None = None) -> Commit:
+        """Tag the commit ``rev`` (default HEAD) as ``name``; refuse if the tag exists.
+
+        With ``message`` the tag is annotated, as ``git tag -m`` (see
+        :mod:`ckpt.history.tags`): ``tag_annotation`` and ``ckpt show`` give it back.
+        """
         names.tag_name(name)
         target = self.resolve(rev)
         ref = TAGS + name
         if self.refs.read(ref) is not None:
             raise ConflictError(f"job {self.name!r}: tag {name!r} already exists")
         _check_nesting(self.name, "tag", name, self.tags())
+        prepare_tag(self, name, target.id, message)
         self.refs.update(ref, None, target.id, f"tag: {name}")
         return target
 
@@ -569,6 +596,7 @@ class Job:
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no tag {name!r}")
         self.refs.update(TAGS + name, oid, None, "tag: deleted")
+        forget_tag(self, name)
         return oid
 
     # -- lifecycle ----------------------------------------------------------

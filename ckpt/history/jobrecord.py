@@ -45,6 +45,7 @@ class JobRecord:
     keep_last: int | None = None
     cut: frozenset[CommitId] = frozenset()
     pruned_at: dt.datetime | None = None
+    kept_below: dict[CommitId, CommitId] = attrs.field(factory=dict)
 
     def is_expired(self, at: dt.datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (at or now())
@@ -64,6 +65,8 @@ class JobRecord:
             "keep_last": self.keep_last,
             "cut": sorted(self.cut),
             "pruned_at": _iso(self.pruned_at),
+            # Written only when there is one, so that records without stay as they were.
+            **({"kept_below": dict(sorted(self.kept_below.items()))} if self.kept_below else {}),
         }
 
     @classmethod
@@ -77,6 +80,9 @@ class JobRecord:
             fork = doc.get("forked_from")
             keep_last = doc.get("keep_last")
             ttl = doc.get("ttl_seconds")
+            kept_below = doc.get("kept_below") or {}
+            if not isinstance(kept_below, dict):
+                raise TypeError("kept_below")
             return cls(
                 created=_parse_time(doc.get("created")),
                 labels={str(k): str(v) for k, v in labels.items()},
@@ -88,6 +94,10 @@ class JobRecord:
                 keep_last=None if keep_last is None else int(keep_last),
                 cut=frozenset(CommitId(check_object_id(c)) for c in doc.get("cut") or []),
                 pruned_at=_parse_time(doc.get("pruned_at")),
+                kept_below={
+                    CommitId(check_object_id(k)): CommitId(check_object_id(v))
+                    for k, v in kept_below.items()
+                },
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise CorruptRefError(f"{where} is garbled: {exc}") from None

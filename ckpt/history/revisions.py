@@ -121,9 +121,11 @@ def _resolve_base(job: Job, base: str) -> Commit:
 
 
 def known_commits(job: Job) -> set[CommitId]:
-    """Every commit reachable from this job's refs and reflog."""
-    cut = job.record.cut
+    """Every commit reachable from this job's refs, reflog and the checkpoints retention kept."""
+    record = job.record
+    cut = record.cut
     starts: set[CommitId] = {oid for oid in job.refs.all_refs().values() if oid}
+    starts.update(record.kept_below.values())
     for entry in job.refs.reflog():
         starts.update(oid for oid in (entry.old, entry.new) if oid)
     seen: set[CommitId] = set()

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from ckpt.errors import CkptError
+from ckpt.history.jobrecord import JobRecord
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.gc_shared import collect_two_phase
 from ckpt.maintenance.mark import GcReport, mark
 from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.scan import StoreScan
 
 
@@ -40,26 +42,36 @@ def collect(
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressFn | None = None,
+    plan: Mapping[str, JobRecord | None] | None = None,
 ) -> GcReport:
     """Mark, then sweep unreachable objects older than ``grace``.
 
     On a backend whose ``delete_if_older`` is not atomic against ``touch``
     (S3), objects are deleted in two phases a grace period apart instead:
     see :mod:`ckpt.maintenance.gc_shared` (the report is then a ``SharedGcReport``).
+    ``progress`` receives the events of the two phases (``marking objects``,
+    ``sweeping objects``).  ``plan``, for a dry run only, counts what gc would
+    free once retention has run: see :func:`~ckpt.maintenance.mark.mark`.
     """
     if grace < dt.timedelta(0):
         raise CkptError("the grace period must not be negative")
+    if plan is not None and not dry_run:
+        raise CkptError("a retention plan is only for a dry run; apply retention first")
     # -- shared stores (issue 8): two-phase collection, see ckpt.maintenance.gc_shared --
     if not repo.storage.atomic_delete_if_older:
-        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
+        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress, plan=plan)
     cutoff = time.time() - grace.total_seconds()
     scan = StoreScan(repo.objects)
-    marked = mark(repo, scan=scan)
+    marking = Meter(progress, "marking objects")
+    marked = mark(repo, scan=scan, progress=marking, plan=plan)
+    marking.finish()
     # The sweep goes pack by pack (a pack with dead objects is rewritten
     # once, not once per object) and keeps the chunks and delta bases that
     # marked objects need.
-    swept = scan.sweep(marked, cutoff, dry_run=dry_run, progress=progress)
+    sweeping = Meter(progress, "sweeping objects")
+    swept = scan.sweep(marked, cutoff, dry_run=dry_run, progress=sweeping)
+    sweeping.finish()
     return GcReport(
         dry_run,
         len(marked),

@@ -46,15 +46,17 @@ import datetime as dt
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 
 import attrs
 
 from ckpt.errors import CkptError, ConflictError, StorageError
+from ckpt.history.jobrecord import JobRecord
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.mark import GcReport, mark
 from ckpt.maintenance.reachable import DEFAULT_GRACE
 from ckpt.objects.ids import ObjectId, check_object_id
+from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.scan import StoreScan
 from ckpt.storage.base import KeyNotFoundError, Storage
 
@@ -167,13 +169,16 @@ def collect_two_phase(
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressFn | None = None,
+    plan: Mapping[str, JobRecord | None] | None = None,
 ) -> SharedGcReport:
     """Run phase 1 (record candidates) and, for records a grace period old, phase 2
     (delete those still unreachable and untouched).  See the module docstring.
 
     If the run fails or is killed, nothing was deleted that its rules would
     spare; a record left half-written is ignored and removed a day later.
+    ``progress`` receives the marking and sweeping phases' events; ``plan``
+    (dry runs only) marks as :func:`~ckpt.maintenance.mark.mark` does with it.
     """
     if grace < dt.timedelta(0):
         raise CkptError("the grace period must not be negative")
@@ -186,10 +191,14 @@ def collect_two_phase(
     else:
         key, marking, marked_at = _begin(storage)
     try:
-        marked = mark(repo)
+        marking_meter = Meter(progress, "marking objects")
+        marked = mark(repo, progress=marking_meter, plan=plan if dry_run else None)
+        marking_meter.finish()
+        sweeping = Meter(progress, "sweeping objects")
         scan = StoreScan(repo.objects).sweep(
-            marked, marked_at - grace_s, dry_run=True, progress=progress
+            marked, marked_at - grace_s, dry_run=True, progress=sweeping
         )
+        sweeping.finish()
         unreachable = set(scan.candidates)
         records = [r for r in read_records(storage) if r.key != key]
         ready = [(r, r.marked_at) for r in records if r.marked_at is not None]

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError
+from ckpt.history.jobrecord import JobRecord
+from ckpt.history.refs import RefStore
 from ckpt.history.repository import BaseRepository
-from ckpt.maintenance.reachable import REFLOG_EXPIRY, history_cut, job_roots
+from ckpt.maintenance.reachable import REFLOG_EXPIRY, history_cut, job_roots, roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id
+from ckpt.objects.progress import Meter
 from ckpt.objects.scan import StoreScan
 
 
@@ -45,25 +49,33 @@ def mark(
     *,
     expiry: dt.timedelta = REFLOG_EXPIRY,
     scan: StoreScan | None = None,
+    progress: Meter | None = None,
+    plan: Mapping[str, JobRecord | None] | None = None,
 ) -> set[ObjectId]:
     """Every object reachable from any job's roots.  Raises CkptError on an unreadable object.
 
     Commits and trees are read in bulk (every one the store holds, checked
-    against its id) from ``scan``, or from a new scan of the store.
+    against its id) from ``scan``, or from a new scan of the store;
+    ``progress`` counts them.  ``plan`` marks as if retention had run: a job
+    mapped to a record is marked with that record instead of its stored one,
+    a job mapped to None as if it had been deleted (what a dry run counts).
     """
-    graph = _Graph(repo, scan if scan is not None else StoreScan(repo.objects))
+    graph = _Graph(repo, scan if scan is not None else StoreScan(repo.objects), progress)
     marked: set[ObjectId] = set()
+    plan = plan or {}
     for job in repo.job_names():
-        _mark_job(repo, job, marked, expiry, graph)
+        if job in plan and plan[job] is None:
+            continue
+        _mark_job(repo, job, marked, expiry, graph, plan.get(job))
     return marked
 
 
 class _Graph:
     """Commits and trees by id, read in bulk once; anything else is read through the store."""
 
-    def __init__(self, repo: BaseRepository, scan: StoreScan) -> None:
+    def __init__(self, repo: BaseRepository, scan: StoreScan, progress: Meter | None) -> None:
         self.repo = repo
-        self.objects, self.errors = scan.read_verified({Kind.COMMIT, Kind.TREE})
+        self.objects, self.errors = scan.read_verified({Kind.COMMIT, Kind.TREE}, progress=progress)
         self.commits: dict[ObjectId, tuple[ObjectId, list[CommitId]]] = {}
         self.trees: dict[ObjectId, list[ObjectId]] = {}
 
@@ -132,11 +144,21 @@ def _object_id(value: object, oid: ObjectId) -> ObjectId:
 
 
 def _mark_job(
-    repo: BaseRepository, job: str, marked: set[ObjectId], expiry: dt.timedelta, graph: _Graph
+    repo: BaseRepository,
+    job: str,
+    marked: set[ObjectId],
+    expiry: dt.timedelta,
+    graph: _Graph,
+    record: JobRecord | None = None,
 ) -> None:
     # Walked per job: a commit shared by a fork may be cut in one job but not the other.
-    cut = history_cut(repo.storage, job)
-    stack = list(job_roots(repo.storage, job, expiry=expiry))
+    if record is None:
+        cut = history_cut(repo.storage, job)
+        stack = list(job_roots(repo.storage, job, expiry=expiry))
+    else:
+        refs = RefStore(repo.storage, job)
+        cut = record.cut
+        stack = list(roots_from(refs.all_refs(), refs.reflog(), record, expiry=expiry))
     seen: set[ObjectId] = set()
     while stack:
         oid = stack.pop()

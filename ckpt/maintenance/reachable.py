@@ -1,6 +1,7 @@
 """What is reachable: the roots of every job and the objects they lead to.
 
-Roots are a job's branches and tags, plus the old and new commit of every
+Roots are a job's branches and tags, the older checkpoints retention kept
+below a cut (the job record's ``kept_below``), plus the old and new commit of every
 reflog entry younger than ``REFLOG_EXPIRY`` (so that a rolled-back checkout
 can still be undone) and younger than the job's last retention prune.  From
 a commit, its tree, the tree's blobs (each stage's value, and the contents of
@@ -48,6 +49,7 @@ def roots_from(
 ) -> set[CommitId]:
     """:func:`job_roots` from a job's refs, reflog and record already read."""
     roots: set[CommitId] = {oid for oid in targets.values() if oid is not None}
+    roots.update(record.kept_below.values())
     cutoff = (at or now()) - expiry
     if record.pruned_at is not None and record.pruned_at > cutoff:
         cutoff = record.pruned_at

@@ -11,11 +11,15 @@ Three sizes describe a store:
   actually stored, each once, reachable or not (a large value cut into
   chunks counts its distinct chunks; a value stored as a delta against an
   earlier version counts in full, its saving shows as compression).
-* **stored bytes**: what the objects take on the backend (header plus zstd
-  frame).
+* **stored bytes**: what the store's objects take on the backend: the size
+  of every pack (its objects, header plus zstd frame each, and its index;
+  an object written twice, or not yet collected by gc, counts where it
+  lies) plus every loose object.  This is what ``du`` of the store's
+  ``packs/`` and ``objects/`` shows on a local store.  **Object bytes** are
+  the stored form of each object counted once, without the packs' indexes.
 
 ``dedup_ratio = logical / unique`` and ``compression_ratio = unique /
-stored``.  A job's *size* is the stored bytes of every object it reaches;
+object bytes``.  A job's *size* is the stored bytes of every object it reaches;
 its *exclusive* bytes are those no other job reaches, which is what deleting
 the job and running gc would free.
 
@@ -37,6 +41,7 @@ from ckpt.maintenance.reachable import history_cut, job_roots
 from ckpt.objects import codec
 from ckpt.objects.ids import Kind, ObjectId
 from ckpt.objects.model import Tree, decode_commit
+from ckpt.objects.packset import OBJECTS_PREFIX
 from ckpt.objects.stream import blob_length
 
 
@@ -81,6 +86,8 @@ class StoreStats:
     objects_by_kind: dict[str, int]
     stored_bytes: int
     unique_bytes: int
+    object_bytes: int
+    packs: int
     logical_bytes: int
     unreachable_objects: int
     unreachable_bytes: int
@@ -94,14 +101,16 @@ class StoreStats:
 
     @property
     def compression_ratio(self) -> float | None:
-        """unique / stored bytes; None for an empty store."""
-        return None if not self.stored_bytes else self.unique_bytes / self.stored_bytes
+        """unique / object bytes; None for an empty store."""
+        return None if not self.object_bytes else self.unique_bytes / self.object_bytes
 
     def to_json(self) -> dict[str, object]:
         return {
             "objects": self.objects,
             "objects_by_kind": dict(self.objects_by_kind),
             "stored_bytes": self.stored_bytes,
+            "object_bytes": self.object_bytes,
+            "packs": self.packs,
             "unique_bytes": self.unique_bytes,
             "logical_bytes": self.logical_bytes,
             "dedup_ratio": _rounded(self.dedup_ratio),
@@ -259,11 +268,15 @@ def store_stats(
         reachable.update(reach.objects)
         unreadable.update(oid for oid in reach.unreadable if oid in stored)
     unreachable = [oid for oid in stored if oid not in reachable]
+    packs = repo.objects.packs()
+    loose = repo.storage.list(OBJECTS_PREFIX)
     return StoreStats(
         objects=len(stored),
         objects_by_kind=by_kind,
-        stored_bytes=sum(stored.values()),
+        stored_bytes=sum(info.size for info in packs) + sum(info.size for info in loose),
         unique_bytes=unique,
+        object_bytes=sum(stored.values()),
+        packs=len(packs),
         logical_bytes=sum(reach.logical_bytes for reach in reaches),
         unreachable_objects=len(unreachable),
         unreachable_bytes=sum(stored[oid] for oid in unreachable),

@@ -26,6 +26,8 @@ from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
+from ckpt.objects.progress import Meter
+from ckpt.objects.progress import ProgressFn as EventFn
 from ckpt.objects.scan import StoreScan
 from ckpt.objects.stream import verify_blob
 
@@ -110,10 +112,10 @@ class _Checker:
         self.bytes_checked = 0
         self.listed: list[ObjectId] = []
 
-    def check_all(self) -> None:
+    def check_all(self, progress: Meter | None = None) -> None:
         """Check every stored object, on every core (the bulk of a full verify)."""
         scan = StoreScan(self.repo.objects)
-        verdicts, self.decoded = scan.check_all(keep={Kind.COMMIT, Kind.TREE})
+        verdicts, self.decoded = scan.check_all(keep={Kind.COMMIT, Kind.TREE}, progress=progress)
         for oid, slot in scan.slots.items():
             verdict = verdicts.get(oid)
             if verdict is None:
@@ -204,8 +206,14 @@ def verify(
     full: bool = True,
     jobs: Iterable[str] | None = None,
     progress: ProgressFn | None = None,
+    events: EventFn | None = None,
 ) -> VerifyReport:
-    """Check the store; return every problem found.  Raises only if the store can't be read."""
+    """Check the store; return every problem found.  Raises only if the store can't be read.
+
+    ``progress(done, total)`` is called after each job; ``events`` receives the
+    events of the phases: ``checking objects`` (every stored object, with
+    ``full`` and no ``jobs``) and ``checking jobs``.
+    """
     checker = _Checker(repo, full)
     problems: list[Problem] = []
     # object id -> (jobs, commits) it breaks
@@ -213,11 +221,17 @@ def verify(
     healths: dict[str, JobHealth] = {}
     names = list(jobs) if jobs is not None else repo.job_names()
     if full and jobs is None:
-        checker.check_all()
+        checking = Meter(events, "checking objects")
+        checker.check_all(checking)
+        checking.finish()
+    walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
     for index, name in enumerate(names, 1):
+        before = checker.bytes_checked
         healths[name] = _verify_job(repo, name, checker, problems, damage)
+        walking.advance(1, checker.bytes_checked - before)
         if progress is not None:
             progress(index, len(names))
+    walking.finish()
     if full and jobs is None:
         for oid in checker.listed:
             if oid not in checker.ok and oid not in checker.errors:

@@ -27,6 +27,7 @@ import blake3
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec
 from ckpt.objects.ids import PARALLEL_HASH_SIZE, Kind, ObjectId, new_hasher, object_id
+from ckpt.objects.progress import Meter
 from ckpt.objects.storemap import (
     PackListing,
     Slot,
@@ -56,7 +57,7 @@ class StoreScan(StoreMap):
     # -- checking -----------------------------------------------------------
 
     def read_verified(
-        self, kinds: set[Kind], *, progress: Callable[[int], None] | None = None
+        self, kinds: set[Kind], *, progress: Meter | None = None
     ) -> tuple[dict[ObjectId, tuple[Kind, bytes]], dict[ObjectId, CkptError]]:
         """Kind and canonical bytes of every stored object whose index says it is of ``kinds``.
 
@@ -72,6 +73,8 @@ class StoreScan(StoreMap):
         ]
         good: dict[ObjectId, tuple[Kind, bytes]] = {}
         bad: dict[ObjectId, CkptError] = {}
+        if progress is not None:
+            progress.set_total(len(wanted), sum(self.slots[oid].size for oid in wanted))
 
         def one(oid: ObjectId, stored: Stored | None) -> None:
             try:
@@ -92,7 +95,7 @@ class StoreScan(StoreMap):
         self,
         *,
         keep: set[Kind] | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Meter | None = None,
     ) -> tuple[dict[ObjectId, Verdict], dict[ObjectId, bytes]]:
         """Fully check every listed object (large values on every core).
 
@@ -104,6 +107,8 @@ class StoreScan(StoreMap):
         """
         keep = keep or set()
         kept: dict[ObjectId, bytes] = {}
+        if progress is not None:
+            progress.set_total(len(self.slots), sum(slot.size for slot in self.slots.values()))
         # Check what is on the storage now, not bytes read earlier.
         self.store._forget_values()
         verdicts = self._verdicts
@@ -156,7 +161,7 @@ class StoreScan(StoreMap):
                 except CkptError as exc:
                     verdicts[oid] = exc
             if progress is not None:
-                progress(len(batch))
+                progress.advance(len(batch), sum(self.slots[oid].size for oid in batch))
 
         self._per_pack(homes, blobs, 16, lambda key: key != "", self.workers)
 
@@ -183,7 +188,7 @@ class StoreScan(StoreMap):
         self,
         oids: list[ObjectId],
         one: Callable[[ObjectId, Stored | None], None],
-        progress: Callable[[int], None] | None,
+        progress: Meter | None,
         *,
         workers: int,
     ) -> None:
@@ -215,7 +220,7 @@ class StoreScan(StoreMap):
                 else:
                     one(oid, memoryview(pack_data[1])[slot.offset : slot.offset + slot.length])
             if progress is not None:
-                progress(len(batch))
+                progress.advance(len(batch), sum(self.slots[oid].size for oid in batch))
 
         self._per_pack(by_pack, run, ENTRIES_PER_TASK, whole, workers)
 

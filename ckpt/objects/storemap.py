@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import attrs
@@ -23,6 +23,7 @@ from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec, delta, pack
 from ckpt.objects.ids import Kind, ObjectId
 from ckpt.objects.packset import OBJECTS_PREFIX, id_from_key
+from ckpt.objects.progress import Meter
 from ckpt.objects.store import ObjectStore, blaming, check_base_chain
 from ckpt.storage.base import KeyNotFoundError
 
@@ -254,7 +255,7 @@ class StoreMap:
         cutoff: float,
         *,
         dry_run: bool = False,
-        progress: Callable[[int], None] | None = None,
+        progress: Meter | None = None,
     ) -> SweepResult:
         """Remove every object not in ``live`` (nor needed by one) stored before ``cutoff``.
 
@@ -266,6 +267,8 @@ class StoreMap:
         rewritten with its live ones and the old pack removed only if no
         writer touched it since ``cutoff``.  Raises CkptError, deleting
         nothing, if a kept object's header or chunk list cannot be read.
+        ``progress`` counts the objects (and stored bytes) of each pack and
+        loose file looked at.
         """
         listed = {listing.key: listing for listing in self.packs}
         packs: list[PackListing] = []
@@ -295,11 +298,16 @@ class StoreMap:
                 f"gc stopped before deleting anything: {exc}. Run `ckpt verify` and repair first"
             ) from exc
         needed = needed_live | by_youth
+        if progress is not None:
+            progress.set_total(
+                sum(len(listing.ids) for listing in packs) + len(loose_infos),
+                sum(listing.size for listing in packs) + sum(i.size for i in loose_infos),
+            )
         deleted = deleted_bytes = 0
         candidates: list[ObjectId] = []
         for listing in packs:
             if progress is not None:
-                progress(len(listing.ids))
+                progress.advance(len(listing.ids), listing.size)
             dead = [
                 (oid, entry[1])
                 for oid, entry in zip(listing.ids, listing.entries, strict=True)
@@ -314,11 +322,11 @@ class StoreMap:
                 deleted += len(dead)
                 deleted_bytes += sum(length for _, length in dead)
         for info in loose_infos:
+            if progress is not None:
+                progress.advance(1, info.size)
             loose = id_from_key(info)
             if loose is None or loose in needed:
                 continue
-            if progress is not None:
-                progress(1)
             if info.mtime >= cutoff:
                 continue
             candidates.append(loose)

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from ckpt.errors import ConflictError, StorageError
+from ckpt.errors import ConflictError, StorageError, StoreNotFoundError
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 _BUSY_TIMEOUT_SECONDS = 30.0
@@ -86,6 +86,20 @@ WHERE k IS NOT NULL AND (
 """
 
 
+def _refuse_foreign_tables(db: sqlite3.Connection, url: str) -> None:
+    """Refuse a database that holds tables of another program: ckpt adds none to it."""
+    names = [
+        str(row[0])
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if row[0] not in ("kv", "logs") and not str(row[0]).startswith("sqlite_")
+    ]
+    if names:
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise StoreNotFoundError(
+            f"{url} holds tables of another program ({shown}); it is not a ckpt store"
+        )
+
+
 class SqliteStorage:
     """One SQLite database file.  See the module docstring for the layout and locking."""
 
@@ -130,6 +144,7 @@ class SqliteStorage:
             raise StorageError(f"cannot open {self.url}: {exc}") from exc
         try:
             db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_SECONDS * 1000)}")
+            _refuse_foreign_tables(db, self.url)  # before anything is changed in the file
             mode = _set_wal(db)
             if str(mode).lower() != "wal":
                 raise StorageError(f"{self.url}: SQLite refused WAL mode (journal_mode={mode})")

@@ -17,22 +17,30 @@ A remote is another store (any backend URL or path) registered under a name
    step 1; a concurrent writer there makes that ref fail with a conflict
    (reported, nothing lost) instead of being overwritten.
 
-A transfer killed halfway leaves the destination consistent (some extra
-objects, refs untouched or moved whole) and the next run copies only what is
-still missing.
+Steps 1 and 2 go over every job first (the ``counting objects`` phase, then
+``copying objects``, whose totals are known by then); step 3 follows for
+each job.  A transfer killed halfway leaves the destination consistent (some
+extra objects, refs untouched or moved whole) and the next run copies only
+what is still missing.
+
+A push to a location with no store creates one there (as ``clone`` creates
+the local one); a location that holds something else is refused.  Where
+retention cut a job's history, the walk stops at the cut, and the
+destination's job record is cut at the same commits wherever it lacks the
+history before them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
 from ckpt.errors import CkptError, ConflictError, NotFoundError
 from ckpt.history.job import Job
-from ckpt.history.jobrecord import read_record, record_key
+from ckpt.history.jobrecord import read_record, record_key, update_record
 from ckpt.history.refs import HEADS, TAGS
 from ckpt.history.remotes import (
     DEFAULT_REMOTE,
@@ -42,13 +50,14 @@ from ckpt.history.remotes import (
     remotes,
     remove_remote,
 )
+from ckpt.history.tags import copy_annotation
 from ckpt.objects.ids import CommitId, Kind, ObjectId
-from ckpt.objects.model import Commit
+from ckpt.objects.model import Commit, Tree, decode_commit
+from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.stream import ContentWriter, blob_length
-from ckpt.repository import Repository, init, open
+from ckpt.repository import Repository, init, open, open_or_init
 from ckpt.storage.base import KeyNotFoundError
 
-ProgressFn = Callable[[int], None]
 #: A transfer writes a pack (and reports progress) every this many objects or bytes.
 _FLUSH_OBJECTS = 16
 _FLUSH_BYTES = 16 << 20
@@ -72,6 +81,9 @@ class TransferReport:
     objects_copied: int
     bytes_copied: int
     updates: tuple[RefUpdate, ...]
+    #: True if the receiving store was created by this transfer (a push to an
+    #: empty location, or a clone).
+    created_store: bool = False
 
     @property
     def rejected(self) -> list[RefUpdate]:
@@ -82,6 +94,7 @@ class TransferReport:
             "objects_copied": self.objects_copied,
             "bytes_copied": self.bytes_copied,
             "updates": [u.to_json() for u in self.updates],
+            "created_store": self.created_store,
         }
 
 
@@ -112,12 +125,21 @@ def push(
     progress: ProgressFn | None = None,
     workers: int = 8,
 ) -> TransferReport:
-    """Send jobs (default: all) to ``remote`` (a remote name or a store URL)."""
-    with open(remote_url(repo, remote)) as dest:
+    """Send jobs (default: all) to ``remote`` (a remote name or a store URL).
+
+    A location that holds no store yet gets one, as ``git push`` to a bare
+    repository would need and ``clone`` does for the local side (the report
+    says so: ``created_store``); a location that holds something else is
+    refused (StoreNotFoundError) and left as it was.  ``progress`` receives
+    the events of the ``counting objects`` and ``copying objects`` phases.
+    """
+    dest, created = open_or_init(remote_url(repo, remote))
+    with dest:
         names = list(jobs) if jobs is not None else repo.job_names()
-        return _transfer(
+        report = _transfer(
             repo, dest, names, force=force, progress=progress, workers=workers, pulling=False
         )
+    return attrs.evolve(report, created_store=created)
 
 
 def pull(
@@ -145,7 +167,8 @@ def clone(
         pass  # fail before creating anything if the source is not a store
     repo = init(path)
     add_remote(repo, DEFAULT_REMOTE, url)
-    return repo, pull(repo, DEFAULT_REMOTE, progress=progress, workers=workers)
+    report = pull(repo, DEFAULT_REMOTE, progress=progress, workers=workers)
+    return repo, attrs.evolve(report, created_store=True)
 
 
 def _transfer(
@@ -158,17 +181,28 @@ def _transfer(
     workers: int,
     pulling: bool,
 ) -> TransferReport:
+    # Like git: count what every job needs, copy it all, then move the refs.
     copier = _Copier(source, dest, progress, workers)
-    updates: list[RefUpdate] = []
+    plans: list[tuple[Job, Job, list[RefUpdate]]] = []
+    starts: list[tuple[CommitId, frozenset[CommitId]]] = []
     for name in names:
         src_job = source.job(name)
         if not src_job.exists:
             raise NotFoundError(f"job {name!r} not found in {source.location}")
         dst_job = dest.job(name)
         plan = _plan(src_job, dst_job, force, pulling)
-        wanted = [u.new for u in plan if u.status not in ("rejected", "up-to-date")]
-        copier.copy_history(wanted)
+        plans.append((src_job, dst_job, plan))
+        moving = [u.new for u in plan if u.status not in ("rejected", "up-to-date")]
+        if moving:
+            record = src_job.record
+            # The checkpoints retention kept below a cut travel with the refs.
+            starts.extend((tip, record.cut) for tip in [*moving, *record.kept_below.values()])
+    copier.copy_history(starts)
+    updates: list[RefUpdate] = []
+    for src_job, dst_job, plan in plans:
         updates.extend(_apply(src_job, dst_job, plan))
+        if any(u.status not in ("rejected", "up-to-date", "conflict") for u in plan):
+            _carry_cut(src_job, dst_job)
     return TransferReport(copier.objects, copier.bytes, tuple(updates))
 
 
@@ -229,6 +263,10 @@ def _apply(src: Job, dst: Job, plan: list[RefUpdate]) -> list[RefUpdate]:
         if update.status in ("rejected", "up-to-date"):
             done.append(update)
             continue
+        if update.ref.startswith(TAGS):
+            # A tag's message goes first: a crash before the ref moves leaves a
+            # message no tag shows (it names another commit, or no tag exists).
+            copy_annotation(src, dst, update.ref[len(TAGS) :])
         try:
             dst.refs.update(update.ref, update.old, update.new, f"transfer: {update.status}")
             done.append(update)
@@ -250,6 +288,32 @@ def _copy_record(src: Job, dst: Job) -> None:
         storage.compare_and_swap(record_key(dst.name), None, raw)
 
 
+def _carry_cut(src: Job, dst: Job) -> None:
+    """Where retention cut the source's history, cut the destination's too, wherever the
+    destination lacks what came before (so that it holds no commit whose parent is missing).
+    """
+    record = src.record
+    if not record.cut:
+        return
+    objects = dst.repo.objects
+    lacking = {
+        oid
+        for oid in record.cut
+        if objects.has(oid)
+        and any(not objects.has(parent) for parent in objects.get_commit(oid).parents)
+    }
+    if not lacking:
+        return
+    below = {oid: record.kept_below[oid] for oid in lacking if oid in record.kept_below}
+    update_record(
+        dst.repo.storage,
+        dst.name,
+        lambda mine: attrs.evolve(
+            mine, cut=mine.cut | lacking, kept_below={**mine.kept_below, **below}
+        ),
+    )
+
+
 class _Copier:
     """Copies objects the destination lacks, verifying ids on both ends."""
 
@@ -258,22 +322,28 @@ class _Copier:
     ) -> None:
         self.source = source
         self.dest = dest
-        self.progress = progress
         self.workers = max(1, workers)
         self.objects = 0
         self.bytes = 0
+        self.counting = Meter(progress, "counting objects")
+        self.copying = Meter(progress, "copying objects")
 
-    def copy_history(self, tips: list[CommitId]) -> None:
-        commits = self._missing_commits(tips)
-        leaves: set[ObjectId] = set()
-        contents: set[ObjectId] = set()
-        for commit in commits:
-            leaves.add(commit.tree)
-            for entry in self.source.objects.get_tree(commit.tree):
-                leaves.add(entry.id)
+    def copy_history(self, starts: list[tuple[CommitId, frozenset[CommitId]]]) -> None:
+        """Copy every commit reachable from the ``starts`` (a tip, and the history cut of its
+        job: commits whose parents are not followed) that the destination lacks, with what
+        they name.  Counting comes first, so that the copying phase knows its totals."""
+        commits = self._missing_commits(starts)
+        leaves: dict[ObjectId, int] = {}  # trees and blobs -> canonical size
+        contents: set[ObjectId] = set()  # the contents of files the stage values hold
+        for commit, _ in commits:
+            data = self.source.objects.get(commit.tree, Kind.TREE)
+            leaves[commit.tree] = len(data)
+            for entry in Tree.decode(data, commit.tree):
+                leaves.setdefault(entry.id, entry.size)
                 contents.update(entry.files)
-        # File contents first (streamed: a file can be far larger than memory).
-        self._copy_contents(sorted(contents - leaves))
+        # File contents first, streamed (a file can be far larger than memory), so that
+        # no value arrives before the files it names.
+        self._copy_contents(sorted(contents - leaves.keys()))
         with ThreadPoolExecutor(self.workers) as pool:
             # Objects already there are freshened, so that a gc running on the
             # destination spares them until our refs make them reachable.
@@ -281,11 +351,18 @@ class _Copier:
             present = list(pool.map(self.dest.objects.freshen, wanted))
             missing = [oid for oid, there in zip(wanted, present, strict=True) if not there]
             kinds = list(pool.map(self.source.objects.kind_of, missing))
+            self.counting.advance(len(wanted))
+            self.counting.finish()
+            self.copying.set_total(
+                len(missing) + len(commits),
+                sum(leaves[oid] for oid in missing) + sum(size for _, size in commits),
+            )
             # Blobs before trees, and all of them before any commit: a killed
             # transfer never leaves an object that names a missing one.
             order = sorted(zip(kinds, missing, strict=True), key=lambda item: item[0] != Kind.BLOB)
             self._copy_all(pool, [oid for _, oid in order])
-            self._copy_all(pool, [c.id for c in sorted(commits, key=lambda c: c.seq)])
+            self._copy_all(pool, [c.id for c, _ in sorted(commits, key=lambda item: item[0].seq)])
+            self.copying.finish()
 
     def _copy_all(self, pool: ThreadPoolExecutor, oids: list[ObjectId]) -> None:
         """Copy ``oids`` in order: read (and hash-check) in parallel, write in packs.
@@ -321,21 +398,32 @@ class _Copier:
     def _done(self, objects: int, size: int) -> None:
         self.objects += objects
         self.bytes += size
-        if objects and self.progress is not None:
-            self.progress(objects)
+        if objects:
+            self.copying.advance(objects, size)
 
     def _read(self, oid: ObjectId) -> tuple[Kind, bytes]:
         kind = self.source.objects.kind_of(oid)
         return kind, self.source.objects.get(oid, kind)
 
-    def _missing_commits(self, tips: list[CommitId]) -> list[Commit]:
-        found: dict[CommitId, Commit] = {}
-        stack = list(tips)
+    def _missing_commits(
+        self, starts: list[tuple[CommitId, frozenset[CommitId]]]
+    ) -> list[tuple[Commit, int]]:
+        """The commits the destination lacks, each with its size, walking back from each
+        start and not past its cut.  A commit the destination has ends the walk there:
+        a store never holds a commit without the history below it."""
+        found: dict[CommitId, tuple[Commit, int]] = {}
+        expanded: set[CommitId] = set()
+        stack = list(starts)
         while stack:
-            oid = stack.pop()
-            if oid in found or self.dest.objects.freshen(oid):
+            oid, cut = stack.pop()
+            if oid not in found:
+                if self.dest.objects.freshen(oid):
+                    continue
+                data = self.source.objects.get(oid, Kind.COMMIT)
+                found[oid] = (decode_commit(data, oid), len(data))
+                self.counting.advance(1)
+            if oid in cut or oid in expanded:
                 continue
-            commit = self.source.objects.get_commit(oid)
-            found[oid] = commit
-            stack.extend(commit.parents)
+            expanded.add(oid)
+            stack.extend((parent, cut) for parent in found[oid][0].parents)
         return list(found.values())

@@ -89,7 +89,7 @@ def rich_store(novel: Job, repo: Repository, store: Path) -> Repository:
     """A store where every documented JSON field has a value to show."""
     novel.set_labels(team="fiction")
     novel.branch("alt", at="outline")
-    novel.tag("v1", "characters")
+    novel.tag("v1", "characters", message="first draft approved")
     novel.save("characters", ["Ida"], cost=0.1)
     novel.fork("sequel", at="characters")
     art = store.parent / "art"
@@ -117,7 +117,7 @@ def test_json_output_matches_the_documented_schemas(
     invocations = {
         "jobs": [("jobs", "--json")],
         "log": [("log", "novel", "--json", "--all")],
-        "show": [("show", "novel", "--json")],
+        "show": [("show", "novel", "--json"), ("show", "novel", "v1", "--json")],
         "diff": [
             ("diff", "novel", "HEAD~2", "--json"),
             ("diff", "novel", "HEAD", "HEAD~3", "--json"),

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
 from ckpt.history.job import Job
@@ -117,8 +119,9 @@ def test_gc_retention(run: Run, novel: Job, repo: Repository) -> None:
         "Would delete 1 job(s): done",
         "Would cut the history of novel: 2 older checkpoint(s) let go",
     ]
-    assert dry.stdout.splitlines()[-1] == (
-        "(Objects the retention above would release are not counted in a dry run.)"
+    assert re.fullmatch(
+        r"Would remove \d+ unreachable object\(s\), .+; \d+ reachable kept(, .+)?\.",
+        dry.stdout.splitlines()[-1],
     )
     assert repo.has_job("done")
     real = json.loads(run("gc", "--keep-last", "1", "--status", "completed", "--json").stdout)
@@ -148,6 +151,11 @@ def test_stats(run: Run, novel: Job, repo: Repository) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == (f"Objects:     {expected.objects} (3 blobs, 3 trees, 3 commits)")
     assert lines[1] == f"Logical:     {out.size(expected.logical_bytes)} (every checkpoint in full)"
+    assert lines[3] == (
+        f"Stored:      {out.size(expected.stored_bytes)} (on disk, {expected.packs} packs; "
+        f"the objects alone {out.size(expected.object_bytes)})"
+    )
+    assert expected.packs == 3  # one per save
     assert lines[4] == f"Dedup:       {out.ratio(expected.dedup_ratio)}"
     assert lines[-1].split()[:3] == ["novel", "3", "9"]
     assert json.loads(run("stats", "--json").stdout) == expected.to_json()
@@ -171,3 +179,79 @@ def test_rm(run: Run, novel: Job, repo: Repository) -> None:
     forced = run("rm", "novel", "--force")
     assert forced.exit_code == 0
     assert repo.job_names() == []
+
+
+def _save_at(
+    job: Job, when: str, stage: str, value: object, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Save ``value`` as if at ``when`` (UTC); return the commit's short id."""
+    import datetime as dt
+
+    import ckpt.history.job
+
+    moment = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC)
+    monkeypatch.setattr(ckpt.history.job, "now", lambda: moment)
+    return job.save(stage, value).short_id
+
+
+def test_gc_keeps_one_checkpoint_per_day_week_or_month(
+    run: Run, repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = repo.job("agent")
+    times = [
+        "2024-01-01 09:00",
+        "2024-01-01 18:00",
+        "2024-01-02 10:00",
+        "2024-01-03 08:00",
+        "2024-01-03 20:00",
+        "2024-01-10 12:00",
+        "2024-02-09 12:00",
+        "2024-02-09 13:00",
+    ]
+    ids = [
+        _save_at(agent, when, "memory", {"step": i, "notes": "x" * 200 * i}, monkeypatch)
+        for i, when in enumerate(times, 1)
+    ]
+    monkeypatch.undo()
+    c1, c2, c3, c4, c5, c6, c7, c8 = ids
+    dry = run("gc", "--keep-daily", "3", "--dry-run", "--grace", "0s")
+    assert dry.exit_code == 0
+    lines = dry.stdout.splitlines()
+    assert lines[0] == "Would cut the history of agent: 5 older checkpoint(s) let go"
+    would = re.fullmatch(
+        r"Would remove (\d+) unreachable object\(s\), (.+); (\d+) reachable kept\.", lines[1]
+    )
+    assert would, lines
+    assert int(would.group(1)) == 15  # the five commits let go, their trees and values
+    assert len(lines) == 2
+    objects = sum(1 for _ in repo.objects)
+    done = run("gc", "--keep-daily", "3", "--grace", "0s")
+    assert done.stdout.splitlines() == [
+        "Cut the history of agent: 5 older checkpoint(s) let go",
+        f"Removed {would.group(1)} unreachable object(s), {would.group(2)}; "
+        f"{would.group(3)} reachable kept.",
+    ]
+    assert sum(1 for _ in repo.objects) == objects - int(would.group(1))
+    log = run("log", "agent", "--oneline")
+    note = "(history before this checkpoint was removed by retention)"
+    assert [line.split()[0] if line != note else note for line in log.stdout.splitlines()] == [
+        c8,
+        note,
+        c6,
+        c5,
+        note,
+    ]
+    assert agent.load("memory", at=c6) == {"step": 6, "notes": "x" * 1200}
+    assert run("verify", "--full").exit_code == 0
+    # Applied again later, a rule lets go of the checkpoints it no longer keeps.
+    again = run("gc", "--keep-weekly", "1", "--keep-monthly", "2", "--grace", "0s", "--json")
+    assert json.loads(again.stdout)["retention"]["pruned"] == [
+        {
+            "job": "agent",
+            "cut_at": sorted([agent.resolve(c8).id, agent.resolve(c6).id]),
+            "dropped_commits": 1,
+        }
+    ]
+    assert [c.short_id for c in agent.log()] == [c8, c6]
+    assert run("verify", "--full").exit_code == 0
+    assert {c1, c2, c3, c4, c7}.isdisjoint(c.short_id for c in agent.log())

@@ -222,9 +222,75 @@ def test_push_errors(run: Run, novel: Job, other: Path, store: Path) -> None:
     no_job = run("push", str(other), "novle")
     assert no_job.exit_code == ExitCode.NOT_FOUND
     assert no_job.stderr == f"Error: job 'novle' not found in {store}; did you mean 'novel'?\n"
-    nowhere = run("push", str(other / "missing"))
+    nowhere = run("pull", str(other / "missing"))
     assert nowhere.exit_code == ExitCode.NO_STORE
     assert nowhere.stderr.startswith(f"Error: no ckpt store at {other / 'missing'}")
+
+
+def test_push_to_a_new_location_creates_a_store_there_and_says_so(
+    run: Run, novel: Job, repo: Repository, tmp_path: Path
+) -> None:
+    target = tmp_path / "new" / "remote"
+    result = run("push", str(target))
+    assert result.exit_code == 0, result.output
+    head = novel.head
+    assert head is not None
+    objects = sum(1 for _ in repo.objects)
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"Created a ckpt store at {target} (there was none).",
+        f"To {target}",
+        f"  novel  main  {_short(head.id)}  new branch",
+    ]
+    assert lines[3].startswith(f"Copied {objects} objects (")
+    assert len(lines) == 4
+    assert result.stderr == ""
+    again = run("push", str(target), "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["created_store"] is False
+    with ckpt.open(target) as remote:
+        assert remote.job("novel").load("chapters") == novel.load("chapters")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    first = run("push", str(empty), "--json")
+    assert json.loads(first.stdout)["created_store"] is True
+
+
+def test_push_refuses_a_location_that_holds_something_else(
+    run: Run, novel: Job, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "draft.txt").write_text("mine")
+    result = run("push", str(papers))
+    assert result.exit_code == ExitCode.NO_STORE
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: {papers} holds files but no ckpt store; not creating a store there "
+        "(give an empty or new directory)\n"
+    )
+    assert sorted(p.name for p in papers.iterdir()) == ["draft.txt"]
+    a_file = papers / "draft.txt"
+    refused = run("push", str(a_file))
+    assert refused.exit_code == ExitCode.NO_STORE
+    assert refused.stderr == (
+        f"Error: {a_file} is a file, not a ckpt store; not creating a store there\n"
+    )
+    database = tmp_path / "app.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    other_program = run("push", f"sqlite://{database}")
+    assert other_program.exit_code == ExitCode.NO_STORE
+    assert other_program.stderr == (
+        f"Error: sqlite://{database} holds tables of another program (users); "
+        "it is not a ckpt store\n"
+    )
+    with sqlite3.connect(database) as db:
+        tables = db.execute("SELECT name FROM sqlite_master").fetchall()
+        assert tables == [("users",)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
 def test_clone_into_a_path_then_pull_and_push_from_there(

@@ -60,3 +60,26 @@ def test_unreachable_objects_after_a_job_is_deleted(tmp_path: Path) -> None:
     assert stats.unreachable_objects == 3  # drop's blob, tree and commit
     assert stats.unreachable_bytes > 0
     assert [j.job for j in stats.jobs] == ["keep"]
+
+
+def test_stored_bytes_are_the_packs_on_disk(tmp_path: Path) -> None:
+    """'Stored (on disk)' agrees with the files: every pack (with its index, and objects
+    not yet collected) and every loose object."""
+    root = tmp_path / "s"
+    with ckpt.init(root, durable=False) as repo:
+        job = repo.job("novel")
+        for step in range(4):
+            job.save("outline", {"title": "Vell", "step": step})
+        job.checkout("HEAD~2")  # two checkpoints left for gc: still on disk
+        stats = store_stats(repo)
+    on_disk = sum(
+        path.stat().st_size
+        for folder in ("packs", "objects")
+        if (root / folder).is_dir()
+        for path in (root / folder).rglob("*")
+        if path.is_file() and not path.name.endswith((".lock", ".tmp"))
+    )
+    assert stats.stored_bytes == on_disk
+    assert stats.packs == len(list((root / "packs").iterdir()))
+    assert stats.object_bytes < stats.stored_bytes  # the packs' indexes are on disk too
+    assert stats.to_json()["stored_bytes"] == on_disk

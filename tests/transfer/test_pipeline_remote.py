@@ -122,7 +122,12 @@ def test_push_to_s3_killed_midway_leaves_both_stores_clean_and_resumes(
             import ckpt
             from ckpt.transfer.remote import push
             repo = ckpt.open({str(tmp_path / "local")!r})
-            push(repo, "origin", workers=1, progress=lambda n: print("obj", n, flush=True))
+
+            def report(event):
+                if event.phase == "copying objects" and event.done:
+                    print("obj", event.done, flush=True)
+
+            push(repo, "origin", workers=1, progress=report)
             """
         )
     )
@@ -136,7 +141,7 @@ def test_push_to_s3_killed_midway_leaves_both_stores_clean_and_resumes(
         if not line:
             break
         if line.startswith("obj"):
-            copied += int(line.split()[1])
+            copied = int(line.split()[1])  # objects durably copied so far
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert copied >= 10

@@ -107,7 +107,12 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
             import ckpt
             from ckpt.transfer.remote import push
             repo = ckpt.open({str(tmp_path / "local")!r})
-            push(repo, "origin", workers=1, progress=lambda n: print("obj", n, flush=True))
+
+            def report(event):
+                if event.phase == "copying objects" and event.done:
+                    print("obj", event.done, flush=True)
+
+            push(repo, "origin", workers=1, progress=report)
             """
         )
     )
@@ -118,7 +123,7 @@ def test_push_killed_midway_leaves_both_sides_consistent_and_resumes(tmp_path: P
     while copied < 10 and time.monotonic() < deadline:
         line = child.stdout.readline()
         if line.startswith("obj"):
-            copied += int(line.split()[1])
+            copied = int(line.split()[1])  # objects durably copied so far
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert copied >= 10
@@ -192,3 +197,35 @@ def test_pull_when_local_is_ahead_is_up_to_date_and_push_when_behind_is_refused(
     ]
     assert [u.status for u in pull(local, "origin").updates] == ["fast-forward"]
     assert local.job("novel").stages() == ["s0", "s1", "s2", "s3"]
+
+
+def test_push_a_history_that_retention_cut(tmp_path: Path) -> None:
+    """The walk stops at the cut (the commits before it are gone), and the remote's job is
+    cut there too wherever it lacks what came before; a remote that has the older history
+    keeps it."""
+    import datetime as dt
+
+    from ckpt.maintenance.gc import collect
+    from ckpt.maintenance.retention import apply_retention
+
+    local, remote = _stores(tmp_path)
+    job = local.job("novel")
+    _fill(job, 3)
+    add_remote(local, "full", str(tmp_path / "full"))
+    push(local, "full")  # this one gets the whole history before retention
+    _fill(job, 2, start=3)
+    apply_retention(local, keep_last=2)
+    collect(local, grace=dt.timedelta(0))
+    report = push(local, "origin")
+    assert [u.status for u in report.updates] == ["created"]
+    assert report.objects_copied == 9  # two commits and trees, the five stage values
+    pushed = remote.job("novel")
+    assert [c.stage for c in pushed.log()] == ["s4", "s3"]
+    assert pushed.record.cut == job.record.cut
+    assert remote.verify(full=True).ok
+    ahead = push(local, "full")
+    assert [u.status for u in ahead.updates] == ["fast-forward"]
+    with ckpt.open(tmp_path / "full") as full:
+        assert [c.stage for c in full.job("novel").log()] == ["s4", "s3", "s2", "s1", "s0"]
+        assert full.job("novel").record.cut == frozenset()
+        assert full.verify(full=True).ok
