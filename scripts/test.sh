@@ -4,9 +4,9 @@
 #   bash scripts/test.sh [pytest args...]
 #
 # Creates ./.venv (if missing) with ckpt and its test dependencies, installs
-# Debian's redis-server when it is missing and we may (root or sudo), and
-# runs the whole suite.  Tests of a backend whose server cannot be started
-# are skipped locally, never in CI (CI=true makes them fail instead).
+# Debian's redis-server and postgresql when they are missing and we may (root
+# or sudo), and runs the whole suite.  Tests of a backend whose server cannot
+# be started are skipped locally, never in CI (CI=true makes them fail instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,15 +17,18 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
-            || echo "warning: could not install redis-server; Redis tests will be skipped" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") \
+            || echo "warning: could not install ${missing[*]}; their tests will be skipped" >&2
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
-            || echo "warning: could not install redis-server; Redis tests will be skipped" >&2
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") \
+            || echo "warning: could not install ${missing[*]}; their tests will be skipped" >&2
     else
-        echo "note: redis-server is not installed; Redis tests will be skipped" >&2
+        echo "note: ${missing[*]} not installed; their tests will be skipped" >&2
     fi
 fi
 
