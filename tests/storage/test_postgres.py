@@ -229,8 +229,10 @@ def test_a_range_read_visits_only_the_pages_it_needs(postgres_store: str) -> Non
 
 class CuttingProxy:
     """A TCP proxy on 127.0.0.1 to a PostgreSQL server.  After :meth:`cut_next_reply` it
-    swallows the next bytes the server sends and closes that connection: to the client
-    the connection broke while its statement ran, although the server carried it out."""
+    swallows the next reply the server sends to a statement and closes that connection:
+    to the client the connection broke while its statement ran, although the server
+    carried it out.  (Replies during a connection's handshake are never cut: the pool may
+    be connecting in the background.)"""
 
     def __init__(self, port: int) -> None:
         self.target = ("127.0.0.1", port)
@@ -255,13 +257,21 @@ class CuttingProxy:
             server = socket.create_connection(self.target)
             with self._lock:
                 self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+            state = {"statement": False}
+            for source, sink, replies in ((client, server, False), (server, client, True)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, replies, state), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, replies: bool, state: dict[str, bool]
+    ) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(1 << 16):
-                if replies:
+                if not replies:
+                    # Parse, Bind or Query: the client sent a statement (not a handshake).
+                    state["statement"] = data[:1] in (b"P", b"B", b"Q")
+                elif state["statement"]:
                     with self._lock:
                         cut, self._armed = self._armed, False
                     if cut:
