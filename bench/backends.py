@@ -4,10 +4,11 @@
 
     python -m bench.backends [--quick] [--repeats N] [--json]
 
-Starts its own ``redis-server`` and moto S3 server on 127.0.0.1 (with
-:mod:`tests.servers`, as the test suite does; a backend whose server is not
-installed is left out with a note).  For each backend (local, memory,
-sqlite, redis, s3 on moto) it measures, in a fresh store per repeat:
+Starts its own ``redis-server``, moto S3 server and PostgreSQL server on
+127.0.0.1 (with :mod:`tests.servers`, as the test suite does; a backend whose
+server is not installed is left out with a note).  For each backend (local,
+memory, sqlite, redis, s3 on moto, postgresql) it measures, in a fresh store
+per repeat:
 
 * **save latency**: one durable ``Job.save`` of a ~2 KB JSON stage value,
   distinct values, timed one by one;
@@ -24,8 +25,9 @@ local, higher is better), given as median and min-max over repeats, with
 the absolute median (and, for latency, the 10th-90th percentile of every
 operation) alongside.  Numbers on moto say how ckpt's request pattern
 behaves, not what AWS S3 would take: moto answers one request at a time on
-loopback.  ``rows()`` returns the figures for the bench suite and
-``run()`` a :class:`bench.common.Section`.
+loopback.  PostgreSQL runs with ``fsync = on`` (its durable setting, as the
+local backend fsyncs), Redis without persistence.  ``rows()`` returns the
+figures for the bench suite and ``run()`` a :class:`bench.common.Section`.
 """
 
 from __future__ import annotations
@@ -54,14 +56,17 @@ from ckpt.transfer.remote import pull, push  # noqa: E402
 if TYPE_CHECKING:
     from bench.common import Section
 
-BACKENDS = ("local", "memory", "sqlite", "redis", "s3")
+BACKENDS = ("local", "memory", "sqlite", "redis", "s3", "postgresql")
+#: The backends that need a server, which :func:`servers` starts.
+SERVED = ("redis", "s3", "postgresql")
 BASELINE = "local backend"
 
 
 @contextlib.contextmanager
 def servers(workdir: Path, notes: list[str]) -> Iterator[dict[str, str]]:
-    """Start redis-server and moto's S3 server; yields backend -> server URL for those that
-    started (boto3 is pointed at moto through the environment until the block ends)."""
+    """Start redis-server, moto's S3 server and PostgreSQL; yields backend -> server URL for
+    those that started (boto3 is pointed at moto through the environment until the block
+    ends)."""
     from tests import servers as test_servers
 
     found: dict[str, str] = {}
@@ -80,6 +85,13 @@ def servers(workdir: Path, notes: list[str]) -> Iterator[dict[str, str]]:
             found["s3"] = endpoint
         except (test_servers.ServerUnavailable, test_servers.ServerFailed) as exc:
             notes.append(f"s3 left out: {str(exc).splitlines()[0]}")
+        postgres_dir = workdir / "postgres"
+        postgres_dir.mkdir()
+        try:
+            server = stack.enter_context(test_servers.postgres_server(postgres_dir, fsync=True))
+            found["postgresql"] = server.url
+        except (test_servers.ServerUnavailable, test_servers.ServerFailed) as exc:
+            notes.append(f"postgresql left out: {str(exc).splitlines()[0]}")
         yield found
 
 
@@ -94,6 +106,8 @@ def _new_store(backend: str, workdir: Path, found: dict[str, str]) -> str:
         url = f"sqlite://{workdir / f'sqlite-{name}.db'}"
     elif backend == "redis":
         url = f"{found['redis']}/0?prefix=bench-{name}"
+    elif backend == "postgresql":
+        url = f"{found['postgresql']}?schema=bench_{name}"
     else:
         from tests.servers import new_bucket
 
@@ -107,6 +121,11 @@ def _forget(url: str) -> None:
         from ckpt.storage.memory import forget
 
         forget(url[len("memory://") :])
+    elif url.startswith("postgresql://"):
+        from tests.servers import drop_postgres_schema
+
+        server, _, schema = url.partition("?schema=")
+        drop_postgres_schema(server, schema)
 
 
 def _stage_value(i: int) -> dict[str, Any]:
@@ -210,7 +229,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="ckpt-bench-backends-") as tmp:
         workdir = Path(tmp)
         with servers(workdir, notes) as found:
-            backends = [b for b in BACKENDS if b not in ("redis", "s3") or b in found]
+            backends = [b for b in BACKENDS if b not in SERVED or b in found]
             for backend in backends:
                 raw[backend] = {"save": [], "load": [], "save_all": [], "load_all": []}
                 raw[backend].update({key: [] for key in ("push_mb_s", "push_obj_s")})
@@ -314,6 +333,10 @@ def run(
     section.notes.append(
         "S3 runs on moto on loopback, one request at a time: its figures show the cost of "
         "ckpt's request pattern, not AWS latency."
+    )
+    section.notes.append(
+        "PostgreSQL runs on loopback with fsync = on (every save waits for its write-ahead "
+        "log on disk, as the local backend waits for fsync); Redis runs without persistence."
     )
     return section
 

@@ -4,10 +4,10 @@
 #   bash scripts/test.sh [pytest args...]
 #
 # Creates ./.venv (if missing) with ckpt and its test dependencies, installs
-# Debian's redis-server, chromium and chromium-driver when they are missing
-# and we may (root or sudo), and runs the whole suite.  Tests of a backend
-# whose server cannot be started, or of the dashboard in a browser that
-# cannot start, are skipped locally, never in CI (CI=true makes them fail).
+# Debian's redis-server, postgresql, chromium and chromium-driver when they
+# are missing and we may (root or sudo), and runs the whole suite.  Tests of
+# a backend whose server cannot be started, or of the dashboard in a browser
+# that cannot start, are skipped locally, never in CI (CI=true makes them fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +18,11 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# Debian packages: redis-server for the Redis backend, chromium and its driver for
-# the dashboard's browser tests.
+# Debian packages: redis-server and postgresql for their backends, chromium and
+# its driver for the dashboard's browser tests.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,11 +1,12 @@
 """Fixtures shared by the whole suite: a fresh store of every storage backend.
 
 ``store_url`` yields the URL of a new, empty store for each backend in
-:data:`BACKENDS`; ``storage`` yields that store opened.  The Redis and S3
-backends run against real servers started once per session on 127.0.0.1:
-Debian's ``redis-server`` and moto's S3 server.  Where one of them is not
-installed its tests are skipped, except under CI (``$CI`` set), where they
-fail: CI must never pass by silently skipping a backend.
+:data:`BACKENDS`; ``storage`` yields that store opened.  The Redis, S3 and
+PostgreSQL backends run against real servers started once per session on
+127.0.0.1: Debian's ``redis-server``, moto's S3 server and Debian's
+PostgreSQL.  Where one of them is not installed its tests are skipped,
+except under CI (``$CI`` set), where they fail: CI must never pass by
+silently skipping a backend.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 import ckpt
 from ckpt.storage import Storage, open_storage
 from tests import servers
-from tests.servers import delete_redis_namespace, new_bucket
+from tests.servers import delete_redis_namespace, drop_postgres_schema, new_bucket
 
-BACKENDS = ("local", "memory", "sqlite", "redis", "s3")
+BACKENDS = ("local", "memory", "sqlite", "redis", "s3", "postgresql")
 
 #: Coarsest clock step of each backend's mtimes (S3 keeps whole seconds;
 #: file mtimes come from the kernel's coarse clock, a tick behind time.time()).
@@ -57,6 +58,38 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(str(exc))
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private PostgreSQL server on 127.0.0.1; yields the URL of its database."""
+    try:
+        with servers.postgres_server(tmp_path_factory.mktemp("postgres")) as server:
+            yield server.url
+    except servers.ServerUnavailable as exc:
+        servers.unavailable(str(exc))
+    except servers.ServerFailed as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def private_postgres_server(tmp_path: Path) -> Iterator[servers.PostgresServer]:
+    """A PostgreSQL server of the test's own, for tests that stop or restart it."""
+    try:
+        with servers.postgres_server(tmp_path) as server:
+            yield server
+    except servers.ServerUnavailable as exc:
+        servers.unavailable(str(exc))
+    except servers.ServerFailed as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def postgres_store(postgres_server: str) -> Iterator[str]:
+    """The URL of a fresh, empty store (a new schema) on the session's PostgreSQL server."""
+    schema = f"test_{uuid.uuid4().hex}"
+    yield f"{postgres_server}?schema={schema}"
+    drop_postgres_schema(postgres_server, schema)
+
+
 @pytest.fixture
 def s3_bucket(s3_server: str) -> str:
     """A new, empty bucket on the test S3 server."""
@@ -87,6 +120,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif backend == "s3":
         request.getfixturevalue("s3_server")
         yield f"s3://{new_bucket()}/store"
+    elif backend == "postgresql":
+        yield request.getfixturevalue("postgres_store")
     else:
         raise AssertionError(f"unknown backend {backend}")
 

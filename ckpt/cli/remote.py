@@ -201,7 +201,8 @@ def remote(ctx: click.Context, verbose: bool) -> None:
     """List the remotes of this store (with -v, their URLs), or change them.
 
     A remote is another store (a path or any store URL: s3://, sqlite://,
-    redis://, ...) known by a short name, for `ckpt push` and `ckpt pull`.
+    redis://, postgresql://, ...) known by a short name, for `ckpt push` and
+    `ckpt pull`.
 
     \b
       ckpt remote add NAME URL   register a remote (a relative path is made absolute)

@@ -7,9 +7,11 @@
 * ``sqlite:///PATH/store.db``: :class:`~ckpt.storage.sqlite.SqliteStorage`
 * ``redis://HOST:PORT/DB``: :class:`~ckpt.storage.redis.RedisStorage` (``ckpt[redis]``)
 * ``s3://BUCKET/PREFIX``: :class:`~ckpt.storage.s3.S3Storage` (``ckpt[s3]``)
+* ``postgresql://USER@HOST:PORT/DBNAME?schema=NAME``:
+  :class:`~ckpt.storage.postgres.PostgresStorage` (``ckpt[postgres]``)
 
 Backends are imported only when used, so that ``import ckpt`` stays fast
-and the optional client libraries (boto3, redis) are needed only by the
+and the optional client libraries (boto3, redis, psycopg) are needed only by the
 stores that use them.  ``docs/backends.md`` describes each backend's
 guarantees.
 """
@@ -33,6 +35,8 @@ _EXTRAS = {
     "redis": ("redis", ("redis",)),
     "rediss": ("redis", ("redis",)),
     "s3": ("s3", ("boto3", "botocore")),
+    "postgresql": ("postgres", ("psycopg", "psycopg_pool")),
+    "postgres": ("postgres", ("psycopg", "psycopg_pool")),
 }
 
 
@@ -60,8 +64,8 @@ def open_storage(location: str, *, durable: bool = True) -> Storage:
     """Return the backend for ``location`` (a path or a URL).
 
     ``durable=False`` lets a backend that can choose skip flushing each write
-    to stable storage (local files, SQLite); S3 is always durable, Redis as
-    durable as its server is configured to be.
+    to stable storage (local files, SQLite, PostgreSQL); S3 is always durable,
+    Redis as durable as its server is configured to be.
     """
     from ckpt.errors import CkptError
 
@@ -104,7 +108,11 @@ def _open_url(scheme: str, rest: str, location: str, *, durable: bool) -> Storag
         from ckpt.storage.s3 import S3Storage
 
         return S3Storage(location)
+    if scheme in ("postgresql", "postgres"):
+        from ckpt.storage.postgres import PostgresStorage
+
+        return PostgresStorage(location, durable=durable)
     raise CkptError(
         f"unknown store URL scheme {scheme!r} in {location!r} "
-        "(use a path, file://, memory://, sqlite://, redis:// or s3://)"
+        "(use a path, file://, memory://, sqlite://, redis://, s3:// or postgresql://)"
     )

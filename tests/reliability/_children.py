@@ -65,6 +65,23 @@ def writer(store: str, job_name: str, attempts: str, retry: str, seed: str) -> N
     _emit({"attempts": int(attempts), "saved": saved, "conflicts": conflicts})
 
 
+def saver(store: str, job_name: str, count: str) -> None:
+    """Save ``count`` checkpoints on one job, going on from its head, printing ``SEQ COMMIT``
+    as each save returns: what the parent holds the store to once it has killed this
+    process, or crashed and restarted the store's server under it."""
+    from _support import saved_value
+
+    job = ckpt.open(store).job(job_name)
+    head = job.head
+    seq = 0 if head is None else int(head.meta["seq"])  # type: ignore[arg-type]
+    print("ready", flush=True)
+    for _ in range(int(count)):
+        seq += 1
+        commit = job.save(f"s{seq % 5}", saved_value(seq), meta={"seq": seq})
+        print(f"{seq} {commit.id}", flush=True)
+    _emit({"saved": int(count)})
+
+
 def gc_writer(store: str, job_name: str, seconds: str, grace: str, seed: str) -> None:
     """Save (and roll back, and leave orphans) on one job while gc runs elsewhere.
 
@@ -255,6 +272,7 @@ def large_value(store: str, size: str, action: str) -> None:
 
 MODES = {
     "writer": writer,
+    "saver": saver,
     "gc-writer": gc_writer,
     "gc-loop": gc_loop,
     "lock-holder": lock_holder,

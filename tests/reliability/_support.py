@@ -70,6 +70,14 @@ def value_bytes(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def saved_value(seq: int) -> bytes:
+    """The value of the ``seq``-th save of the ``saver`` child: mostly a few KB, one in
+    twenty up to 1 MB."""
+    rng = random.Random(-seq)
+    size = rng.randint(64 << 10, 1 << 20) if rng.random() < 0.05 else rng.randint(1 << 10, 16 << 10)
+    return value_bytes(seq, size)
+
+
 # -- fault injection -------------------------------------------------------
 
 

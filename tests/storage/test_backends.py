@@ -23,6 +23,8 @@ def test_an_unknown_scheme_is_refused() -> None:
     [
         ("s3://bucket/prefix", "ckpt.storage.s3", "boto3", "s3"),
         ("redis://127.0.0.1:1/0", "ckpt.storage.redis", "redis", "redis"),
+        ("postgresql://127.0.0.1:1/db", "ckpt.storage.postgres", "psycopg", "postgres"),
+        ("postgres://127.0.0.1:1/db", "ckpt.storage.postgres", "psycopg_pool", "postgres"),
     ],
 )
 def test_a_missing_client_library_says_what_to_install(
@@ -42,7 +44,8 @@ def test_import_ckpt_loads_no_backend_library() -> None:
 
     code = (
         "import sys, ckpt, ckpt.storage, ckpt.repository; "
-        "print(sorted(m for m in ('boto3', 'botocore', 'redis') if m in sys.modules))"
+        "print(sorted(m for m in ('boto3', 'botocore', 'redis', 'psycopg', 'psycopg_pool')"
+        " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
