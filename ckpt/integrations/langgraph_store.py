@@ -14,8 +14,8 @@ checkpoint of a branch waits up to :attr:`ThreadStore.group_wait` seconds
 for that next checkpoint: if it comes (of the same run, on the same
 branch), the writes are stored in the checkpoint's own commit, with its
 pack and its one ref move, and both calls return once that is durable.
-If it does not come in time, the writes are stored on their own, as
-before.  Either way ``put_writes`` returns only once its writes are stored
+If it does not come in time, the writes are stored in a writes commit of
+their own.  Either way ``put_writes`` returns only once its writes are stored
 (by default, fsynced).  Special writes (interrupts, errors, resumes) and
 writes for older checkpoints never wait.
 
@@ -291,8 +291,9 @@ class ThreadStore(ThreadReader):
         parent's commit records the same version for them, and get
         ``value_of(channel)`` otherwise.  ``value_of`` is called only for
         the channels that need it, at most once each.  Writes waiting for
-        this checkpoint (sent just before it for its parent, or for it before
-        it was stored) are stored in its commit.
+        this checkpoint go in its durable step: those sent just before it for
+        its parent in its commit, those sent for it before it was stored in
+        writes commits on top of it.
         """
         job = self.job(thread_id)
         values: dict[str, Payload | None] = {}
