@@ -35,6 +35,10 @@ LangGraph's and LangChain's own types and those the user allows
 
 :func:`import_threads` copies threads between any two LangGraph savers
 (``ckpt langgraph import`` brings a SqliteSaver file into a store).
+
+Why this module is long: :class:`CkptSaver` is LangGraph's whole checkpointer
+protocol, sync and async, in the one class users import; the work is done by
+the modules it calls (store, reader, history, serializer, lifecycle).
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ pack and its one ref move, and both calls return once that is durable.
 If it does not come in time, the writes are stored in a writes commit of
 their own.  Either way ``put_writes`` returns only once its writes are stored
 (by default, fsynced).  Special writes (interrupts, errors, resumes) and
-writes for older checkpoints never wait.
+writes for older checkpoints never wait, nor do those of a Python thread
+that once sent the next checkpoint itself right after its writes waited in
+vain (``update_state`` calls ``put_writes``, then ``put``, one after the
+other).
 
 Why this module is long: the write path keeps the layout's invariants in one
 place (a channel's value stored once per version, a list's sealed prefix
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -74,7 +78,9 @@ if TYPE_CHECKING:
 __all__ = ["GROUP_WAIT", "ObjectBatch", "Place", "ThreadStore", "object_batch"]
 
 #: How long a ``put_writes`` waits for the checkpoint that follows it (seconds).
-GROUP_WAIT = 0.05
+GROUP_WAIT = 0.02
+#: How long a thread seen sending the next checkpoint itself stores its writes at once.
+SEQUENTIAL_FOR = 30.0
 
 _WAITING, _STORED, _DROPPED = "waiting", "stored", "dropped"
 
@@ -135,6 +141,13 @@ class ThreadStore(ThreadReader):
         self._tips: dict[tuple[str, str], _Tip] = {}
         self._jobs: set[str] = set()
         self._heads: dict[str, str] = {}  # job -> the branch its HEAD was last seen naming
+        # A put_writes that waited in vain, and the thread it ran on: if that thread sends
+        # the next checkpoint, it calls the saver one call after the other (as
+        # update_state does) and its writes wait no more.
+        # (The mark lasts SEQUENTIAL_FOR seconds: a pool thread that happened to pick up
+        # the next checkpoint after a wait in vain waits again after that.)
+        self._missed: dict[tuple[str, str, str], int] = {}
+        self._sequential: dict[int, float] = {}
 
     @contextlib.contextmanager
     def writes_alone(self) -> Iterator[None]:
@@ -302,6 +315,11 @@ class ThreadStore(ThreadReader):
             if channel not in values:
                 values[channel] = value_of(channel)
             return values[channel]
+
+        if parent_id is not None:
+            with self.lock:
+                if self._missed.pop((job.name, ns, parent_id), None) == threading.get_ident():
+                    self._sequential[threading.get_ident()] = time.monotonic() + SEQUENTIAL_FOR
 
         def attempt() -> Commit:
             self.ensure_job(job, thread_id)
@@ -494,6 +512,9 @@ class ThreadStore(ThreadReader):
                 if not queue:
                     self._waiting.pop(key, None)
                 pending.state = _DROPPED
+                if len(self._missed) >= 1024:
+                    self._missed.clear()  # checkpoints no child came for: forget them
+                self._missed[key] = threading.get_ident()
         self.retrying(
             lambda: self._store_writes(job, thread_id, ns, checkpoint_id, task_id, task_path, batch)
         )
@@ -513,6 +534,8 @@ class ThreadStore(ThreadReader):
         regular = all(w.idx >= 0 for w in batch)
         if self.group_wait <= 0 or not regular or tip is None:
             return None
+        if self._sequential.get(threading.get_ident(), 0.0) > time.monotonic():
+            return None  # this thread sends the next checkpoint itself, after this call
         if tip.checkpoint_id != checkpoint_id:
             return None
         key = (job.name, ns, checkpoint_id)
