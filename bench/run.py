@@ -21,6 +21,8 @@ from bench.common import Ratio, Section, fmt, human_seconds, machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "WF", "WB")
+#: Sections in the document's order (a workload may make more than one section).
+SECTION_ORDER = ("W1", "W1-langgraph", "W2", "W3", "W4", "W5", "W6", "W7", "WF", "WB")
 
 
 def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
@@ -28,6 +30,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
         return dict(
             w1_steps=12,
             w1_repeats=1,
+            w1_langgraph=(12, 1, None),
             w2_sizes=["1 KB", "100 KB"],
             w2_repeats=1,
             w3=(3, 30, 1, 2),
@@ -41,6 +44,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
         return dict(
             w1_steps=200,
             w1_repeats=2,
+            w1_langgraph=(200, 2, (20, 120)),
             w2_sizes=["1 KB", "100 KB", "1 MB", "10 MB"],
             w2_repeats=3,
             w3=(10, 1000, 3, 5),
@@ -53,6 +57,7 @@ def _quick_settings(quick: bool, tiny: bool) -> dict[str, Any]:
     return dict(
         w1_steps=1000,
         w1_repeats=3,
+        w1_langgraph=(1000, 3, (20, 220)),
         w2_sizes=["1 KB", "100 KB", "1 MB", "10 MB", "100 MB"],
         w2_repeats=5,
         w3=(10, 10_000, 5, 9),
@@ -97,12 +102,23 @@ def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]
     cfg = _quick_settings(quick, tiny)
     sections: list[Section] = []
     for name in selected:
+        more: list[Section] = []
         start = time.perf_counter()
         print(f"running {name} ...", file=log, flush=True)
         if name == "W1":
             from bench import w1_agent
 
             section = w1_agent.run(cfg["w1_steps"], cfg["w1_repeats"])
+            try:
+                from bench import w1_langgraph
+            except ImportError:  # the bench extra (LangGraph) is not installed
+                section.notes.append("W1 through LangGraph not measured: needs ckpt[bench].")
+            else:
+                steps, rounds, fsyncs = cfg["w1_langgraph"]
+                started = time.perf_counter()
+                graph = w1_langgraph.run(steps, rounds, fsync_steps=fsyncs)
+                graph.notes.append(f"took {human_seconds(time.perf_counter() - started)}.")
+                more.append(graph)
         elif name == "W2":
             from bench import w2_save
 
@@ -140,6 +156,7 @@ def run(selected: list[str], quick: bool, tiny: bool, log: Any) -> list[Section]
             section = w6_memory.run(*cfg["w6"])
         section.notes.append(f"{name} took {human_seconds(time.perf_counter() - start)}.")
         sections.append(section)
+        sections.extend(more)
     return sections
 
 
@@ -260,7 +277,7 @@ def write_documents(
     merged = _merge_results(_load_results(results_path), sections, mode, facts)
     stored = merged["workloads"]
     # In suite order; a section named otherwise (WB's is "backends") after them.
-    names = [name for name in WORKLOADS if name in stored]
+    names = [name for name in SECTION_ORDER if name in stored]
     names += sorted(name for name in stored if name not in names)
     entries = [merged["workloads"][name] for name in names]
     runs = {

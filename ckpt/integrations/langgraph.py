@@ -21,7 +21,10 @@ described in :mod:`ckpt.integrations.langgraph_layout`.
 The saver implements every method of LangGraph's ``BaseCheckpointSaver``,
 sync and async: ``get_tuple``, ``list``, ``put``, ``put_writes``,
 ``delete_thread``, ``delete_for_runs``, ``copy_thread`` and ``prune``.  The
-async methods run the sync ones in a worker thread.  Channel versions may be
+async methods serialize values on the event loop and do what touches the
+store in a worker thread (``alist`` hands checkpoints over as they are read).
+A step of a graph is one commit and one durable step: a task's writes are
+stored with the checkpoint that follows them.  Channel versions may be
 integers (the saver's own) or strings (those of LangGraph's stock savers), so
 that a thread copied in from another saver goes on in its own form.
 
@@ -32,6 +35,10 @@ LangGraph's and LangChain's own types and those the user allows
 
 :func:`import_threads` copies threads between any two LangGraph savers
 (``ckpt langgraph import`` brings a SqliteSaver file into a store).
+
+Why this module is long: :class:`CkptSaver` is LangGraph's whole checkpointer
+protocol, sync and async, in the one class users import; the work is done by
+the modules it calls (store, reader, history, serializer, lifecycle).
 """
 
 from __future__ import annotations
@@ -39,11 +46,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import functools
+import itertools
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
+
+import attrs
 
 from ckpt.errors import CkptError, SerializationError, StoreExistsError, StoreNotFoundError
 from ckpt.integrations import langgraph_history as history
@@ -342,38 +353,62 @@ class CkptSaver(BaseCheckpointSaver[Any]):
         versions are all numbers or all strings.
         """
         with self._life.operation("put"):
-            thread_id, ns = _thread(config), _namespace(config)
-            header_doc: dict[str, Any] = dict(checkpoint)
-            values: dict[str, Any] = header_doc.pop("channel_values", {}) or {}
-            full_metadata = get_checkpoint_metadata(config, metadata)
-            versions = channel_versions(header_doc.get("channel_versions") or {})
-            if versions is None:
-                raise CkptError(
-                    f"thread {thread_id!r}: checkpoint {checkpoint['id']} mixes numeric and "
-                    "string channel versions (or has versions of another type); a thread "
-                    "keeps one form"
-                )
+            return self._store_put(self._prepare_put(config, checkpoint, metadata, new_versions))
 
-            def value_of(channel: str) -> Payload | None:
-                if channel not in values:
-                    return None
-                return self._dump(values[channel], f"thread {thread_id!r}, channel {channel!r}")
-
-            self.store.put_checkpoint(
-                str(thread_id),
-                ns,
-                checkpoint["id"],
-                get_checkpoint_id(config),
-                header=self._dump(
-                    {"checkpoint": header_doc, "metadata": full_metadata},
-                    f"thread {thread_id!r}, checkpoint {checkpoint['id']}",
-                ),
-                versions=versions,
-                changed=set(new_versions),
-                value_of=value_of,
-                summary=scalar_summary(full_metadata),
+    def _prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> _Put:
+        """Check and serialize a checkpoint (its header and changed channels; another
+        channel is serialized only if the store asks for it)."""
+        thread_id, ns = _thread(config), _namespace(config)
+        header_doc: dict[str, Any] = dict(checkpoint)
+        values: dict[str, Any] = header_doc.pop("channel_values", {}) or {}
+        full_metadata = get_checkpoint_metadata(config, metadata)
+        versions = channel_versions(header_doc.get("channel_versions") or {})
+        if versions is None:
+            raise CkptError(
+                f"thread {thread_id!r}: checkpoint {checkpoint['id']} mixes numeric and "
+                "string channel versions (or has versions of another type); a thread "
+                "keeps one form"
             )
-            return _config(thread_id, ns, checkpoint["id"])
+
+        def dump(channel: str) -> Payload:
+            return self._dump(values[channel], f"thread {thread_id!r}, channel {channel!r}")
+
+        changed = set(new_versions)
+        dumped = {c: dump(c) for c in changed if c in versions and c in values}
+        return _Put(
+            thread_id=thread_id,
+            ns=ns,
+            checkpoint_id=checkpoint["id"],
+            parent_id=get_checkpoint_id(config),
+            header=self._dump(
+                {"checkpoint": header_doc, "metadata": full_metadata},
+                f"thread {thread_id!r}, checkpoint {checkpoint['id']}",
+            ),
+            versions=versions,
+            changed=changed,
+            value_of=lambda c: dumped[c] if c in dumped else dump(c) if c in values else None,
+            summary=scalar_summary(full_metadata),
+        )
+
+    def _store_put(self, put: _Put) -> RunnableConfig:
+        self.store.put_checkpoint(
+            str(put.thread_id),
+            put.ns,
+            put.checkpoint_id,
+            put.parent_id,
+            header=put.header,
+            versions=put.versions,
+            changed=put.changed,
+            value_of=put.value_of,
+            summary=put.summary,
+        )
+        return _config(put.thread_id, put.ns, put.checkpoint_id)
 
     def put_writes(
         self,
@@ -382,23 +417,37 @@ class CkptSaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's writes on the checkpoint ``config`` names."""
+        """Store a task's writes on the checkpoint ``config`` names.
+
+        Returns once they are stored (see :mod:`~ckpt.integrations.langgraph_store`:
+        regular writes of a graph's step are stored with the checkpoint that
+        follows them, in one durable step).
+        """
         with self._life.operation("put_writes"):
-            checkpoint_id = get_checkpoint_id(config)
-            if not checkpoint_id:
-                raise CkptError("put_writes needs a config with a checkpoint_id")
-            thread_id = _thread(config)
-            items = [
-                Write(
-                    channel,
-                    WRITES_IDX_MAP.get(channel, idx),
-                    self._dump(value, f"thread {thread_id!r}, write to {channel!r}"),
-                )
-                for idx, (channel, value) in enumerate(writes)
-            ]
-            self.store.put_writes(
-                str(thread_id), _namespace(config), checkpoint_id, task_id, task_path, items
+            self._store_writes(self._prepare_writes(config, writes), task_id, task_path)
+
+    def _prepare_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]]
+    ) -> tuple[Any, str, str, builtins.list[Write]]:
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id:
+            raise CkptError("put_writes needs a config with a checkpoint_id")
+        thread_id = _thread(config)
+        items = [
+            Write(
+                channel,
+                WRITES_IDX_MAP.get(channel, idx),
+                self._dump(value, f"thread {thread_id!r}, write to {channel!r}"),
             )
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        return thread_id, _namespace(config), checkpoint_id, items
+
+    def _store_writes(
+        self, prepared: tuple[Any, str, str, builtins.list[Write]], task_id: str, task_path: str
+    ) -> None:
+        thread_id, ns, checkpoint_id, items = prepared
+        self.store.put_writes(str(thread_id), ns, checkpoint_id, task_id, task_path, items)
 
     def get_next_version(self, current: int | float | str | None, channel: None = None) -> Any:
         """The version after ``current``: an integer for the saver's own threads, and for a
@@ -447,6 +496,11 @@ class CkptSaver(BaseCheckpointSaver[Any]):
                     history.keep_latest(self.store, str(thread_id))
 
     # -- async --------------------------------------------------------------
+    #
+    # Values are serialized on the event loop, as LangGraph's async savers do;
+    # what touches the store runs in a worker thread, so that a fsync never
+    # blocks the loop.  A list is handed over as it is read, a few checkpoints
+    # at a time.
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._life.in_thread("get_tuple", lambda: self.get_tuple(config))
@@ -459,12 +513,19 @@ class CkptSaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        found = await self._life.in_thread(
-            "list",
-            lambda: builtins.list(self.list(config, filter=filter, before=before, limit=limit)),
-        )
-        for item in found:
-            yield item
+        found = self.list(config, filter=filter, before=before, limit=limit)
+        size = 1  # the first answer soon, then larger batches
+
+        def take(count: int) -> builtins.list[CheckpointTuple]:
+            return builtins.list(itertools.islice(found, count))
+
+        while True:
+            batch = await self._life.in_thread("list", functools.partial(take, size))
+            for item in batch:
+                yield item
+            if len(batch) < size:
+                return
+            size = min(size * 4, 64)
 
     async def aput(
         self,
@@ -473,9 +534,9 @@ class CkptSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._life.in_thread(
-            "put", lambda: self.put(config, checkpoint, metadata, new_versions)
-        )
+        with self._life.operation("put"):
+            prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        return await self._life.in_thread("put", lambda: self._store_put(prepared))
 
     async def aput_writes(
         self,
@@ -484,8 +545,10 @@ class CkptSaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        with self._life.operation("put_writes"):
+            prepared = self._prepare_writes(config, writes)
         await self._life.in_thread(
-            "put_writes", lambda: self.put_writes(config, writes, task_id, task_path)
+            "put_writes", lambda: self._store_writes(prepared, task_id, task_path)
         )
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -501,6 +564,21 @@ class CkptSaver(BaseCheckpointSaver[Any]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await self._life.in_thread("prune", lambda: self.prune(thread_ids, strategy=strategy))
+
+
+@attrs.frozen
+class _Put:
+    """A checkpoint checked and serialized, ready for the store (see CkptSaver.put)."""
+
+    thread_id: Any
+    ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    header: Payload
+    versions: dict[str, int | float | str]
+    changed: set[str]
+    value_of: Callable[[str], Payload | None]
+    summary: dict[str, Any]
 
 
 def _open_or_init(location: str | os.PathLike[str], *, durable: bool) -> Repository:

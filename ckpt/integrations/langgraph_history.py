@@ -45,6 +45,7 @@ def delete_runs(store: ThreadStore, run_ids: Collection[str]) -> None:
 
 def _delete_runs_locked(store: ThreadStore, thread_id: str, run_ids: set[str]) -> None:
     job = store.job(thread_id)
+    store.forget_job(job)
     if not job.exists:
         return
     cut = store.cut(job)
@@ -145,6 +146,7 @@ def copy_thread(store: ThreadStore, source: str, target: str) -> bool:
     """
     with store.lock:
         src, dst = store.job(source), store.job(target)
+        store.forget_job(dst)
         if not src.exists:
             return False
         if dst.exists and store.branch_heads(dst, ""):
@@ -183,6 +185,7 @@ def keep_latest(store: ThreadStore, thread_id: str) -> None:
 
 def _keep_latest_locked(store: ThreadStore, thread_id: str) -> None:
     job = store.job(thread_id)
+    store.forget_job(job)
     if not job.exists:
         return
     cuts: set[CommitId] = set()

@@ -103,6 +103,21 @@ def import_threads(
     wanted = list_threads(source) if thread_ids is None else list(thread_ids)
     to_strings = _uses_string_versions(dest) and not _uses_string_versions(source)
     report = ImportReport()
+    mine = _as_ckpt(dest)
+    # Every checkpoint is sent after its writes' calls returned: none waits for the next.
+    with contextlib.nullcontext() if mine is None else mine.store.writes_alone():
+        _import(source, dest, wanted, to_strings, report, progress)
+    return report
+
+
+def _import(
+    source: Saver,
+    dest: Saver,
+    wanted: list[Any],
+    to_strings: bool,
+    report: ImportReport,
+    progress: Callable[[int], None] | None,
+) -> None:
     for thread in wanted:
         src, dst = _Thread(source, thread), _Thread(dest, thread)
         plan = _plan(src, dst)
@@ -121,7 +136,6 @@ def import_threads(
                     report.checkpoints += 1
             if progress is not None:
                 progress(1)
-    return report
 
 
 def _as_ckpt(saver: Saver) -> CkptSaver | None:

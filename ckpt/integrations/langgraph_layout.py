@@ -20,33 +20,46 @@ Layout
   continues.  A subgraph namespace N owns the branches ``ns/<N encoded>/...``
   (``main`` first); its current branch is the one whose head holds the
   newest checkpoint.
-* **Checkpoint -> commit.**  Its tree holds the stage ``lg.checkpoint`` (the
-  checkpoint without its channel values, and its metadata, as the saver
-  serialized them) and one stage per channel value: the channel name when
-  it is a plain identifier, else ``lg.c.`` and the escaped name.  Values
-  are stored as raw blobs, so identical channel values in any step of any
-  thread are stored once.  The commit metadata ``langgraph`` names the
-  kind, thread, namespace, checkpoint id and parent checkpoint id, the
-  version of every channel (``versions``), and holds the scalar entries of
-  the checkpoint metadata (step, source, run id, ...), so that ``ckpt log
-  --json`` shows them.  A channel's stage holds the value stored for that
-  channel *at that version*: a new checkpoint reuses its parent's stage only
-  where the parent's ``versions`` show the same version, and stores the
-  value otherwise.  (Commits written before ``versions`` existed are read
-  the same way; a child of one stores every channel it does not change
-  again, which costs no space: equal values are one blob.)
-* **Pending writes -> writes commits.**  ``put_writes`` on a checkpoint
-  adds a commit on top of the head of the branch that holds it (first
-  parent: that head): its tree is the head's tree plus one stage
-  ``lg.w.<hash>`` per write, its metadata lists the task, path, channel
-  and index of each.  The next checkpoint's tree starts again from the
-  channels alone.  Writes for a checkpoint that is not stored yet (LangGraph
-  saves in the background and may send a checkpoint's writes before the
-  checkpoint) wait in memory and are committed right after it.
+* **Checkpoint -> commit.**  Its tree's stage ``lg.checkpoint`` holds the
+  checkpoint's *record* (type ``lg.record``, see
+  :mod:`ckpt.integrations.langgraph_record`): the checkpoint without its
+  channel values and its metadata as the saver's serializer wrote them, and
+  every channel value, small ones inline, larger ones in a stage of their own
+  (the channel name when it is a plain identifier, else ``lg.c.`` and the
+  escaped name), a message list (any msgpack array) as its newest elements
+  inline plus a sealed prefix in stage ``lg.s.<escaped name>``.  The record is
+  delta encoded against the parent checkpoint's record, so a step that
+  appends a message stores about that message; identical values and sealed
+  prefixes in any step of any thread are stored once.  The commit metadata
+  ``langgraph`` names the kind, thread, namespace, checkpoint id and parent
+  checkpoint id, the version of every channel (``versions``), and holds the
+  scalar entries of the checkpoint metadata (step, source, run id, ...), so
+  that ``ckpt log --json`` shows them.  A channel holds the value stored for
+  that channel *at that version*: a new checkpoint reuses its parent's entry
+  only where the parent's ``versions`` show the same version.
+* **Pending writes.**  Writes sent for the newest checkpoint of a branch
+  just before the next checkpoint of the same run are stored *with* that
+  next checkpoint, in one commit (one durable step): its metadata lists
+  them under ``carries`` (for each task, its id, path, and the channel and
+  index of each write) and its record holds their values (a message the
+  list gained is stored once, as a slice of the list), under the key
+  ``lg.w.<hash>`` of each (a larger value that is no slice is a stage of
+  that name).  Other writes make a *writes commit* on top of the head of
+  the branch that holds their checkpoint: its tree is the head's tree plus
+  one stage ``lg.w.<hash>`` per write, its metadata lists the task, path,
+  stage, channel and index of each.  Writes sent for a checkpoint not stored
+  yet (LangGraph saves in the background) make writes commits on top of it
+  as soon as it is stored, in the same durable step.
 * **Fork.**  A checkpoint whose parent is not the newest checkpoint of any
   branch of its namespace (LangGraph's time travel and ``update_state`` on
   an older checkpoint) starts a branch ``fork-<new checkpoint id>`` at the
   parent's newest commit, and that branch becomes the current one.
+
+Stores written by earlier versions are read as they are: checkpoints whose
+``lg.checkpoint`` stage holds the serialized header alone keep each channel
+value whole in its stage, and commits written before ``versions`` existed are
+read the same way (a child of one stores every channel it does not change
+again, which costs no space: equal values are one blob).
 
 Every write goes objects first, then one compare-and-swap of a branch, as
 any ckpt save: a crash loses at most the checkpoint in flight.  A writer
@@ -74,6 +87,8 @@ THREAD_LABEL = "langgraph_thread"
 HEADER_STAGE = "lg.checkpoint"
 KIND_CHECKPOINT = "checkpoint"
 KIND_WRITES = "writes"
+CARRIES = "carries"
+SEALED_PREFIX = "lg.s."
 NS_BRANCH_PREFIX = "ns/"
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
@@ -153,6 +168,15 @@ def thread_id_from_job_name(job: str) -> str | None:
 def channel_stage(channel: str) -> str:
     """The stage that holds channel ``channel``'s value."""
     return encode_name(channel, "lg.c")
+
+
+def sealed_stage(channel: str) -> str:
+    """The stage that holds the sealed prefix of list channel ``channel``."""
+    name = f"{SEALED_PREFIX}{_escape(channel)}"
+    if len(name) <= _MAX_NAME and _valid(name):
+        return name
+    digest = blake3.blake3(channel.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{SEALED_PREFIX}h.{digest}"
 
 
 def ns_branch_prefix(ns: str) -> str:
@@ -260,20 +284,80 @@ def stored_checkpoint(commit: Commit, writes: Iterable[Commit]) -> StoredCheckpo
 def write_items(
     checkpoint: StoredCheckpoint,
 ) -> Iterator[tuple[Commit, str, str, str, str, int]]:
-    """(commit, task id, task path, stage, channel, index) of every stored write, oldest first."""
+    """(commit, task id, task path, key, channel, index) of every stored write, oldest first.
+
+    The key names the write's value: a stage of the commit's tree, or an entry of
+    its record.
+    """
     for commit in checkpoint.writes:
         info = commit_info(commit)
         if info is None:
             continue
-        task_id, task_path, items = (info.doc.get(k) for k in ("task_id", "task_path", "writes"))
-        if not isinstance(task_id, str) or not isinstance(items, list):
+        if info.kind == KIND_WRITES:
+            task_id, task_path, items = (
+                info.doc.get(k) for k in ("task_id", "task_path", "writes")
+            )
+            if not isinstance(task_id, str) or not isinstance(items, list):
+                continue
+            path = task_path if isinstance(task_path, str) else ""
+            for item in items:
+                if isinstance(item, list) and len(item) == 3:
+                    key, channel, idx = item
+                    if isinstance(key, str) and isinstance(channel, str) and type(idx) is int:
+                        yield commit, task_id, path, key, channel, idx
+        elif info.parent_id == checkpoint.checkpoint_id:
+            for task_id, path, channel, idx in carried_writes(info):
+                key = write_stage(checkpoint.checkpoint_id, task_id, idx)
+                yield commit, task_id, path, key, channel, idx
+
+
+def _listed(
+    commit: Commit, doc: Mapping[str, JSONValue]
+) -> Iterator[tuple[Commit, str, str, str, str, int]]:
+    """The writes a writes commit lists: its task, path, and each write's stage, channel and
+    index."""
+    task_id, task_path, items = (doc.get(k) for k in ("task_id", "task_path", "writes"))
+    if not isinstance(task_id, str) or not isinstance(items, list):
+        return
+    path = task_path if isinstance(task_path, str) else ""
+    for item in items:
+        if isinstance(item, list) and len(item) == 3:
+            key, channel, idx = item
+            if isinstance(key, str) and isinstance(channel, str) and type(idx) is int:
+                yield commit, task_id, path, key, channel, idx
+
+
+def carried_writes(info: CommitInfo) -> Iterator[tuple[str, str, str, int]]:
+    """(task id, task path, channel, index) of each write of its parent checkpoint that a
+    checkpoint commit carries (``carries`` in its metadata: one entry per task,
+    ``[task id, task path, [[channel, index], ...]]``)."""
+    found = info.doc.get(CARRIES)
+    if info.kind != KIND_CHECKPOINT or not isinstance(found, list):
+        return
+    for entry in found:
+        if not (isinstance(entry, list) and len(entry) == 3):
             continue
-        path = task_path if isinstance(task_path, str) else ""
-        for item in items:
-            if isinstance(item, list) and len(item) == 3:
-                stage, channel, idx = item
-                if isinstance(stage, str) and isinstance(channel, str) and type(idx) is int:
-                    yield commit, task_id, path, stage, channel, idx
+        task_id, task_path, items = entry
+        if not (isinstance(task_id, str) and isinstance(task_path, str)):
+            continue
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, list) and len(item) == 2:
+                channel, idx = item
+                if isinstance(channel, str) and type(idx) is int:
+                    yield task_id, task_path, channel, idx
+
+
+def carried(commit: Commit) -> list[str]:
+    """The checkpoints whose writes ``commit`` holds: a writes commit's checkpoint, or the
+    parent of a checkpoint commit that carries writes."""
+    info = commit_info(commit)
+    if info is None:
+        return []
+    if info.kind == KIND_WRITES:
+        return [info.checkpoint_id]
+    if info.parent_id is not None and isinstance(info.doc.get(CARRIES), list):
+        return [info.parent_id]
+    return []
 
 
 def channel_versions(versions: Mapping[str, Any]) -> dict[str, int | float | str] | None:

@@ -7,6 +7,9 @@ when ``n`` is odd, and ``ask`` always interrupts.  So one invocation stores inpu
 fan-out, subgraph and interrupt checkpoints, pending writes (Sends, interrupts, resumes)
 and, with durability ``async``, writes sent before their checkpoint.
 
+:func:`build_chat` is a chat graph whose message list grows by one message of about
+1.2 KB per step, as an agent's does.
+
 :func:`canon` turns anything a graph or a saver returns into JSON text in which every
 checkpoint, task and interrupt id is replaced by a label in order of first appearance
 (ids differ from run to run; their pattern, parent links included, must not).
@@ -20,7 +23,8 @@ import operator
 import re
 from typing import Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send, interrupt
 
 
@@ -73,6 +77,72 @@ def build(saver: Any) -> Any:
     return main.compile(checkpointer=saver)
 
 
+class Chat(MessagesState):
+    target: int
+
+
+_WORDS = [
+    "the",
+    "agent",
+    "reads",
+    "a",
+    "tool",
+    "result",
+    "and",
+    "writes",
+    "its",
+    "plan",
+    "for",
+    "the",
+    "next",
+    "call",
+    "while",
+    "the",
+    "user",
+    "waits",
+    "checkpoint",
+    "state",
+    "graph",
+    "message",
+    "token",
+    "budget",
+    "retry",
+    "answer",
+    "question",
+    "search",
+    "code",
+]
+
+
+def chat_text(number: int, size: int = 1200) -> str:
+    """Deterministic prose of about ``size`` characters for message ``number``."""
+    words, state = [], number * 2654435761 % 2**32 or 1
+    while sum(len(w) + 1 for w in words) < size:
+        state = state * 1103515245 + 12345 & 0x7FFFFFFF
+        words.append(_WORDS[state % len(_WORDS)])
+    return f"#{number} " + " ".join(words)
+
+
+def build_chat(saver: Any) -> Any:
+    """A chat graph: one node appends message number ``len(messages)`` (about 1.2 KB, an AI
+    message or a human one in turn) until ``target`` messages are in the state, so that each
+    step's checkpoint holds a longer message list."""
+
+    def say(state: Chat) -> dict[str, Any]:
+        number = len(state["messages"])
+        kind = AIMessage if number % 2 else HumanMessage
+        return {"messages": [kind(chat_text(number), id=f"m{number}")]}
+
+    def more(state: Chat) -> str:
+        return "say" if len(state["messages"]) < state["target"] else str(END)
+
+    chat = StateGraph(Chat)
+    chat.add_node("say", say)
+    chat.add_conditional_edges(START, more)
+    chat.add_conditional_edges("say", more)
+    return chat.compile(checkpointer=saver)
+
+
 def config(thread: str, **more: Any) -> Any:
     return {"configurable": {"thread_id": thread, **more}}
 
@@ -96,6 +166,8 @@ def plain(value: Any) -> Any:
     if hasattr(value, "_asdict"):
         fields = {k: v for k, v in value._asdict().items() if k not in _DROP}
         return {"<type>": type(value).__name__, **plain(fields)}
+    if hasattr(value, "model_dump") and not isinstance(value, type):  # a pydantic model
+        return {"<type>": type(value).__name__, **plain(value.model_dump())}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return {"<type>": type(value).__name__, **plain(fields)}

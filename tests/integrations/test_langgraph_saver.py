@@ -19,7 +19,14 @@ from langgraph.types import Command, interrupt
 
 import ckpt
 from ckpt.integrations.langgraph import CkptSaver
-from ckpt.integrations.langgraph_layout import HEADER_STAGE, THREAD_LABEL, job_name_for
+from ckpt.integrations.langgraph_layout import (
+    HEADER_STAGE,
+    THREAD_LABEL,
+    job_name_for,
+    sealed_stage,
+)
+
+from .lg_world import build_chat, chat_text
 
 
 class State(TypedDict):
@@ -136,8 +143,10 @@ def test_thread_is_a_job_with_a_readable_log(repo: ckpt.Repository) -> None:
     checkpoints = [c for c in job.log() if c.meta["langgraph"]["kind"] == "checkpoint"]
     assert [c.meta["langgraph"]["metadata"]["step"] for c in checkpoints] == [3, 2, 1, 0, -1]
     assert checkpoints[0].message == "langgraph loop step 3"
-    assert {HEADER_STAGE, "log", "n"} <= set(job.stages())
-    # Channel values are plain stages: the newest state reads back through the serializer.
+    # Small channel values are in the checkpoint's record: one stage per commit.
+    assert set(job.stages()) == {HEADER_STAGE}
+    assert job.tree().get(HEADER_STAGE).type == "lg.record"  # type: ignore[union-attr]
+    # The newest state reads back through the serializer.
     saver = CkptSaver(repo)
     assert saver.get_tuple(config("chat:42")).checkpoint["channel_values"]["n"] == 3  # type: ignore[union-attr]
 
@@ -195,14 +204,53 @@ def test_gc_keeps_every_checkpoint_and_write(repo: ckpt.Repository) -> None:
     assert repo.verify().ok
 
 
+class Doc(TypedDict):
+    doc: str
+    log: Annotated[list[str], operator.add]
+
+
+def documents(saver: Any) -> Any:
+    """One node that sets a 20 KB document and appends to a log, three times."""
+
+    def step(state: Doc) -> dict[str, Any]:
+        n = len(state["log"]) + 1
+        return {"doc": "lorem ipsum " * 1700 + str(n // 2), "log": [str(n)]}
+
+    builder = StateGraph(Doc)
+    builder.add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_conditional_edges("step", lambda s: str(END) if len(s["log"]) >= 3 else "step")
+    return builder.compile(checkpointer=saver)
+
+
 def test_identical_values_are_stored_once(repo: ckpt.Repository) -> None:
-    app = counter(CkptSaver(repo))
+    app = documents(CkptSaver(repo))
     for thread in ("x", "y"):
-        app.invoke({"log": [], "n": 0}, config(thread))
+        app.invoke({"log": [], "doc": ""}, config(thread))
     trees = [repo.job(t).tree() for t in ("x", "y")]
-    assert trees[0].get("log") == trees[1].get("log")  # same value, same blob
-    log = [repo.job("x").tree(c.id).get("log") for c in repo.job("x").log()]
-    assert len({e.id for e in log if e is not None}) == 4  # [], [1], [1,2], [1,2,3]
+    assert trees[0].get("doc") == trees[1].get("doc")  # same value, same blob
+    docs = [repo.job("x").tree(c.id).get("doc") for c in repo.job("x").log()]
+    assert len({e.id for e in docs if e is not None}) == 2  # "... 0", "... 1" (n // 2)
+
+
+def test_a_long_list_keeps_its_sealed_prefix(repo: ckpt.Repository) -> None:
+    """A message list stores each step's message once: its sealed prefix is shared by the
+    checkpoints that follow (and by another thread with the same messages)."""
+    saver = CkptSaver(repo)
+    for thread in ("c1", "c2"):
+        build_chat(saver).invoke({"target": 80}, config(thread))
+    job = repo.job("c1")
+    stage = sealed_stage("messages")
+    sealed = [job.tree(c.id).get(stage) for c in job.log()]
+    ids = {e.id for e in sealed if e is not None}
+    assert 1 <= len(ids) <= 4 and len(sealed) > 80
+    assert repo.job("c2").tree().get(stage) == job.tree().get(stage)
+    state = CkptSaver(repo).get_tuple(config("c1"))
+    assert state is not None
+    messages = state.checkpoint["channel_values"]["messages"]
+    assert [m.id for m in messages] == [f"m{n}" for n in range(80)]
+    assert messages[-1].content == chat_text(79)
+    assert repo.verify().ok
 
 
 def test_a_new_process_resumes_an_interrupted_run(location: str) -> None:

@@ -5,22 +5,31 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("langgraph.checkpoint.sqlite", reason="needs langgraph-checkpoint-sqlite")
+pytest.importorskip("aiosqlite", reason="needs aiosqlite")
 pytest.importorskip("bench.common", reason="bench/common.py is not here")
-pytest.importorskip("bench.messages", reason="bench/messages.py is not here")
 
 from bench import w1_langgraph
 
 
-def test_rows_compare_both_savers_on_the_same_run() -> None:
-    found = w1_langgraph.rows(steps=4, seed=3)
-    assert [r["saver"] for r in found] == [
-        "CkptSaver (local store)",
-        "CkptSaver (local, durable=False)",
-        "SqliteSaver",
-    ]
-    for row in found:
-        assert row["steps"] == 4 and row["checkpoints"] == 6  # input, 4 steps, the end
-        assert row["stored_bytes"] > 0 and row["disk_bytes"] > 0
-        for what in ("put", "put_writes", "get_latest", "get_by_id"):
-            assert 0 < row[f"{what}_p10"] <= row[f"{what}_median"] <= row[f"{what}_p90"]
-    assert "SqliteSaver" in w1_langgraph.table(found)
+def test_every_row_of_the_issue_is_a_ratio_with_its_target() -> None:
+    section = w1_langgraph.run(steps=4, rounds=1)
+    rows = {row.what: row for row in section.rows}
+    for what in (
+        "whole run, graph.invoke (sync)",
+        "put latency at step 4",
+        "get_state, warm",
+        "get_state, cold (open + load)",
+        "get_state_history, whole thread",
+        "whole run, await graph.ainvoke",
+    ):
+        row = rows[f"LangGraph: {what}"]
+        assert row.target == 1.0 and len(row.values) == 1 and row.values[0] > 0
+    assert rows["LangGraph: bytes stored"].target == 4.0
+    assert rows["LangGraph: whole run, await graph.ainvoke"].baseline == "AsyncSqliteSaver"
+
+
+def test_fsyncs_are_counted_where_strace_runs() -> None:
+    count = w1_langgraph.fsyncs_per_step("ckpt", 2, 4)
+    if count is None:
+        pytest.skip("strace cannot run here")
+    assert count > 0
