@@ -58,6 +58,9 @@ _SCAN_BLOCK = 8 << 20
 #: A save that makes at most FEW_CHUNKS new chunks compresses them at this level.
 FEW_CHUNKS = 2
 FEW_CHUNKS_LEVEL = 9
+#: A chunk stored as a delta has a chain of bases at most this deep (so reading a value
+#: decodes at most this many objects per chunk, however long its history).
+CHUNK_CHAIN = 16
 
 _COUNT = struct.Struct(">I")
 _ENTRY = struct.Struct(">32sI")

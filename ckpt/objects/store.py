@@ -179,8 +179,10 @@ class ObjectStore(PackSet):
                 max_threads=blake3.blake3.AUTO,
             )
         out = io.BytesIO()
+        previous: tuple[ObjectId, bytes] | None = None
         for cid, size in chunks:
-            piece = self._chunk(oid, cid, size)
+            piece = self._chunk(oid, cid, size, previous)
+            previous = (cid, piece)
             if checked is not None:
                 actual_chunk = object_id(Kind.CHUNK, piece)
                 if actual_chunk != cid:
@@ -207,7 +209,15 @@ class ObjectStore(PackSet):
         # BytesIO hands over its buffer without a copy (peak memory ~ one value).
         return out.getvalue()
 
-    def _chunk(self, oid: ObjectId, cid: ObjectId, size: int) -> bytes:
+    def _chunk(
+        self,
+        oid: ObjectId,
+        cid: ObjectId,
+        size: int,
+        previous: tuple[ObjectId, bytes] | None = None,
+    ) -> bytes:
+        """The bytes of chunk ``cid`` of ``oid``; ``previous`` is the chunk before it in the
+        value (id, bytes), the base a chunk is often stored against (already decoded)."""
         with blaming(oid, "chunk", f"chunk {cid}"):
             stored, _ = self._stored(cid)
             header = codec.parse_header(stored, cid)
@@ -218,6 +228,9 @@ class ObjectStore(PackSet):
                     f"chunk of {size} bytes",
                     f"{header.kind.label} of {header.length} bytes",
                 )
+            if previous is not None and header.base == previous[0]:
+                frame = memoryview(stored)[header.size :]
+                return delta.decompress(frame, header.payload_length, previous[1], cid)
             return self._payload(cid, stored, header)
 
     def get(self, oid: ObjectId, kind: Kind | None = None) -> bytes:

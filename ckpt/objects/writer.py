@@ -41,6 +41,7 @@ class ObjectBatch:
         self.ids: set[bytes] = set()
         self.size = 0
         self.chunk_checks = 0
+        self._chunk_depths: dict[ObjectId, int] = {}
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
 
@@ -166,13 +167,13 @@ class ObjectBatch:
         tail = view[cuts[-1] if cuts else 0 :]
         # One thread: hashing a chunk takes microseconds, less than handing it to a pool.
         ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
-        new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
+        new = [at for at, cid in enumerate(ids) if not self._have(cid)]
         # What matters is how many chunks are new: a value that grew a little
         # has one or two, however many it has in all.
         if len(new) <= BULK_CHUNKS:
-            self._few_chunks(new, base, found)
+            self._few_chunks(ids, pieces, new, base, found)
         else:
-            self._bulk_chunks(new)
+            self._bulk_chunks([(ids[at], pieces[at]) for at in new])
         return chunking.encode_list(
             [(cid, len(piece)) for cid, piece in zip(ids, pieces, strict=True)], tail
         )
@@ -182,35 +183,66 @@ class ObjectBatch:
 
     def _few_chunks(
         self,
-        new: list[tuple[ObjectId, memoryview]],
+        ids: list[ObjectId],
+        pieces: list[memoryview],
+        new: list[int],
         base: ObjectId | None,
         found: tuple[bytes, int] | None,
     ) -> None:
-        # A value that grows a little per save makes a new chunk now and then,
-        # cut from bytes its previous version already holds (the end of its
-        # chunk list): such a chunk is stored as a delta against that version,
-        # so those bytes are not stored twice.  Otherwise the few new chunks
-        # get a tighter compression than bulk chunks (level 9: level 19 was 4% smaller
-        # but took milliseconds per chunk, the most of a LangGraph put).
+        """Store the new chunks ``ids[at]`` for ``at`` in ``new``, each in its smallest form.
+
+        A value that grows a little per save makes a new chunk now and then,
+        cut from bytes its previous version already holds (the end of its
+        chunk list); a chunk edited in the middle of a value resembles the
+        chunk before it.  So when a save makes only a few new chunks, each
+        may be stored as a delta against the previous version of the value,
+        or against the chunk before it, whichever is smaller, but only while
+        decoding it stays cheap: its chain of bases at most
+        ``chunking.CHUNK_CHAIN`` deep.  Reading the
+        newest value then decodes a bounded number of objects per chunk,
+        however long its history.  Otherwise a chunk is compressed on its own,
+        tighter than bulk chunks (level 9: level 19 was 4% smaller but took
+        milliseconds per chunk, the most of a LangGraph put).
+        """
         few = len(new) <= chunking.FEW_CHUNKS
-        for cid, piece in new:
-            content = bytes(piece)
-            stored: bytes | None = None
+        for at in new:
+            cid, content = ids[at], bytes(pieces[at])
+            alone = codec.encode(
+                Kind.CHUNK,
+                content,
+                level=chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL,
+            )
+            best = alone
+            options: list[tuple[ObjectId, bytes, int]] = []
             if few and base is not None and found is not None:
-                base_payload, base_depth = found
+                options.append((base, found[0], found[1]))
+            if few and at > 0:
+                previous = self._chunk_base(ids[at - 1], pieces[at - 1])
+                if previous is not None:
+                    options.append(previous)
+            for base_id, base_payload, base_depth in options:
+                if base_depth >= chunking.CHUNK_CHAIN:
+                    continue
                 frame = delta.compress(content, base_payload)
-                # Only when the previous version really holds these bytes: a
-                # chunk changed in the middle of a value is not in its chunk
-                # list, and a delta would only make reading it slower.
-                if len(frame) * 2 < len(codec.encode(Kind.CHUNK, content)):
-                    stored = codec.encode_entry(
-                        Kind.CHUNK, len(content), content, base=base, depth=base_depth + 1,
-                        frame=frame,
-                    )  # fmt: skip
-            if stored is None:
-                level = chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL
-                stored = codec.encode(Kind.CHUNK, content, level=level)
-            self._add(bytes.fromhex(cid), stored)
+                stored = codec.encode_entry(
+                    Kind.CHUNK, len(content), content, base=base_id, depth=base_depth + 1,
+                    frame=frame,
+                )  # fmt: skip
+                if len(stored) < len(best):
+                    best = stored
+            self._add(bytes.fromhex(cid), best)
+            self._chunk_depths[cid] = codec.parse_header(best, cid).depth
+
+    def _chunk_base(self, cid: ObjectId, piece: memoryview) -> tuple[ObjectId, bytes, int] | None:
+        """``(cid, its bytes, its chain depth)`` if the stored chunk ``cid`` can serve as a base."""
+        depth = self._chunk_depths.get(cid)
+        if depth is None:
+            try:
+                depth = codec.parse_header(self.store.read_stored(cid), cid).depth
+            except CkptError:
+                return None
+            self._chunk_depths[cid] = depth
+        return cid, bytes(piece), depth
 
     def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
         """Compress many new chunks on every core (in zstd's threads), a group at a time.
