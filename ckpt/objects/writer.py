@@ -42,6 +42,7 @@ class ObjectBatch:
         self.size = 0
         self.chunk_checks = 0
         self._chunk_depths: dict[ObjectId, int] = {}
+        self._touched: set[str] = set()
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
 
@@ -115,15 +116,47 @@ class ObjectBatch:
             if self.chunk_checks > 32:
                 # Many chunks: one in-memory map of every packed id beats a
                 # probe of every pack per chunk.
-                storage = self.store.storage
                 key = self.store._known(raw)
-                if key is not None and storage.touch(key):
+                if key is not None and self._touch(key):
                     return True
                 if not self.store._may_have_loose():
                     return False
                 loose = object_key(oid)
-                return storage.stat(loose) is not None and storage.touch(loose)
-        return self.store._reuse(oid)
+                return self.store.storage.stat(loose) is not None and self._touch(loose)
+        return self._reuse(oid)
+
+    # -- dedup: reusing what is stored -------------------------------------
+
+    def _reuse(self, oid: ObjectId) -> bool:
+        """True if ``oid`` is stored; the pack (or loose file) holding it is touched so that
+        a concurrent gc, which judges containers by their mtime, spares it.
+
+        A miss does not list the packs again: at worst the object is written
+        once more, which is harmless.
+        """
+        store = self.store
+        where = store.locate(oid, relist=False)
+        if where is None:
+            return False
+        if self._touch(where.key):
+            return True
+        where = store.locate(oid)
+        return where is not None and self._touch(where.key)
+
+    def _touch(self, key: str) -> bool:
+        """Refresh the mtime of the container ``key``; False if it is gone.
+
+        A container is touched once per batch: many objects of a save are
+        often reused from one pack (the chunks of a growing value), and one
+        refresh during the save protects them all for a grace period, as
+        each touch would.
+        """
+        if key in self._touched:
+            return True
+        if not self.store.storage.touch(key):
+            return False
+        self._touched.add(key)
+        return True
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Add an object (see :meth:`ObjectStore.put`); return its id."""
