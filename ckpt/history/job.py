@@ -21,7 +21,6 @@ longer ones lives elsewhere (revisions, forks, refs, job records).
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -40,6 +39,7 @@ from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record, update_record
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.revisions import known_commits, resolve_revision
+from ckpt.objects.canonical import JSONValue, canonical_json, parse_json, type_name
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
     ENCODING_JSON,
@@ -54,11 +54,12 @@ from ckpt.objects.model import (
     TreeEntry,
     commit_fields_valid,
 )
-from ckpt.values import serialize
-from ckpt.values.serialize import JSONValue
 
 if TYPE_CHECKING:
     from ckpt.history.repository import BaseRepository
+
+# ckpt.values.serialize (cattrs) is imported where a value is encoded or decoded,
+# so that commands that only read history (`ckpt log`) start without it.
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -220,11 +221,13 @@ class Job:
         if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
             return StageBlob(stage, bytes(value), "bytes", ENCODING_RAW)
         try:
+            from ckpt.values import serialize
+
             data = serialize.dumps(value, as_type=type)
         except SerializationError as exc:
             raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
         value_type = type if type is not None else value.__class__
-        return StageBlob(stage, data, serialize.type_name(value_type), ENCODING_JSON)
+        return StageBlob(stage, data, type_name(value_type), ENCODING_JSON)
 
     def _commit(
         self,
@@ -245,7 +248,7 @@ class Job:
             raise CkptError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
         meta_dict = dict(meta or {})
         try:
-            serialize.canonical_json(meta_dict)
+            canonical_json(meta_dict)
         except SerializationError as exc:
             raise SerializationError(f"metadata of stage {stage!r}: {exc}") from exc
         if not isinstance(message, str):
@@ -258,6 +261,8 @@ class Job:
             except ConflictError:
                 if attempt + 1 >= (_RETRIES if retry else 1):
                     raise
+                import random
+
                 time.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -404,9 +409,13 @@ class Job:
             if type is bytearray:
                 return bytearray(data)
             raise SerializationError(
-                f"stage {stage!r} of job {self.name!r} holds bytes, not {serialize.type_name(type)}"
+                f"stage {stage!r} of job {self.name!r} holds bytes, not {type_name(type)}"
             )
         try:
+            if type is None:
+                return parse_json(data)
+            from ckpt.values import serialize
+
             return serialize.loads(data, type)
         except SerializationError as exc:
             raise SerializationError(f"stage {stage!r} of job {self.name!r}: {exc}") from exc

@@ -14,10 +14,10 @@ that gives the same bytes or declines.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import enum
 import json
 import pathlib
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, get_origin
@@ -67,6 +67,12 @@ def _canonical(value: object, path: str, unstructure: Unstructure = _identity) -
     raise SerializationError(f"{path}: cannot serialize a value of type {type_name(type(value))}")
 
 
+def _is_decimal(value: object) -> bool:
+    # A Decimal exists only once its module is imported: no need to import it here.
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(value, decimal.Decimal)
+
+
 def key_text(key: object, path: str) -> str:
     """The string a mapping key is written as; SerializationError if it has none."""
     if isinstance(key, str):
@@ -77,7 +83,7 @@ def key_text(key: object, path: str) -> str:
         return json.dumps(key)
     if isinstance(key, (int, float)):
         return json.dumps(key)
-    if isinstance(key, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+    if isinstance(key, (uuid.UUID, pathlib.PurePath)) or _is_decimal(key):
         return str(key)
     if isinstance(key, (dt.date, dt.datetime, dt.time)):
         return key.isoformat()
