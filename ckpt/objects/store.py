@@ -77,6 +77,8 @@ class ObjectStore(PackSet):
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
         self._payloads = LRU(PAYLOAD_CACHE_BYTES)
+        #: Kind, delta base and depth of objects whose headers this store read or wrote.
+        self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
 
     # -- writing ------------------------------------------------------------
 
@@ -397,6 +399,7 @@ class ObjectStore(PackSet):
             else:
                 removed = self.storage.delete(where.key) or removed
         self._payloads.discard(oid)
+        self.links.pop(oid, None)
         return removed
 
     def delete_if_older(self, oid: ObjectId, cutoff: float) -> bool:
@@ -415,6 +418,8 @@ class ObjectStore(PackSet):
                     removed = self._rewrite_without(where.key, {oid}, cutoff) or removed
             else:
                 removed = self.storage.delete_if_older(where.key, cutoff) or removed
+        if removed:
+            self.links.pop(oid, None)
         return removed
 
     def quarantine(self, oid: ObjectId) -> bool:

@@ -41,7 +41,6 @@ class ObjectBatch:
         self.ids: set[bytes] = set()
         self.size = 0
         self.chunk_checks = 0
-        self._chunk_depths: dict[ObjectId, int] = {}
         self._touched: set[str] = set()
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
@@ -92,6 +91,9 @@ class ObjectBatch:
         self.store._write_pack(entries)
 
     def _add(self, raw: bytes, stored: bytes) -> None:
+        oid = ObjectId(raw.hex())
+        header = codec.parse_header(stored, oid)
+        _remember(self.store.links, oid, (header.kind, header.base, header.depth))
         self.entries.append((raw, stored))
         self.ids.add(raw)
         self.size += len(stored)
@@ -264,18 +266,13 @@ class ObjectBatch:
                 if len(stored) < len(best):
                     best = stored
             self._add(bytes.fromhex(cid), best)
-            self._chunk_depths[cid] = codec.parse_header(best, cid).depth
 
     def _chunk_base(self, cid: ObjectId, piece: memoryview) -> tuple[ObjectId, bytes, int] | None:
         """``(cid, its bytes, its chain depth)`` if the stored chunk ``cid`` can serve as a base."""
-        depth = self._chunk_depths.get(cid)
-        if depth is None:
-            try:
-                depth = codec.parse_header(self.store.read_stored(cid), cid).depth
-            except CkptError:
-                return None
-            self._chunk_depths[cid] = depth
-        return cid, bytes(piece), depth
+        try:
+            return cid, bytes(piece), self._link(cid)[2]
+        except CkptError:
+            return None
 
     def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
         """Compress many new chunks on every core (in zstd's threads), a group at a time.
@@ -300,21 +297,50 @@ class ObjectBatch:
             return None
         store = self.store
         try:
-            stored = store.read_stored(base)
-            header = codec.parse_header(stored, base)
-            if header.kind is not kind:
+            found_kind, link, depth = self._link(base)
+            if found_kind is not kind:
                 return None
-            link = header.base
             for _ in range(delta.MAX_CHAIN + 1):
                 if link is None:
                     break
                 if link == oid:
                     return None
-                link = codec.parse_header(store.read_stored(link), link).base
+                link = self._link(link)[1]
             payload = store._payloads.get(base)
             if payload is None:
-                payload = store._payload(base, stored, header)
+                stored = store.read_stored(base)
+                payload = store._payload(base, stored, codec.parse_header(stored, base))
                 store._payloads.put(base, payload)
         except CkptError:
             return None
-        return payload, header.depth
+        return payload, depth
+
+    def _link(self, oid: ObjectId) -> tuple[Kind, ObjectId | None, int]:
+        """Kind, delta base and chain depth of the stored ``oid``, from its header.
+
+        Headers read or written by this store are remembered
+        (``ObjectStore.links``): a stored form never changes while its
+        object exists, so a save following a chain of bases does not read
+        each header again.
+        """
+        links = self.store.links
+        found = links.get(oid)
+        if found is None:
+            header = codec.parse_header(self.store.read_stored(oid), oid)
+            found = (header.kind, header.base, header.depth)
+            _remember(links, oid, found)
+        return found
+
+
+#: Most headers ``ObjectStore.links`` keeps (a few hundred bytes each).
+LINKS_LIMIT = 100_000
+
+
+def _remember(
+    links: dict[ObjectId, tuple[Kind, ObjectId | None, int]],
+    oid: ObjectId,
+    link: tuple[Kind, ObjectId | None, int],
+) -> None:
+    if len(links) >= LINKS_LIMIT:
+        links.clear()
+    links[oid] = link
