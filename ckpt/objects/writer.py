@@ -248,15 +248,16 @@ class ObjectBatch:
                 level=chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL,
             )
             best = alone
-            options: list[tuple[ObjectId, bytes, int]] = []
+            # (base, its payload, its chain depth, the deepest chain allowed against it)
+            options: list[tuple[ObjectId, bytes, int, int]] = []
             if few and base is not None and found is not None:
-                options.append((base, found[0], found[1]))
+                options.append((base, found[0], found[1], chunking.VERSION_BASE_CHAIN))
             if few and at > 0:
                 previous = self._chunk_base(ids[at - 1], pieces[at - 1])
                 if previous is not None:
-                    options.append(previous)
-            for base_id, base_payload, base_depth in options:
-                if base_depth >= chunking.CHUNK_CHAIN:
+                    options.append((*previous, chunking.CHUNK_CHAIN))
+            for base_id, base_payload, base_depth, limit in options:
+                if base_depth >= limit:
                     continue
                 frame = delta.compress(content, base_payload)
                 stored = codec.encode_entry(
