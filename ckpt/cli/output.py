@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -207,6 +208,16 @@ def table(
 
 def echo_lines(lines: Sequence[str]) -> None:
     for text in lines:
+        click.echo(text)
+
+
+def echo_paged(lines: Sequence[str]) -> None:
+    """Print ``lines``; through a pager (``$PAGER``, else ``less``) when they do not fit
+    on the terminal, in one write when piped."""
+    text = "\n".join(lines)
+    if is_terminal(sys.stdout) and len(lines) > shutil.get_terminal_size().lines - 1:
+        click.echo_via_pager(text + "\n")
+    else:
         click.echo(text)
 
 

@@ -22,9 +22,10 @@ from ckpt.errors import CkptError
 from ckpt.history import names
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, read_record
-from ckpt.history.refs import HEADS
+from ckpt.history.refs import HEADS, now
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
+from ckpt.pipeline.jobcache import JobsCache
 from ckpt.pipeline.progress import RunMeta
 from ckpt.pipeline.stages import PARTIAL_SUFFIX
 from ckpt.repository import Repository
@@ -191,9 +192,10 @@ def list_jobs(
 
     Each job's HEAD, branch ref, head commit and record are read once (and
     its tree, or the commits back to its newest runner commit, for the
-    stages).  ``sizes=True`` also measures each job's disk use (``size``;
-    None otherwise), which walks every object of every job: the cost of a
-    full ``ckpt stats``.
+    stages), unless the listing cache (:mod:`ckpt.pipeline.jobcache`) shows
+    that none of them changed since the last listing.  ``sizes=True`` also
+    measures each job's disk use (``size``; None otherwise), which walks
+    every object of every job: the cost of a full ``ckpt stats``.
     """
     wanted = (
         {}
@@ -205,34 +207,82 @@ def list_jobs(
     unknown = set(statuses) - set(STATUSES)
     if unknown:
         raise CkptError(f"unknown status {sorted(unknown)[0]!r}; use {', '.join(STATUSES)}")
-    chosen: list[tuple[Job, JobProgress, JobRecord]] = []
+    cache = JobsCache.open(repo.storage)
+    chosen: list[JobSummary] = []
     for name in repo.job_names():
-        job = Job(repo, name)
-        record = read_record(repo.storage, job.name)
+        summary = _cached(cache, name)
+        if summary is None:
+            job = Job(repo, name)
+            record = read_record(repo.storage, job.name)
+            branch = job.refs.current_branch()
+            head_id = job.refs.read(HEADS + branch)
+            head = None if head_id is None else repo.objects.get_commit(head_id)
+            progress = _progress(job, branch, head, record)
+            summary = _summary(job, progress, record, None)
+            if cache is not None:
+                cache.put(name, _summary_json(summary, head), branch)
         if any(
-            key not in record.labels or value not in ("*", record.labels[key])
+            key not in summary.labels or value not in ("*", summary.labels[key])
             for key, value in wanted.items()
         ):
             continue
-        branch = job.refs.current_branch()
-        head_id = job.refs.read(HEADS + branch)
-        head = None if head_id is None else repo.objects.get_commit(head_id)
-        progress = _progress(job, branch, head, record)
-        if statuses and progress.status not in statuses:
+        if statuses and summary.status not in statuses:
             continue
-        chosen.append((job, progress, record))
-    measured: dict[str, int] = {}
+        chosen.append(summary)
+    if cache is not None:
+        cache.save()
     if sizes and chosen:
         from ckpt.maintenance.stats import job_sizes
 
         measured = {
             name: size.stored_bytes
-            for name, size in job_sizes(repo, [job.name for job, _, _ in chosen]).items()
+            for name, size in job_sizes(repo, [s.name for s in chosen]).items()
         }
-    return [
-        _summary(job, progress, record, measured.get(job.name) if sizes else None)
-        for job, progress, record in chosen
-    ]
+        chosen = [attrs.evolve(s, size=measured.get(s.name)) for s in chosen]
+    return chosen
+
+
+def _summary_json(summary: JobSummary, head: Commit | None) -> dict[str, Any]:
+    """What the jobs cache keeps of a listed job: its summary, with the head's own status
+    (a job whose TTL passes shows as expired from then on, see :func:`_cached`)."""
+    doc = summary.to_json()
+    doc["head_status"] = None if head is None else head.status
+    return doc
+
+
+def _cached(cache: JobsCache | None, name: str) -> JobSummary | None:
+    """The summary of job ``name`` from the listing cache, if it is still exact."""
+    doc = None if cache is None else cache.get(name)
+    if doc is None:
+        return None
+    try:
+        expires_at = _when(doc["expires_at"])
+        head_status = doc["head_status"]
+        status = STATUS_ACTIVE if head_status is None else str(head_status)
+        if head_status is not None and expires_at is not None and expires_at <= now():
+            status = STATUS_EXPIRED
+        fork = doc["forked_from"]
+        return JobSummary(
+            name=name,
+            status=status,
+            branch=str(doc["branch"]),
+            stages=tuple(str(stage) for stage in doc["stages"]),
+            total_stages=doc["total_stages"],
+            cost=float(doc["cost"]),
+            tokens=int(doc["tokens"]),
+            seq=int(doc["seq"]),
+            updated=_when(doc["updated"]),
+            labels={str(k): str(v) for k, v in doc["labels"].items()},
+            expires_at=expires_at,
+            forked_from=None if fork is None else (str(fork["job"]), CommitId(fork["commit"])),
+            size=None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _when(text: object) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(str(text))
 
 
 def _summary(job: Job, progress: JobProgress, record: JobRecord, size: int | None) -> JobSummary:
