@@ -22,7 +22,7 @@ from ckpt.errors import CkptError
 from ckpt.history import names
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, read_record
-from ckpt.history.refs import HEADS, now
+from ckpt.history.refs import HEADS, JOBS_PREFIX, now
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
 from ckpt.pipeline.jobcache import JobsCache
@@ -209,9 +209,15 @@ def list_jobs(
         raise CkptError(f"unknown status {sorted(unknown)[0]!r}; use {', '.join(STATUSES)}")
     cache = JobsCache.open(repo.storage)
     chosen: list[JobSummary] = []
-    for name in repo.job_names():
+    # With the cache, every folder under jobs/ is a candidate: a job whose entry is
+    # still exact has its HEAD (removing it would have changed the folder's stamp);
+    # the others are checked as job_names() checks them.
+    names = repo.job_names() if cache is None else sorted(cache.stamps)
+    for name in names:
         summary = _cached(cache, name)
         if summary is None:
+            if cache is not None and repo.storage.stat(f"{JOBS_PREFIX}{name}/HEAD") is None:
+                continue
             job = Job(repo, name)
             record = read_record(repo.storage, job.name)
             branch = job.refs.current_branch()
