@@ -79,6 +79,8 @@ class ObjectStore(PackSet):
         self._payloads = LRU(PAYLOAD_CACHE_BYTES)
         #: Kind, delta base and depth of objects whose headers this store read or wrote.
         self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
+        #: Cut points and chunk ids of the values this store chunked last.
+        self.cut_memo = chunking.CutMemo()
 
     # -- writing ------------------------------------------------------------
 

@@ -172,7 +172,7 @@ class ObjectBatch:
             found = self._base(base, kind, oid)
             if found is not None and found[1] >= delta.MAX_CHAIN:
                 found = None
-        payload = self._chunk(data, base, found) if chunked else data
+        payload = self._chunk(oid, data, base, found) if chunked else data
         base_id: ObjectId | None = None
         depth = 0
         frame: bytes | None = None
@@ -194,14 +194,30 @@ class ObjectBatch:
     def put_commit(self, commit: Commit) -> CommitId:
         return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
 
-    def _chunk(self, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None) -> bytes:
-        """Store the new chunks of ``data``; return its chunk list payload."""
+    def _chunk(
+        self, oid: ObjectId, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None
+    ) -> bytes:
+        """Store the new chunks of ``data`` (blob ``oid``); return its chunk list payload."""
         view = memoryview(data)
-        cuts = chunking.cut_points(view)
-        pieces = [view[start:end] for start, end in zip([0, *cuts], cuts, strict=False)]
+        memo = self.store.cut_memo
+        cuts: list[int] = []
+        ids: list[ObjectId] = []
+        start = 0
+        previous = None if base is None else memo.get(base)
+        if previous is not None and previous[1]:
+            # A growing value: its previous version's chunks, up to that version's
+            # last cut, are cut and hashed already if the bytes are the same.
+            old, old_cuts, old_ids = previous
+            last = old_cuts[-1]
+            # (bytes.startswith compares with memcmp; memoryview == goes byte by byte.)
+            if len(data) >= last and data.startswith(memoryview(old)[:last]):
+                cuts, ids, start = list(old_cuts), list(old_ids), last
+        cuts += chunking.cut_points_from(view, start)
+        pieces = [view[begin:end] for begin, end in zip([0, *cuts], cuts, strict=False)]
         tail = view[cuts[-1] if cuts else 0 :]
         # One thread: hashing a chunk takes microseconds, less than handing it to a pool.
-        ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
+        ids += [object_id(Kind.CHUNK, piece) for piece in pieces[len(ids) :]]
+        memo.put(oid, data, cuts, ids)
         new = [at for at, cid in enumerate(ids) if not self._have(cid)]
         # What matters is how many chunks are new: a value that grew a little
         # has one or two, however many it has in all.
