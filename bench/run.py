@@ -79,7 +79,7 @@ def _w5(repeats: int) -> Section:
         for row in startup.rows(repeats=repeats):
             fields = {k: row[k] for k in ("workload", "what", "baseline", "values") if k in row}
             target = row.get("target")
-            if target is None and str(fields["what"]).startswith("ckpt --help"):
+            if target is None and str(fields["what"]).startswith(("ckpt --help", "ckpt log")):
                 target = 1.5
             section.rows.append(
                 Ratio(

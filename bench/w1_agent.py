@@ -4,7 +4,10 @@ Reports the bytes ckpt stores (sum of its object storage values: loose
 objects and packs) and occupies on disk (``du`` of the whole store, refs and
 reflog included), against the zstd-compressed final state and against
 baselines that keep every checkpoint: (a) one pickle file per checkpoint,
-(b) one JSON file per checkpoint, (c) LangGraph's SqliteSaver.
+(b) one JSON file per checkpoint, (c) LangGraph's SqliteSaver.  Speed: the
+whole run against (a); the latency of a save late in the run against one
+early in it (how a save's cost grows with the state); loading the newest
+state against ``pickle.load`` of the same state from a file.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import statistics
 import time
+from functools import partial
 from typing import Any, TypedDict
 
 import zstandard
@@ -27,6 +32,7 @@ from bench.common import (
     human_bytes,
     human_seconds,
     scratch,
+    timed,
 )
 from bench.messages import messages
 from ckpt.values.serialize import canonical_json
@@ -43,22 +49,55 @@ def stored_bytes(repo: ckpt.Repository) -> int:
     return sum(info.size for prefix in OBJECT_PREFIXES for info in repo.storage.list(prefix))
 
 
+#: Saves around this step are the early ones the late saves are compared with.
+EARLY_STEP = 10
+#: Saves (or loads) timed together for a latency figure (their median).
+LATENCY_WINDOW = 11
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _load_fresh(path: str) -> object:
+    """Open the store afresh (nothing cached in the process) and load the newest state."""
+    with ckpt.open(path) as repo:
+        return repo.job("agent").load("messages")
+
+
 def run_ckpt(path: str, msgs: list[dict[str, Any]]) -> dict[str, float]:
     repo = ckpt.init(path)
     job = repo.job("agent")
     state: list[dict[str, Any]] = []
+    latencies: list[float] = []
     start = time.perf_counter()
     for step, msg in enumerate(msgs):
         state.append(msg)
+        before = time.perf_counter()
         job.save("messages", state, cost=0.0021, tokens=310 + step % 97)
+        latencies.append(time.perf_counter() - before)
     elapsed = time.perf_counter() - start
     assert job.load("messages") == state
+    window = min(LATENCY_WINDOW, max(1, len(msgs) // 4))
+    early = max(0, min(EARLY_STEP - window // 2, len(msgs) - 2 * window))
     result = {
         "stored": stored_bytes(repo),
         "du": disk_usage(path),
         "files": file_count(path),
         "seconds": elapsed,
+        "save_early": _median(latencies[early : early + window]),
+        "save_late": _median(latencies[-window:]),
+        "load": _median([timed(partial(_load_fresh, path)) for _ in range(LATENCY_WINDOW)]),
     }
+    pickled = os.path.join(path, "state.pickle")
+    fsync_write(pickled, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def pickle_load() -> object:
+        with open(pickled, "rb") as handle:
+            return pickle.load(handle)
+
+    result["pickle_load"] = _median([timed(pickle_load) for _ in range(LATENCY_WINDOW)])
+    os.unlink(pickled)
     repo.close()
     return result
 
@@ -132,6 +171,8 @@ def run(steps: int, repeats: int) -> Section:
     on_disk: list[float] = []
     vs: dict[str, list[float]] = {"pickle": [], "json": [], "sqlite": []}
     speed: dict[str, list[float]] = {"pickle": [], "json": [], "sqlite": []}
+    latency: list[float] = []
+    loading: list[float] = []
     facts: dict[str, float] = {}
     for rep in range(repeats):
         msgs = messages(seed=rep + 1, count=steps)
@@ -140,6 +181,8 @@ def run(steps: int, repeats: int) -> Section:
         with scratch("w1") as tmp:
             mine = run_ckpt(os.path.join(tmp, "store"), msgs)
             stored.append(mine["stored"] / zsize)
+            latency.append(mine["save_late"] / mine["save_early"])
+            loading.append(mine["load"] / mine["pickle_load"])
             on_disk.append(mine["du"] / mine["stored"])
             for kind in ("pickle", "json"):
                 other = run_files(os.path.join(tmp, kind), msgs, kind)
@@ -159,6 +202,10 @@ def run(steps: int, repeats: int) -> Section:
                 du=mine["du"],
                 files=mine["files"],
                 seconds=mine["seconds"],
+                save_early=mine["save_early"],
+                save_late=mine["save_late"],
+                load=mine["load"],
+                pickle_load=mine["pickle_load"],
             )
     section.rows.append(
         Ratio(
@@ -203,7 +250,28 @@ def run(steps: int, repeats: int) -> Section:
             "time of the whole run",
             "(a) pickle file per step",
             speed["pickle"],
+            target=2.0,
             absolute=f"ckpt {human_seconds(facts['seconds'])}",
+        )
+    )
+    section.rows.append(
+        Ratio(
+            "W1",
+            f"save latency at step {steps}",
+            f"save latency at step {EARLY_STEP}",
+            latency,
+            target=2.0,
+            absolute=f"{human_seconds(facts['save_late'])} vs {human_seconds(facts['save_early'])}",
+        )
+    )
+    section.rows.append(
+        Ratio(
+            "W1",
+            f"load latest at step {steps}",
+            "pickle.load of the same state (file)",
+            loading,
+            target=3.0,
+            absolute=f"{human_seconds(facts['load'])} vs {human_seconds(facts['pickle_load'])}",
         )
     )
     section.rows.append(

@@ -54,14 +54,14 @@ def open_repo(ctx: click.Context | None = None) -> Repository:
 
 def get_job(name: str, ctx: click.Context | None = None) -> Job:
     """Job ``name``, which must exist; the error suggests close names and ``ckpt jobs``."""
-    import difflib
-
     from ckpt.errors import NotFoundError
     from ckpt.history.names import job_name
 
     repo = open_repo(ctx)
     job = repo.job(job_name(name))
     if not job.exists:
+        import difflib
+
         known = repo.job_names()
         close = difflib.get_close_matches(name, known, n=1)
         if close:

@@ -48,6 +48,10 @@ STATUS_CHOICES = ("active", "completed", "failed", "expired")
 def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json: bool) -> None:
     """List the jobs in the store: status, branch, stages done, cost, tokens, last update.
 
+    A listing longer than the terminal goes through a pager.  What it shows
+    of each job is cached (store key cache/jobs) and read again only for the
+    jobs that changed, so listing thousands of jobs stays fast.
+
     With --sizes, SIZE is what the job's checkpoints take on disk, counting
     objects shared with other jobs (`ckpt stats` shows what each job holds
     alone); measuring it walks the whole store, so it is left out by default
@@ -88,7 +92,7 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json:
     headers = ["NAME", "STATUS", "BRANCH", "STAGES", "COST", "TOKENS", "UPDATED"]
     if sizes:
         headers.append("SIZE")
-    out.echo_lines(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
+    out.echo_paged(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
     _fail_if_damaged(summaries)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -155,7 +156,8 @@ def short(oid: str | None) -> str:
 
 
 def _visible_len(text: str) -> int:
-    return len(click.unstyle(text))
+    # Most cells carry no colour: skip the regex for them (a long listing has many cells).
+    return len(click.unstyle(text)) if "\x1b" in text else len(text)
 
 
 def _cut(text: str, width: int) -> str:
@@ -174,9 +176,11 @@ def table(
 ) -> list[str]:
     """Aligned lines of a table.  On a terminal, column ``shrink`` is cut to fit its width."""
     widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], _visible_len(cell))
+    lengths = [[_visible_len(cell) for cell in row] for row in rows]
+    for row_lengths in lengths:
+        for i, length in enumerate(row_lengths):
+            if length > widths[i]:
+                widths[i] = length
     terminal = is_terminal()
     if terminal and shrink is not None:
         total = sum(widths) + 2 * (len(widths) - 1)
@@ -189,24 +193,39 @@ def table(
                 [_cut(cell, widths[shrink]) if i == shrink else cell for i, cell in enumerate(row)]
                 for row in rows
             ]
+            lengths = [[_visible_len(cell) for cell in row] for row in rows]
+    right = set(align_right)
 
-    def line(cells: Sequence[str]) -> str:
+    def line(cells: Sequence[str], cell_lengths: Sequence[int]) -> str:
         parts = []
+        last = len(cells) - 1
         for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - _visible_len(cell))
-            last = i == len(cells) - 1
-            if i in align_right:
+            pad = " " * (widths[i] - cell_lengths[i])
+            if i in right:
                 parts.append(pad + cell)
             else:
-                parts.append(cell if last else cell + pad)
+                parts.append(cell if i == last else cell + pad)
         return "  ".join(parts).rstrip()
 
-    header = line(list(headers))
-    return [style(header, bold=True), *(line(row) for row in rows)]
+    header = line(list(headers), [len(h) for h in headers])
+    return [
+        style(header, bold=True),
+        *(line(row, row_lengths) for row, row_lengths in zip(rows, lengths, strict=True)),
+    ]
 
 
 def echo_lines(lines: Sequence[str]) -> None:
     for text in lines:
+        click.echo(text)
+
+
+def echo_paged(lines: Sequence[str]) -> None:
+    """Print ``lines``; through a pager (``$PAGER``, else ``less``) when they do not fit
+    on the terminal, in one write when piped."""
+    text = "\n".join(lines)
+    if is_terminal(sys.stdout) and len(lines) > shutil.get_terminal_size().lines - 1:
+        click.echo_via_pager(text + "\n")
+    else:
         click.echo(text)
 
 

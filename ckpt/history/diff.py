@@ -18,9 +18,9 @@ from collections.abc import Collection
 import attrs
 
 from ckpt.history.job import Job
+from ckpt.objects.canonical import parse_json
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
-from ckpt.values import serialize
 from ckpt.values.filelisting import FileChange, FileInfo, file_changes, stored_files
 
 ADDED = "added"
@@ -117,7 +117,7 @@ def value_text(job: Job, entry: TreeEntry) -> str:
     data = job.repo.objects.get(entry.id, Kind.BLOB)
     if entry.encoding == ENCODING_RAW:
         return f"<{len(data)} bytes of binary data, object {entry.id[:12]}>\n"
-    value = serialize.parse_json(data)
+    value = parse_json(data)
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -143,7 +143,7 @@ def stage_files(job: Job, entry: TreeEntry) -> list[FileInfo]:
     """The files a stage's value holds (none for a value that refers to no file)."""
     if entry.encoding == ENCODING_RAW or not entry.files:
         return []
-    return stored_files(serialize.parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
+    return stored_files(parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
 
 
 def file_diff(job: Job, change: StageChange) -> list[FileChange]:
@@ -155,5 +155,5 @@ def file_diff(job: Job, change: StageChange) -> list[FileChange]:
         if entry is None or entry.encoding == ENCODING_RAW:
             values.append(None)
         else:
-            values.append(serialize.parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
+            values.append(parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
     return file_changes(values[0], values[1])

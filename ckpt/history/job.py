@@ -21,7 +21,6 @@ longer ones lives elsewhere (revisions, forks, refs, job records).
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -43,6 +42,7 @@ from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore
 from ckpt.history.retained import retained_history
 from ckpt.history.revisions import known_commits, resolve_revision
 from ckpt.history.tags import forget_tag, prepare_tag
+from ckpt.objects.canonical import JSONValue, canonical_json, parse_json, type_name
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
     ENCODING_JSON,
@@ -57,11 +57,12 @@ from ckpt.objects.model import (
     TreeEntry,
     commit_fields_valid,
 )
-from ckpt.values import filehooks, serialize
-from ckpt.values.serialize import JSONValue
 
 if TYPE_CHECKING:
     from ckpt.history.repository import BaseRepository
+
+# ckpt.values.serialize (cattrs) is imported where a value is encoded or decoded,
+# so that commands that only read history (`ckpt log`) start without it.
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -225,6 +226,9 @@ class Job:
         if isinstance(value, (bytes, bytearray, memoryview)) and type in (None, bytes, bytearray):
             return StageBlob(stage, bytes(value), "bytes", ENCODING_RAW)
         try:
+            # Imported here: `ckpt log` and plain loads never need the cattrs converter.
+            from ckpt.values import filehooks, serialize
+
             # The bytes of any ckpt.File in the value are stored (durably) as it is serialized.
             with filehooks.saving(self.repo.objects) as stored:
                 data = serialize.dumps(value, as_type=type)
@@ -232,9 +236,7 @@ class Job:
             # Same class (a FileValueError stays one), with the stage named.
             raise exc.__class__(f"stage {stage!r} of job {self.name!r}: {exc}") from exc
         value_type = type if type is not None else value.__class__
-        return StageBlob(
-            stage, data, serialize.type_name(value_type), ENCODING_JSON, tuple(stored.ids)
-        )
+        return StageBlob(stage, data, type_name(value_type), ENCODING_JSON, tuple(stored.ids))
 
     def _commit(
         self,
@@ -255,7 +257,7 @@ class Job:
             raise CkptError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
         meta_dict = dict(meta or {})
         try:
-            serialize.canonical_json(meta_dict)
+            canonical_json(meta_dict)
         except SerializationError as exc:
             raise SerializationError(f"metadata of stage {stage!r}: {exc}") from exc
         if not isinstance(message, str):
@@ -268,6 +270,8 @@ class Job:
             except ConflictError:
                 if attempt + 1 >= (_RETRIES if retry else 1):
                     raise
+                import random
+
                 time.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -416,9 +420,13 @@ class Job:
             if type is bytearray:
                 return bytearray(data)
             raise SerializationError(
-                f"stage {stage!r} of job {self.name!r} holds bytes, not {serialize.type_name(type)}"
+                f"stage {stage!r} of job {self.name!r} holds bytes, not {type_name(type)}"
             )
         try:
+            if type is None and b'"$ckpt"' not in data:
+                return parse_json(data)  # plain data (no ckpt.File in it): no converter needed
+            from ckpt.values import filehooks, serialize
+
             with filehooks.loading(self.repo.objects):
                 return serialize.loads(data, type)
         except SerializationError as exc:

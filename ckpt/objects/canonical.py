@@ -5,20 +5,25 @@ whitespace, floats in Python's shortest round-trip form, sets sorted by their
 elements' canonical bytes, non-string mapping keys (ints, enums, UUIDs,
 dates...) rendered as strings.  This module imports no third-party code, so
 that reading commits and trees stays cheap (``ckpt log`` needs no cattrs).
+
+The walk and ``json.dumps`` below are the reference definition.  Values that
+are already plain JSON take a C-speed path (:mod:`ckpt.objects.fastjson`)
+that gives the same bytes or declines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import enum
 import json
 import pathlib
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, get_origin
 
 from ckpt.errors import SerializationError
+from ckpt.objects import fastjson
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 
@@ -62,6 +67,12 @@ def _canonical(value: object, path: str, unstructure: Unstructure = _identity) -
     raise SerializationError(f"{path}: cannot serialize a value of type {type_name(type(value))}")
 
 
+def _is_decimal(value: object) -> bool:
+    # A Decimal exists only once its module is imported: no need to import it here.
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(value, decimal.Decimal)
+
+
 def key_text(key: object, path: str) -> str:
     """The string a mapping key is written as; SerializationError if it has none."""
     if isinstance(key, str):
@@ -72,7 +83,7 @@ def key_text(key: object, path: str) -> str:
         return json.dumps(key)
     if isinstance(key, (int, float)):
         return json.dumps(key)
-    if isinstance(key, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+    if isinstance(key, (uuid.UUID, pathlib.PurePath)) or _is_decimal(key):
         return str(key)
     if isinstance(key, (dt.date, dt.datetime, dt.time)):
         return key.isoformat()
@@ -93,12 +104,8 @@ def _sort_key(value: object) -> bytes:
     return _encode(value)
 
 
-def canonical_json(value: object, unstructure: Unstructure = _identity) -> bytes:
-    """Canonical UTF-8 JSON of a primitive tree: sorted keys, no spaces.
-
-    Sets and frozensets become lists sorted by their elements' canonical bytes
-    (each element first passed through ``unstructure``).
-    """
+def reference_json(value: object, unstructure: Unstructure = _identity) -> bytes:
+    """Canonical JSON by the reference walk alone (what :func:`canonical_json` must equal)."""
     try:
         return _encode(_canonical(value, "$", unstructure))
     except SerializationError:
@@ -107,10 +114,30 @@ def canonical_json(value: object, unstructure: Unstructure = _identity) -> bytes
         raise SerializationError(f"cannot encode value: {exc}") from exc
 
 
-def parse_json(data: bytes) -> JSONValue:
-    """Parse canonical (or any) JSON bytes into primitives."""
+def reference_parse(data: bytes) -> JSONValue:
+    """``data`` parsed by ``json`` alone (what :func:`parse_json` must equal)."""
     try:
         result: JSONValue = json.loads(data.decode("utf-8", "surrogatepass"))
         return result
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"stored value is not valid JSON: {exc}") from exc
+
+
+def canonical_json(value: object, unstructure: Unstructure = _identity) -> bytes:
+    """Canonical UTF-8 JSON of a primitive tree: sorted keys, no spaces.
+
+    Sets and frozensets become lists sorted by their elements' canonical bytes
+    (each element first passed through ``unstructure``).
+    """
+    fast = fastjson.dumps(value)
+    if fast is not None:
+        return fast
+    return reference_json(value, unstructure)
+
+
+def parse_json(data: bytes) -> JSONValue:
+    """Parse canonical (or any) JSON bytes into primitives."""
+    parsed, result = fastjson.loads(data)
+    if parsed:
+        return result  # type: ignore[no-any-return]
+    return reference_parse(data)

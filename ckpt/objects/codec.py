@@ -317,6 +317,24 @@ def decompress(
                 _wrong_size(oid, expected, len(probe))
         elif announced != expected:
             _wrong_size(oid, expected, announced)
+        elif expected > 0:
+            # The size is announced and right: one call, which refuses a frame cut
+            # short and bytes after the end of the frame (not for an empty frame,
+            # which it returns at once).
+            try:
+                whole: bytes = dec.decompress(frame, allow_extra_data=False)
+            except zstandard.ZstdError as exc:
+                text = str(exc)
+                if "unused data" in text:
+                    raise CorruptObjectError(
+                        oid, "damaged zstd frame: bytes after the end of the frame"
+                    ) from exc
+                if "full frame" in text:
+                    raise CorruptObjectError(oid, "damaged zstd frame: it is cut short") from exc
+                raise
+            if len(whole) != expected:
+                _wrong_size(oid, expected, len(whole))
+            return whole
         stream = dec.decompressobj()
         out: bytes = stream.decompress(frame)
         if not stream.eof:

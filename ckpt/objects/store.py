@@ -77,6 +77,10 @@ class ObjectStore(PackSet):
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
         self._payloads = LRU(PAYLOAD_CACHE_BYTES)
+        #: Kind, delta base and depth of objects whose headers this store read or wrote.
+        self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
+        #: Cut points and chunk ids of the values this store chunked last.
+        self.cut_memo = chunking.CutMemo()
 
     # -- writing ------------------------------------------------------------
 
@@ -179,8 +183,10 @@ class ObjectStore(PackSet):
                 max_threads=blake3.blake3.AUTO,
             )
         out = io.BytesIO()
+        previous: tuple[ObjectId, bytes] | None = None
         for cid, size in chunks:
-            piece = self._chunk(oid, cid, size)
+            piece = self._chunk(oid, cid, size, previous)
+            previous = (cid, piece)
             if checked is not None:
                 actual_chunk = object_id(Kind.CHUNK, piece)
                 if actual_chunk != cid:
@@ -207,7 +213,15 @@ class ObjectStore(PackSet):
         # BytesIO hands over its buffer without a copy (peak memory ~ one value).
         return out.getvalue()
 
-    def _chunk(self, oid: ObjectId, cid: ObjectId, size: int) -> bytes:
+    def _chunk(
+        self,
+        oid: ObjectId,
+        cid: ObjectId,
+        size: int,
+        previous: tuple[ObjectId, bytes] | None = None,
+    ) -> bytes:
+        """The bytes of chunk ``cid`` of ``oid``; ``previous`` is the chunk before it in the
+        value (id, bytes), the base a chunk is often stored against (already decoded)."""
         with blaming(oid, "chunk", f"chunk {cid}"):
             stored, _ = self._stored(cid)
             header = codec.parse_header(stored, cid)
@@ -218,6 +232,9 @@ class ObjectStore(PackSet):
                     f"chunk of {size} bytes",
                     f"{header.kind.label} of {header.length} bytes",
                 )
+            if previous is not None and header.base == previous[0]:
+                frame = memoryview(stored)[header.size :]
+                return delta.decompress(frame, header.payload_length, previous[1], cid)
             return self._payload(cid, stored, header)
 
     def get(self, oid: ObjectId, kind: Kind | None = None) -> bytes:
@@ -418,6 +435,7 @@ class ObjectStore(PackSet):
             else:
                 removed = self.storage.delete(where.key) or removed
         self._payloads.discard(oid)
+        self.links.pop(oid, None)
         return removed
 
     def delete_if_older(self, oid: ObjectId, cutoff: float) -> bool:
@@ -436,6 +454,8 @@ class ObjectStore(PackSet):
                     removed = self._rewrite_without(where.key, {oid}, cutoff) or removed
             else:
                 removed = self.storage.delete_if_older(where.key, cutoff) or removed
+        if removed:
+            self.links.pop(oid, None)
         return removed
 
     def quarantine(self, oid: ObjectId) -> bool:

@@ -41,6 +41,7 @@ class ObjectBatch:
         self.ids: set[bytes] = set()
         self.size = 0
         self.chunk_checks = 0
+        self._touched: set[str] = set()
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
 
@@ -90,6 +91,9 @@ class ObjectBatch:
         self.store._write_pack(entries)
 
     def _add(self, raw: bytes, stored: bytes) -> None:
+        oid = ObjectId(raw.hex())
+        header = codec.parse_header(stored, oid)
+        _remember(self.store.links, oid, (header.kind, header.base, header.depth))
         self.entries.append((raw, stored))
         self.ids.add(raw)
         self.size += len(stored)
@@ -114,15 +118,47 @@ class ObjectBatch:
             if self.chunk_checks > 32:
                 # Many chunks: one in-memory map of every packed id beats a
                 # probe of every pack per chunk.
-                storage = self.store.storage
                 key = self.store._known(raw)
-                if key is not None and storage.touch(key):
+                if key is not None and self._touch(key):
                     return True
                 if not self.store._may_have_loose():
                     return False
                 loose = object_key(oid)
-                return storage.stat(loose) is not None and storage.touch(loose)
-        return self.store._reuse(oid)
+                return self.store.storage.stat(loose) is not None and self._touch(loose)
+        return self._reuse(oid)
+
+    # -- dedup: reusing what is stored -------------------------------------
+
+    def _reuse(self, oid: ObjectId) -> bool:
+        """True if ``oid`` is stored; the pack (or loose file) holding it is touched so that
+        a concurrent gc, which judges containers by their mtime, spares it.
+
+        A miss does not list the packs again: at worst the object is written
+        once more, which is harmless.
+        """
+        store = self.store
+        where = store.locate(oid, relist=False)
+        if where is None:
+            return False
+        if self._touch(where.key):
+            return True
+        where = store.locate(oid)
+        return where is not None and self._touch(where.key)
+
+    def _touch(self, key: str) -> bool:
+        """Refresh the mtime of the container ``key``; False if it is gone.
+
+        A container is touched once per batch: many objects of a save are
+        often reused from one pack (the chunks of a growing value), and one
+        refresh during the save protects them all for a grace period, as
+        each touch would.
+        """
+        if key in self._touched:
+            return True
+        if not self.store.storage.touch(key):
+            return False
+        self._touched.add(key)
+        return True
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Add an object (see :meth:`ObjectStore.put`); return its id."""
@@ -136,7 +172,7 @@ class ObjectBatch:
             found = self._base(base, kind, oid)
             if found is not None and found[1] >= delta.MAX_CHAIN:
                 found = None
-        payload = self._chunk(data, base, found) if chunked else data
+        payload = self._chunk(oid, data, base, found) if chunked else data
         base_id: ObjectId | None = None
         depth = 0
         frame: bytes | None = None
@@ -158,21 +194,37 @@ class ObjectBatch:
     def put_commit(self, commit: Commit) -> CommitId:
         return CommitId(self.put(Kind.COMMIT, encode_commit(commit)))
 
-    def _chunk(self, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None) -> bytes:
-        """Store the new chunks of ``data``; return its chunk list payload."""
+    def _chunk(
+        self, oid: ObjectId, data: bytes, base: ObjectId | None, found: tuple[bytes, int] | None
+    ) -> bytes:
+        """Store the new chunks of ``data`` (blob ``oid``); return its chunk list payload."""
         view = memoryview(data)
-        cuts = chunking.cut_points(view)
-        pieces = [view[start:end] for start, end in zip([0, *cuts], cuts, strict=False)]
+        memo = self.store.cut_memo
+        cuts: list[int] = []
+        ids: list[ObjectId] = []
+        start = 0
+        previous = None if base is None else memo.get(base)
+        if previous is not None and previous[1]:
+            # A growing value: its previous version's chunks, up to that version's
+            # last cut, are cut and hashed already if the bytes are the same.
+            old, old_cuts, old_ids = previous
+            last = old_cuts[-1]
+            # (bytes.startswith compares with memcmp; memoryview == goes byte by byte.)
+            if len(data) >= last and data.startswith(memoryview(old)[:last]):
+                cuts, ids, start = list(old_cuts), list(old_ids), last
+        cuts += chunking.cut_points_from(view, start)
+        pieces = [view[begin:end] for begin, end in zip([0, *cuts], cuts, strict=False)]
         tail = view[cuts[-1] if cuts else 0 :]
         # One thread: hashing a chunk takes microseconds, less than handing it to a pool.
-        ids = [object_id(Kind.CHUNK, piece) for piece in pieces]
-        new = [(cid, p) for cid, p in zip(ids, pieces, strict=True) if not self._have(cid)]
+        ids += [object_id(Kind.CHUNK, piece) for piece in pieces[len(ids) :]]
+        memo.put(oid, data, cuts, ids)
+        new = [at for at, cid in enumerate(ids) if not self._have(cid)]
         # What matters is how many chunks are new: a value that grew a little
         # has one or two, however many it has in all.
         if len(new) <= BULK_CHUNKS:
-            self._few_chunks(new, base, found)
+            self._few_chunks(ids, pieces, new, base, found)
         else:
-            self._bulk_chunks(new)
+            self._bulk_chunks([(ids[at], pieces[at]) for at in new])
         return chunking.encode_list(
             [(cid, len(piece)) for cid, piece in zip(ids, pieces, strict=True)], tail
         )
@@ -182,35 +234,62 @@ class ObjectBatch:
 
     def _few_chunks(
         self,
-        new: list[tuple[ObjectId, memoryview]],
+        ids: list[ObjectId],
+        pieces: list[memoryview],
+        new: list[int],
         base: ObjectId | None,
         found: tuple[bytes, int] | None,
     ) -> None:
-        # A value that grows a little per save makes a new chunk now and then,
-        # cut from bytes its previous version already holds (the end of its
-        # chunk list): such a chunk is stored as a delta against that version,
-        # so those bytes are not stored twice.  Otherwise the few new chunks
-        # get a tighter compression than bulk chunks (level 9: level 19 was 4% smaller
-        # but took milliseconds per chunk, the most of a LangGraph put).
+        """Store the new chunks ``ids[at]`` for ``at`` in ``new``, each in its smallest form.
+
+        A value that grows a little per save makes a new chunk now and then,
+        cut from bytes its previous version already holds (the end of its
+        chunk list); a chunk edited in the middle of a value resembles the
+        chunk before it.  So when a save makes only a few new chunks, each
+        may be stored as a delta against the previous version of the value,
+        or against the chunk before it, whichever is smaller, but only while
+        decoding it stays cheap: its chain of bases at most
+        ``chunking.CHUNK_CHAIN`` deep.  Reading the
+        newest value then decodes a bounded number of objects per chunk,
+        however long its history.  Otherwise a chunk is compressed on its own,
+        tighter than bulk chunks (level 9: level 19 was 4% smaller but took
+        milliseconds per chunk, the most of a LangGraph put).
+        """
         few = len(new) <= chunking.FEW_CHUNKS
-        for cid, piece in new:
-            content = bytes(piece)
-            stored: bytes | None = None
+        for at in new:
+            cid, content = ids[at], bytes(pieces[at])
+            alone = codec.encode(
+                Kind.CHUNK,
+                content,
+                level=chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL,
+            )
+            best = alone
+            # (base, its payload, its chain depth, the deepest chain allowed against it)
+            options: list[tuple[ObjectId, bytes, int, int]] = []
             if few and base is not None and found is not None:
-                base_payload, base_depth = found
+                options.append((base, found[0], found[1], chunking.VERSION_BASE_CHAIN))
+            if few and at > 0:
+                previous = self._chunk_base(ids[at - 1], pieces[at - 1])
+                if previous is not None:
+                    options.append((*previous, chunking.CHUNK_CHAIN))
+            for base_id, base_payload, base_depth, limit in options:
+                if base_depth >= limit:
+                    continue
                 frame = delta.compress(content, base_payload)
-                # Only when the previous version really holds these bytes: a
-                # chunk changed in the middle of a value is not in its chunk
-                # list, and a delta would only make reading it slower.
-                if len(frame) * 2 < len(codec.encode(Kind.CHUNK, content)):
-                    stored = codec.encode_entry(
-                        Kind.CHUNK, len(content), content, base=base, depth=base_depth + 1,
-                        frame=frame,
-                    )  # fmt: skip
-            if stored is None:
-                level = chunking.FEW_CHUNKS_LEVEL if few else codec.COMPRESSION_LEVEL
-                stored = codec.encode(Kind.CHUNK, content, level=level)
-            self._add(bytes.fromhex(cid), stored)
+                stored = codec.encode_entry(
+                    Kind.CHUNK, len(content), content, base=base_id, depth=base_depth + 1,
+                    frame=frame,
+                )  # fmt: skip
+                if len(stored) < len(best):
+                    best = stored
+            self._add(bytes.fromhex(cid), best)
+
+    def _chunk_base(self, cid: ObjectId, piece: memoryview) -> tuple[ObjectId, bytes, int] | None:
+        """``(cid, its bytes, its chain depth)`` if the stored chunk ``cid`` can serve as a base."""
+        try:
+            return cid, bytes(piece), self._link(cid)[2]
+        except CkptError:
+            return None
 
     def _bulk_chunks(self, new: list[tuple[ObjectId, memoryview]]) -> None:
         """Compress many new chunks on every core (in zstd's threads), a group at a time.
@@ -235,21 +314,50 @@ class ObjectBatch:
             return None
         store = self.store
         try:
-            stored = store.read_stored(base)
-            header = codec.parse_header(stored, base)
-            if header.kind is not kind:
+            found_kind, link, depth = self._link(base)
+            if found_kind is not kind:
                 return None
-            link = header.base
             for _ in range(delta.MAX_CHAIN + 1):
                 if link is None:
                     break
                 if link == oid:
                     return None
-                link = codec.parse_header(store.read_stored(link), link).base
+                link = self._link(link)[1]
             payload = store._payloads.get(base)
             if payload is None:
-                payload = store._payload(base, stored, header)
+                stored = store.read_stored(base)
+                payload = store._payload(base, stored, codec.parse_header(stored, base))
                 store._payloads.put(base, payload)
         except CkptError:
             return None
-        return payload, header.depth
+        return payload, depth
+
+    def _link(self, oid: ObjectId) -> tuple[Kind, ObjectId | None, int]:
+        """Kind, delta base and chain depth of the stored ``oid``, from its header.
+
+        Headers read or written by this store are remembered
+        (``ObjectStore.links``): a stored form never changes while its
+        object exists, so a save following a chain of bases does not read
+        each header again.
+        """
+        links = self.store.links
+        found = links.get(oid)
+        if found is None:
+            header = codec.parse_header(self.store.read_stored(oid), oid)
+            found = (header.kind, header.base, header.depth)
+            _remember(links, oid, found)
+        return found
+
+
+#: Most headers ``ObjectStore.links`` keeps (a few hundred bytes each).
+LINKS_LIMIT = 100_000
+
+
+def _remember(
+    links: dict[ObjectId, tuple[Kind, ObjectId | None, int]],
+    oid: ObjectId,
+    link: tuple[Kind, ObjectId | None, int],
+) -> None:
+    if len(links) >= LINKS_LIMIT:
+        links.clear()
+    links[oid] = link

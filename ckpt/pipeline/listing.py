@@ -24,7 +24,7 @@ from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNo
 from ckpt.history import names
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, read_record
-from ckpt.history.refs import HEADS
+from ckpt.history.refs import HEADS, JOBS_PREFIX, now
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import (
     STATUS_ACTIVE,
@@ -35,6 +35,7 @@ from ckpt.objects.model import (
     Commit,
 )
 from ckpt.pipeline.fingerprint import find_stale
+from ckpt.pipeline.jobcache import JobsCache
 from ckpt.pipeline.lease import LeaseHolder, holder_gone, read_lease
 from ckpt.pipeline.progress import RunMeta, estimate_eta
 from ckpt.pipeline.stages import is_internal_entry
@@ -278,9 +279,10 @@ def list_jobs(
 
     Each job's HEAD, branch ref, head commit and record are read once (and
     its tree, or the commits back to its newest runner commit, for the
-    stages).  ``sizes=True`` also measures each job's disk use (``size``;
-    None otherwise), which walks every object of every job: the cost of a
-    full ``ckpt stats``.
+    stages), unless the listing cache (:mod:`ckpt.pipeline.jobcache`) shows
+    that none of them changed since the last listing.  ``sizes=True`` also
+    measures each job's disk use (``size``; None otherwise), which walks
+    every object of every job: the cost of a full ``ckpt stats``.
 
     A job whose refs, record or newest checkpoints are damaged (corrupt or
     missing) raises the error, or with ``damaged="mark"`` is listed with
@@ -299,40 +301,97 @@ def list_jobs(
     unknown = set(statuses) - set(STATUSES)
     if unknown:
         raise CkptError(f"unknown status {sorted(unknown)[0]!r}; use {', '.join(STATUSES)}")
-    chosen: list[JobSummary | tuple[Job, JobProgress, JobRecord]] = []
-    for name in repo.job_names():
-        job = Job(repo, name)
-        try:
-            record = read_record(repo.storage, job.name)
-            if any(
-                key not in record.labels or value not in ("*", record.labels[key])
-                for key, value in wanted.items()
-            ):
+    cache = JobsCache.open(repo.storage)
+    chosen: list[JobSummary] = []
+    # With the cache, every folder under jobs/ is a candidate: a job whose entry is
+    # still exact has its HEAD (removing it would have changed the folder's stamp);
+    # the others are checked as job_names() checks them.
+    names = repo.job_names() if cache is None else sorted(cache.stamps)
+    for name in names:
+        summary = _cached(cache, name)
+        if summary is None:
+            if cache is not None and repo.storage.stat(f"{JOBS_PREFIX}{name}/HEAD") is None:
                 continue
-            branch = job.refs.current_branch()
-            head_id = job.refs.read(HEADS + branch)
-            head = None if head_id is None else repo.objects.get_commit(head_id)
-            progress = _progress(job, branch, head, record)
-        except _DAMAGE_ERRORS as exc:
-            if damaged == "raise":
-                raise
-            chosen.append(_damaged(job.name, exc))
+            job = Job(repo, name)
+            try:
+                record = read_record(repo.storage, job.name)
+                branch = job.refs.current_branch()
+                head_id = job.refs.read(HEADS + branch)
+                head = None if head_id is None else repo.objects.get_commit(head_id)
+                progress = _progress(job, branch, head, record)
+            except _DAMAGE_ERRORS as exc:
+                if damaged == "raise":
+                    raise
+                chosen.append(_damaged(job.name, exc))  # never cached: damage is not hidden
+                continue
+            summary = _summary(job, progress, record, None)
+            if cache is not None:
+                cache.put(name, _summary_json(summary, head), branch)
+        if any(
+            key not in summary.labels or value not in ("*", summary.labels[key])
+            for key, value in wanted.items()
+        ):
             continue
-        if statuses and progress.status not in statuses:
+        if statuses and summary.status not in statuses:
             continue
-        chosen.append((job, progress, record))
-    measured: dict[str, int] = {}
-    readable = [item[0].name for item in chosen if isinstance(item, tuple)]
+        chosen.append(summary)
+    if cache is not None:
+        cache.save()
+    readable = [s.name for s in chosen if s.damage is None]
     if sizes and readable:
         from ckpt.maintenance.stats import job_sizes
 
         measured = {name: size.stored_bytes for name, size in job_sizes(repo, readable).items()}
-    return [
-        item
-        if isinstance(item, JobSummary)
-        else _summary(*item, measured.get(item[0].name) if sizes else None)
-        for item in chosen
-    ]
+        chosen = [
+            s if s.damage is not None else attrs.evolve(s, size=measured.get(s.name))
+            for s in chosen
+        ]
+    return chosen
+
+
+def _summary_json(summary: JobSummary, head: Commit | None) -> dict[str, Any]:
+    """What the jobs cache keeps of a listed job: its summary, with the head's own status
+    (a job whose TTL passes shows as expired from then on, see :func:`_cached`)."""
+    doc = summary.to_json()
+    doc["head_status"] = None if head is None else head.status
+    return doc
+
+
+def _cached(cache: JobsCache | None, name: str) -> JobSummary | None:
+    """The summary of job ``name`` from the listing cache, if it is still exact."""
+    doc = None if cache is None else cache.get(name)
+    if doc is None:
+        return None
+    try:
+        expires_at = _when(doc["expires_at"])
+        head_status = doc["head_status"]
+        status = STATUS_ACTIVE if head_status is None else str(head_status)
+        if head_status is not None and expires_at is not None and expires_at <= now():
+            status = STATUS_EXPIRED
+        fork = doc["forked_from"]
+        eta = doc.get("eta_seconds")
+        return JobSummary(
+            name=name,
+            status=status,
+            branch=str(doc["branch"]),
+            stages=tuple(str(stage) for stage in doc["stages"]),
+            total_stages=doc["total_stages"],
+            cost=float(doc["cost"]),
+            tokens=int(doc["tokens"]),
+            seq=int(doc["seq"]),
+            updated=_when(doc["updated"]),
+            labels={str(k): str(v) for k, v in doc["labels"].items()},
+            expires_at=expires_at,
+            forked_from=None if fork is None else (str(fork["job"]), CommitId(fork["commit"])),
+            size=None,
+            eta=None if eta is None else dt.timedelta(seconds=float(eta)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _when(text: object) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(str(text))
 
 
 def _damaged(name: str, error: Exception) -> JobSummary:

@@ -82,6 +82,15 @@ def check_key(key: str) -> str:
     return key
 
 
+#: (inode, mtime in ns) of a folder, then of the folder inside it ((0, 0) if absent).
+FolderStamp = tuple[int, int, int, int]
+
+
+def stamp_time(stamp: FolderStamp) -> float:
+    """When either folder of ``stamp`` last changed, in seconds since the epoch."""
+    return max(stamp[1], stamp[3]) / 1e9
+
+
 @runtime_checkable
 class Storage(Protocol):
     """Byte storage under string keys.  See the module docstring for guarantees."""
@@ -155,6 +164,19 @@ class Storage(Protocol):
         ``NAME/`` holding the key ``prefix + NAME/ + having`` are given, checked
         by the backend (``having`` is a relative key, e.g. ``"HEAD"``).  Logs,
         locks and temporary files are not keys and make no name.
+        """
+        ...
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """For each folder ``NAME/`` directly under ``prefix``, a stamp of the folders
+        ``prefix + NAME/`` and ``prefix + NAME/ + inner``; None where the backend cannot
+        tell cheaply (every backend but local files).
+
+        A stamp changes whenever a key directly in either folder is created,
+        replaced or removed, except that a change within the same tick of the
+        file system's clock as the last one may leave it as it was: a caller
+        trusts a stamp only once its time (:func:`stamp_time`) is a few
+        seconds old.  Costs one listing plus two ``stat`` calls per folder.
         """
         ...
 

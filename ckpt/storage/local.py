@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from ckpt.errors import ConflictError, StorageError
 from ckpt.storage.base import (
     RESERVED_SUFFIXES,
+    FolderStamp,
     KeyInfo,
     KeyNotFoundError,
     check_key,
@@ -323,6 +324,40 @@ class LocalStorage:
             os.close(dir_fd)
         names.sort()
         return iter(names)
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """Inode and mtime of each folder and of its ``inner`` folder: creating, renaming
+        over or unlinking a file changes its directory's mtime.  The ``inner`` folder is
+        looked up with ``stat`` (nothing is read through it, so a planted symlink can at
+        most make a stamp change)."""
+        parts = [p for p in check_prefix(prefix).split("/") if p]
+        inner_path = check_prefix(inner.rstrip("/") + "/").rstrip("/")
+        try:
+            dir_fd = self._open_dir(parts, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        except OSError as exc:
+            raise _storage_error("list", prefix or "/", exc) from exc
+        stamps: dict[str, FolderStamp] = {}
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    if not (is_key_component(entry.name) and entry.is_dir(follow_symlinks=False)):
+                        continue
+                    outer = entry.stat(follow_symlinks=False)
+                    try:
+                        found = os.stat(
+                            f"{entry.name}/{inner_path}", dir_fd=dir_fd, follow_symlinks=False
+                        )
+                        below = (found.st_ino, found.st_mtime_ns)
+                    except (FileNotFoundError, NotADirectoryError):
+                        below = (0, 0)
+                    stamps[entry.name] = (outer.st_ino, outer.st_mtime_ns, *below)
+        except OSError as exc:
+            raise _storage_error("list", prefix or "/", exc) from exc
+        finally:
+            os.close(dir_fd)
+        return stamps
 
     @staticmethod
     def _is_file_at(dir_fd: int, path: str) -> bool:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 from ckpt.errors import ConflictError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
+from ckpt.storage.base import FolderStamp, KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 
 class _Space:
@@ -107,6 +107,10 @@ class MemoryStorage:
             ]
         items.sort(key=lambda info: info.key)
         return iter(items)
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """None: this backend has no cheap change stamps (see the protocol)."""
+        return None
 
     def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
         """Exact: a folder is listed only while a key exists below it.  Costs a pass over

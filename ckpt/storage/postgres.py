@@ -58,7 +58,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ckpt.errors import CkptError, ConflictError, InvalidNameError, StorageError, StoreNotFoundError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
+from ckpt.storage.base import FolderStamp, KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 DEFAULT_SCHEMA = "ckpt"
 DEFAULT_POOL_SIZE = 8
@@ -362,6 +362,10 @@ class PostgresStorage:
             return [KeyInfo(str(k), int(size), float(mtime)) for k, size, mtime in rows]
 
         return iter(self._run("list", prefix, work, missing=lambda: []))
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """None: this backend has no cheap change stamps (see the protocol)."""
+        return None
 
     def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
         """One query making one index seek per child (two with ``having``), however many

@@ -38,7 +38,7 @@ import redis
 import redis.exceptions
 
 from ckpt.errors import CkptError, ConflictError, InvalidNameError, StorageError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
+from ckpt.storage.base import FolderStamp, KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 DEFAULT_NAMESPACE = "ckpt"
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.@+=/-]{1,200}\Z")
@@ -220,6 +220,10 @@ class RedisStorage:
                 size, mtime = replies[2 * index], replies[2 * index + 1]
                 if mtime is not None:  # deleted since the scan
                     yield KeyInfo(name[len(head) :], int(size), float(mtime))
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """None: this backend has no cheap change stamps (see the protocol)."""
+        return None
 
     def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
         head = f"{self.namespace}:v:{check_prefix(prefix)}"

@@ -65,6 +65,7 @@ from ckpt.errors import (
     StoreNotFoundError,
 )
 from ckpt.storage.base import (
+    FolderStamp,
     KeyInfo,
     KeyNotFoundError,
     check_key,
@@ -349,6 +350,10 @@ class S3Storage:
             except InvalidNameError:
                 continue  # log records, probes: not keys of this store
             yield KeyInfo(key, int(item["Size"]), item["LastModified"].timestamp())
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """None: this backend has no cheap change stamps (see the protocol)."""
+        return None
 
     def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
         """``ListObjectsV2`` with ``Delimiter="/"``: one request per 1,000 children.  With

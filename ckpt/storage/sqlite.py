@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 
 from ckpt.errors import ConflictError, StorageError, StoreNotFoundError
-from ckpt.storage.base import KeyInfo, KeyNotFoundError, check_key, check_prefix
+from ckpt.storage.base import FolderStamp, KeyInfo, KeyNotFoundError, check_key, check_prefix
 
 _BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -240,6 +240,10 @@ class SqliteStorage:
             except sqlite3.Error as exc:
                 raise self._error("list", prefix, exc) from exc
         return iter([KeyInfo(str(k), int(size), float(mtime)) for k, size, mtime in rows])
+
+    def folder_stamps(self, prefix: str, inner: str) -> dict[str, FolderStamp] | None:
+        """None: this backend has no cheap change stamps (see the protocol)."""
+        return None
 
     def list_children(self, prefix: str = "", *, having: str | None = None) -> Iterator[str]:
         """One query making one index seek per child (two with ``having``), however many

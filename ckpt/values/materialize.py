@@ -30,10 +30,8 @@ import atexit
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -117,7 +115,7 @@ def _lstat(parent: int, name: str) -> os.stat_result | None:
 
 def _write_file(parent: int, name: str, mode: int, pieces: Pieces, shown: str) -> None:
     """Write a file under a temporary name in ``parent``, then rename it to ``name``."""
-    temp = f".{secrets.token_hex(6)}.ckpt-tmp"
+    temp = f".{os.urandom(6).hex()}.ckpt-tmp"
     try:
         fd = os.open(
             temp,
@@ -221,6 +219,8 @@ _temporary_roots: list[str] = []
 def temporary_cache() -> Path:
     """A cache directory for this process (stores without a directory of their own)."""
     if not _temporary_roots:
+        import tempfile  # here: `ckpt log` never materializes a file
+
         _temporary_roots.append(tempfile.mkdtemp(prefix="ckpt-files-"))
         atexit.register(remove_tree, _temporary_roots[0])
     return Path(_temporary_roots[0])
@@ -252,6 +252,8 @@ def cached(root: Path, key: str, name: str, fill: Callable[[Path], Path]) -> Pat
             return target / name
         try:
             root.mkdir(parents=True, exist_ok=True)
+            import tempfile
+
             building = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=root))
         except OSError as exc:
             raise _error("write into", str(root), exc) from None
@@ -259,7 +261,7 @@ def cached(root: Path, key: str, name: str, fill: Callable[[Path], Path]) -> Pat
             fill(building)
             record = json.dumps(_stamp_of(building))
             if target.exists() or target.is_symlink():
-                aside = root / f".old-{key[:16]}-{secrets.token_hex(4)}"
+                aside = root / f".old-{key[:16]}-{os.urandom(4).hex()}"
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(target, aside)
                 remove_tree(aside)
@@ -267,7 +269,7 @@ def cached(root: Path, key: str, name: str, fill: Callable[[Path], Path]) -> Pat
                 os.rename(building, target)
             except OSError:
                 continue  # another process installed it meanwhile: check its stamp
-            temp = root / f".tmp-{key[:16]}-{secrets.token_hex(4)}.stamp"
+            temp = root / f".tmp-{key[:16]}-{os.urandom(4).hex()}.stamp"
             temp.write_text(record, encoding="utf-8")
             os.replace(temp, stamp)
             return target / name

@@ -34,6 +34,7 @@ import cattrs
 from cattrs.errors import BaseValidationError
 
 from ckpt.errors import SerializationError
+from ckpt.objects import fastjson
 from ckpt.objects.canonical import JSONValue, key_text, parse_json, type_name
 from ckpt.objects.canonical import canonical_json as _canonical_json
 from ckpt.values import filehooks, files
@@ -191,8 +192,33 @@ def canonical_json(value: object) -> bytes:
     return _canonical_json(value, converter.unstructure)
 
 
+#: Types under which cattrs leaves a plain JSON value as it is.
+_PLAIN_TYPES: frozenset[Any] = frozenset({None, Any, object, dict, list, str, int, float, bool})
+
+
+def _plain_type(as_type: Any) -> bool:
+    """True if unstructuring a plain JSON value as ``as_type`` returns it unchanged."""
+    if as_type in _PLAIN_TYPES:
+        return True
+    origin = get_origin(as_type)
+    if origin is dict:
+        key, item = get_args(as_type) or (str, Any)
+        return key is str and _plain_type(item)
+    if origin is list:
+        return all(_plain_type(arg) for arg in get_args(as_type))
+    return False
+
+
 def dumps(value: object, *, as_type: Any = None) -> bytes:
-    """Serialize ``value`` to canonical bytes; raise SerializationError naming the type."""
+    """Serialize ``value`` to canonical bytes; raise SerializationError naming the type.
+
+    A value that is plain JSON already (and typed as such, or not at all) skips
+    cattrs: :mod:`ckpt.objects.fastjson` writes its canonical bytes directly.
+    """
+    if _plain_type(as_type):
+        fast = fastjson.dumps(value)
+        if fast is not None:
+            return fast
     try:
         primitive = converter.unstructure(value, unstructure_as=as_type)
     except SerializationError:

@@ -282,6 +282,15 @@ def test_log_imports_only_its_command_module(tmp_path: Path, store: Path, novel:
         "ckpt.transfer.exchange",
         "ckpt.pipeline.runner",
     }
+    # Reading history needs no value encoding: no cattrs, no orjson, no writer-side helpers.
+    assert not loaded & {
+        "cattrs",
+        "ckpt.values.serialize",
+        "orjson",
+        "decimal",
+        "random",
+        "concurrent.futures",
+    }, sorted(loaded & {"cattrs", "ckpt.values.serialize", "orjson", "decimal", "random"})
 
 
 def test_python_dash_m_ckpt(tmp_path: Path) -> None:
