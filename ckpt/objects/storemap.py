@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -32,6 +33,9 @@ from ckpt.storage.base import KeyNotFoundError
 BASE_CACHE_ITEM = 1 << 20
 #: Bytes of an object's stored form that always hold its whole header.
 HEADER_READ = codec.HEADER_SIZE + 8 + 34
+#: Tests only: a directory in which gc stops before each of its deletions (see
+#: :class:`DeletionPauses`).  Read once per sweep, never on a save's path.
+PAUSE_ENV = "CKPT_TEST_GC_PAUSE_DIR"
 
 Verdict = Kind | CkptError
 #: An object's stored bytes: read on their own, or a view into a pack read whole.
@@ -297,6 +301,7 @@ class StoreMap:
         needed = needed_live | by_youth
         deleted = deleted_bytes = 0
         candidates: list[ObjectId] = []
+        pause = DeletionPauses()
         for listing in packs:
             if progress is not None:
                 progress(len(listing.ids))
@@ -308,6 +313,8 @@ class StoreMap:
             if not dead or listing.mtime >= cutoff:
                 continue
             candidates.extend(oid for oid, _ in dead)
+            if not dry_run:
+                pause(listing.key)
             if dry_run or self.store._rewrite_without(
                 listing.key, {oid for oid, _ in dead}, cutoff
             ):
@@ -322,10 +329,39 @@ class StoreMap:
             if info.mtime >= cutoff:
                 continue
             candidates.append(loose)
+            if not dry_run:
+                pause(info.key)
             if dry_run or self.store.storage.delete_if_older(info.key, cutoff):
                 deleted += 1
                 deleted_bytes += info.size
         return SweepResult(deleted, deleted_bytes, len(by_youth), tuple(candidates))
+
+
+class DeletionPauses:
+    """A test hook: stop gc before each deletion until the test lets it go on.
+
+    With ``$CKPT_TEST_GC_PAUSE_DIR`` set to a directory, the N-th deletion of a
+    sweep (a pack about to be rewritten and removed, or a loose object) first
+    writes ``N.paused`` there, holding the key, then waits until ``N.go``
+    exists.  The reliability tests use it to run a save at each of gc's
+    deletion points.  Unset (always, outside tests), it costs one lookup of
+    the environment per sweep.
+    """
+
+    def __init__(self) -> None:
+        self.directory = os.environ.get(PAUSE_ENV) or None
+        self.count = 0
+
+    def __call__(self, key: str) -> None:
+        if self.directory is None:
+            return
+        self.count += 1
+        base = os.path.join(self.directory, str(self.count))
+        with open(base + ".part", "w", encoding="utf-8") as handle:
+            handle.write(key)
+        os.rename(base + ".part", base + ".paused")
+        while not os.path.exists(base + ".go"):
+            time.sleep(0.005)
 
 
 _local = threading.local()
@@ -361,6 +397,8 @@ def _decompress_plain(stored: bytes | memoryview, header: codec.Header, oid: str
 __all__ = [
     "BASE_CACHE_ITEM",
     "HEADER_READ",
+    "PAUSE_ENV",
+    "DeletionPauses",
     "PackListing",
     "Slot",
     "StoreMap",
