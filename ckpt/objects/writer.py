@@ -2,8 +2,9 @@
 
 A save puts its objects (blob, or chunks and chunk list; tree; commit)
 through one :class:`ObjectBatch`, which dedups each against the store
-(touching the pack of an object it reuses, so that a concurrent gc spares
-it), cuts large blobs into content-defined chunks, delta encodes a value
+(touching the packs of an object it reuses and of everything that object
+needs, so that a concurrent gc spares them: see :mod:`ckpt.objects.reliance`),
+cuts large blobs into content-defined chunks, delta encodes a value
 against its previous version where that pays, and writes what is new as one
 pack when the batch ends (durable when it returns).
 """
@@ -24,6 +25,7 @@ from ckpt.objects.packset import (
     TIERS,
     object_key,
 )
+from ckpt.objects.reliance import Reliance
 
 if TYPE_CHECKING:
     # Imported where used: concurrent.futures costs start-up time that `ckpt log` need not pay.
@@ -41,6 +43,8 @@ class ObjectBatch:
         self.ids: set[bytes] = set()
         self.size = 0
         self.chunk_checks = 0
+        #: What this batch reuses of the store, secured against a concurrent gc.
+        self.reliance = Reliance(store)
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
 
@@ -106,7 +110,7 @@ class ObjectBatch:
             self._pending = [self._writer.submit(self.store._write_pack, entries, merge=False)]
 
     def _stored(self, oid: ObjectId, raw: bytes, bulk: bool) -> bool:
-        """True if ``oid`` is in this batch or stored (and then touched, see ``_reuse``)."""
+        """True if ``oid`` is in this batch, or stored and secured (see ``Reliance.secure``)."""
         if raw in self.ids:
             return True
         if bulk:
@@ -114,15 +118,14 @@ class ObjectBatch:
             if self.chunk_checks > 32:
                 # Many chunks: one in-memory map of every packed id beats a
                 # probe of every pack per chunk.
-                storage = self.store.storage
                 key = self.store._known(raw)
-                if key is not None and storage.touch(key):
-                    return True
+                if key is not None:
+                    return self.reliance.secure(oid, key)
                 if not self.store._may_have_loose():
                     return False
-                loose = object_key(oid)
-                return storage.stat(loose) is not None and storage.touch(loose)
-        return self.store._reuse(oid)
+                if self.store.storage.stat(object_key(oid)) is None:
+                    return False
+        return self.reliance.secure(oid)
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Add an object (see :meth:`ObjectStore.put`); return its id."""

@@ -166,6 +166,27 @@ def gc_loop(store: str, grace: str, stop_file: str) -> None:
     _emit({"runs": runs, "deleted": deleted, "errors": errors, "messages": messages[:5]})
 
 
+def gc_once(store: str, grace: str) -> None:
+    """Run gc once (paused at each deletion when ``CKPT_TEST_GC_PAUSE_DIR`` is set)."""
+    from ckpt.maintenance.gc import collect
+
+    report = collect(ckpt.open(store), grace=dt.timedelta(seconds=float(grace)))
+    _emit({"deleted": report.deleted})
+
+
+def save_last_version(store: str, job_name: str, wait: str = "") -> None:
+    """Save the last of ``reused_versions()`` as one checkpoint of ``job_name`` (with
+    ``wait``: once told to go, so that the save starts at a moment of the test's choosing)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _support import reused_versions
+
+    values = reused_versions()[-1]
+    job = ckpt.open(store).job(job_name)
+    if wait:
+        _wait_for_go()
+    _emit({"commit": job.save_many(values).id})
+
+
 def lock_holder(store: str, job_name: str, where: str) -> None:
     """Save, and stop for good while holding the lock of ``where`` (``ref`` or ``reflog``)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -257,6 +278,8 @@ MODES = {
     "writer": writer,
     "gc-writer": gc_writer,
     "gc-loop": gc_loop,
+    "gc-once": gc_once,
+    "save-last-version": save_last_version,
     "lock-holder": lock_holder,
     "load-stage": load_stage,
     "verify": verify_store,

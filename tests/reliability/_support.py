@@ -70,6 +70,23 @@ def value_bytes(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def reused_versions() -> list[dict[str, bytes]]:
+    """Three versions of two stages, each stored as a delta against the one before.
+
+    ``big`` is chunked (some of its new chunks are deltas too), ``small`` is
+    not.  A save of the last version, once the versions are garbage, relies
+    on objects spread over every pack the three saves wrote.
+    """
+    big = value_bytes(7, 300_000)
+    small = b"".join(b"line %d of a growing text\n" % i for i in range(400))
+    versions = []
+    for step in range(3):
+        big += value_bytes(100 + step, 3_000)
+        small += b"one more line, %d\n" % step
+        versions.append({"big": big, "small": small})
+    return versions
+
+
 # -- fault injection -------------------------------------------------------
 
 
