@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import attrs
+import blake3
 import zstandard
 
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec, delta, pack
 from ckpt.objects.ids import Kind, ObjectId
-from ckpt.objects.packset import OBJECTS_PREFIX, id_from_key
+from ckpt.objects.packset import OBJECTS_PREFIX, PACKS_PREFIX, id_from_key
 from ckpt.objects.store import ObjectStore, blaming, check_base_chain
-from ckpt.storage.base import KeyNotFoundError
+from ckpt.storage.base import KeyInfo, KeyNotFoundError
 
 #: Delta-base payloads up to this size are kept for the whole scan (chunk
 #: lists and small values, the bases writers make); larger ones are decoded
@@ -337,6 +338,38 @@ class StoreMap:
         return SweepResult(deleted, deleted_bytes, len(by_youth), tuple(candidates))
 
 
+def restore_set_aside(store: ObjectStore) -> list[str]:
+    """Put back packs and loose objects an older ckpt's gc hid when it was killed midway
+    through deleting them (the local backend renamed a file aside, then decided).
+
+    Restored only when whole: a pack whose bytes hash to its name, a loose
+    object that decodes to its id.  Returns their keys.  A backend without
+    such files restores nothing.
+    """
+    restore = getattr(store.storage, "restore_set_aside", None)
+    if restore is None:
+        return []
+
+    def complete(key: str, data: bytes) -> bool:
+        if key.startswith(PACKS_PREFIX):
+            return blake3.blake3(data).hexdigest() == key[len(PACKS_PREFIX) :]
+        loose = id_from_key(KeyInfo(key, len(data), 0.0))
+        if loose is None:
+            return False
+        try:
+            codec.decode_verified(data, loose)
+        except CkptError:
+            return False
+        return True
+
+    restored: list[str] = []
+    for prefix in (PACKS_PREFIX, OBJECTS_PREFIX):
+        restored.extend(restore(prefix, complete))
+    if restored:
+        store._pack_list(refresh=True)
+    return restored
+
+
 class DeletionPauses:
     """A test hook: stop gc before each deletion until the test lets it go on.
 
@@ -405,4 +438,5 @@ __all__ = [
     "Stored",
     "SweepResult",
     "Verdict",
+    "restore_set_aside",
 ]

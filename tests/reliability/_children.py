@@ -187,6 +187,42 @@ def save_last_version(store: str, job_name: str, wait: str = "") -> None:
     _emit({"commit": job.save_many(values).id})
 
 
+def gc_stepped(store: str) -> None:
+    """Run gc, stopping at each system call of its first ``delete_if_older``.
+
+    At each one it prints ``at N FUNCTION`` and reads a line: ``go`` runs the
+    call, ``kill`` makes the process SIGKILL itself before it.  After that
+    first deletion gc runs on by itself.
+    """
+    import signal
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _support import Call, FaultPlan, install_faults
+
+    from ckpt.maintenance.gc import collect
+
+    first: list[str] = []
+
+    def step(call: Call) -> None:
+        if call.operation != "delete_if_older":
+            return
+        if not first:
+            first.append(call.key)
+        if call.key != first[0]:
+            plan.hook = None
+            return
+        first.append(call.function)
+        print(f"at {len(first) - 1} {call.function}", flush=True)
+        if sys.stdin.readline().strip() == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    plan = FaultPlan(hook=step)
+    install_faults(plan)
+    report = collect(ckpt.open(store), grace=dt.timedelta(0))
+    print("done", flush=True)
+    _emit({"deleted": report.deleted})
+
+
 def lock_holder(store: str, job_name: str, where: str) -> None:
     """Save, and stop for good while holding the lock of ``where`` (``ref`` or ``reflog``)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -280,6 +316,7 @@ MODES = {
     "gc-loop": gc_loop,
     "gc-once": gc_once,
     "save-last-version": save_last_version,
+    "gc-stepped": gc_stepped,
     "lock-holder": lock_holder,
     "load-stage": load_stage,
     "verify": verify_store,
