@@ -207,7 +207,8 @@ SCHEMAS: dict[str, Schema] = {
             {
                 "kind": (
                     "string",
-                    "corrupt-object, missing-object, bad-ref, bad-head or bad-reflog",
+                    "corrupt-object, missing-object, bad-ref, missing-ref, bad-head, "
+                    "missing-head or bad-reflog",
                 ),
                 "subject": ("string", "object id, or `JOB:REF`"),
                 "message": ("string", "what is wrong, expected vs found"),

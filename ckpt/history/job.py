@@ -31,6 +31,7 @@ import attrs
 from ckpt.errors import (
     CkptError,
     ConflictError,
+    CorruptRefError,
     NotFoundError,
     SerializationError,
     StorageError,
@@ -38,6 +39,7 @@ from ckpt.errors import (
 from ckpt.history import names
 from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record, update_record
+from ckpt.history.refcheck import last_logged, missing_ref_message
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.revisions import known_commits, resolve_revision
 from ckpt.objects.ids import CommitId, Kind, ObjectId
@@ -281,6 +283,7 @@ class Job:
             objects = self.repo.objects
             wrote = self._wrote
             if parent_id is None:
+                _refuse_lost_branch(self.refs, branch)
                 parent, tree = None, Tree()
             elif wrote is not None and wrote[0].id == parent_id:
                 parent, tree = wrote
@@ -449,6 +452,7 @@ class Job:
     def log(self, rev: str | None = None, *, limit: int | None = None) -> list[Commit]:
         """Commits from ``rev`` (default HEAD) back to the first, newest first."""
         if rev is None and self.head is None:
+            _refuse_lost_branch(self.refs, self.branch_name)
             return []
         out: list[Commit] = []
         for commit in self.walk(self.resolve(rev).id):
@@ -645,6 +649,14 @@ class Job:
     def updated(self) -> dt.datetime | None:
         head = self.head
         return None if head is None else head.time
+
+
+def _refuse_lost_branch(refs: RefStore, branch: str) -> None:
+    """Raise if ``branch`` is missing although the reflog says it has history: a save
+    would start a new root and orphan that history, and a log would show nothing."""
+    logged = last_logged(refs, HEADS + branch)
+    if logged is not None:
+        raise CorruptRefError(missing_ref_message(refs.job, HEADS + branch, logged))
 
 
 def _check_nesting(job: str, kind: str, name: str, existing: Iterable[str]) -> None:

@@ -214,6 +214,14 @@ class RefStore:
                     out[name] = None
         return out
 
+    def reflog_or_refs(self) -> bool:
+        """True if the job has any ref or reflog line (what makes a folder more than
+        the leftovers of a deleted job, HEAD or not)."""
+        for kind in (HEADS, TAGS):
+            if next(iter(self.storage.list(self.key(kind))), None) is not None:
+                return True
+        return bool(self.storage.read_log(f"{self.prefix}reflog"))
+
     # -- reflog -------------------------------------------------------------
 
     def reflog(self) -> list[ReflogEntry]:

@@ -96,11 +96,12 @@ class BaseRepository:
             raise NotFoundError(f"job {name!r} not found")
         prefix = job_prefix(job.name)
         keys = [info.key for info in self.storage.list(prefix)]
-        # HEAD last: the job stays listed (and visible to verify) until everything else is gone.
+        # HEAD last, after the reflog: the job stays listed (and visible to verify) until
+        # everything else is gone, and a folder without HEAD never keeps a reflog.
         keys.sort(key=lambda key: key.endswith("/HEAD"))
+        self.storage.delete_log(f"{prefix}reflog")
         for key in keys:
             self.storage.delete(key)
-        self.storage.delete_log(f"{prefix}reflog")
 
 
 def _read_config(storage: Storage) -> dict[str, object]:

@@ -13,6 +13,7 @@ import json
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError
+from ckpt.history.refcheck import job_folders
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import REFLOG_EXPIRY, history_cut, job_roots
 from ckpt.objects.ids import CommitId, Kind, ObjectId, check_object_id
@@ -53,7 +54,8 @@ def mark(
     """
     graph = _Graph(repo, scan if scan is not None else StoreScan(repo.objects))
     marked: set[ObjectId] = set()
-    for job in repo.job_names():
+    # Every job folder, HEAD or not: a job whose HEAD was lost still has refs.
+    for job in job_folders(repo.storage):
         _mark_job(repo, job, marked, expiry, graph)
     return marked
 

@@ -2,7 +2,10 @@
 
 Roots are a job's branches and tags, plus the old and new commit of every
 reflog entry younger than ``REFLOG_EXPIRY`` (so that a rolled-back checkout
-can still be undone) and younger than the job's last retention prune.  From
+can still be undone) and younger than the job's last retention prune, plus,
+for a ref that is missing or garbled, where its newest reflog record says it
+is (however old: the ref is damaged, not deleted).  Every job folder counts,
+whether or not its ``HEAD`` exists.  From
 a commit, its tree, the tree's blobs and the commit's parents are reachable,
 except that the parents of a commit in the job's history cut (see
 :mod:`ckpt.history.jobrecord`) are not.  gc keeps exactly this set; verify checks it.
@@ -14,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.refcheck import logged_targets
 from ckpt.history.refs import ReflogEntry, RefStore, now
 from ckpt.objects.ids import CommitId
 from ckpt.storage.base import Storage
@@ -46,11 +50,15 @@ def roots_from(
     at: dt.datetime | None = None,
 ) -> set[CommitId]:
     """:func:`job_roots` from a job's refs, reflog and record already read."""
+    entries = list(reflog)
     roots: set[CommitId] = {oid for oid in targets.values() if oid is not None}
+    for ref, logged in logged_targets(entries).items():
+        if logged is not None and targets.get(ref) is None:
+            roots.add(logged)  # a ref deleted or garbled by accident keeps its history
     cutoff = (at or now()) - expiry
     if record.pruned_at is not None and record.pruned_at > cutoff:
         cutoff = record.pruned_at
-    for entry in reflog:
+    for entry in entries:
         if entry.time >= cutoff:
             roots.update(oid for oid in (entry.old, entry.new) if oid is not None)
     return roots

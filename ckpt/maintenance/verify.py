@@ -20,6 +20,7 @@ import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
 from ckpt.history.jobrecord import read_record
+from ckpt.history.refcheck import job_folders, ref_damage
 from ckpt.history.refs import HEADS, RefStore
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import roots_from
@@ -34,7 +35,9 @@ ProgressFn = Callable[[int, int], None]
 class Problem:
     """One thing found wrong.  ``subject`` is an object id or a ref name."""
 
-    kind: str  # corrupt-object | missing-object | bad-ref | bad-head | bad-reflog
+    # corrupt-object | missing-object | bad-ref | missing-ref | bad-head | missing-head
+    # | bad-reflog
+    kind: str
     subject: str
     message: str
     jobs: tuple[str, ...] = ()
@@ -197,7 +200,7 @@ def verify(
     # object id -> (jobs, commits) it breaks
     damage: dict[ObjectId, tuple[set[str], set[CommitId]]] = {}
     healths: dict[str, JobHealth] = {}
-    names = list(jobs) if jobs is not None else repo.job_names()
+    names = list(jobs) if jobs is not None else _job_names(repo)
     if full and jobs is None:
         checker.check_all()
     for index, name in enumerate(names, 1):
@@ -225,6 +228,15 @@ def verify(
     )
 
 
+def _job_names(repo: BaseRepository) -> list[str]:
+    """Every job, and every job folder that lost its HEAD but still has refs or a reflog."""
+    names = set(repo.job_names())
+    for name in job_folders(repo.storage):
+        if name not in names and RefStore(repo.storage, name).reflog_or_refs():
+            names.add(name)
+    return sorted(names)
+
+
 def _verify_job(
     repo: BaseRepository,
     name: str,
@@ -238,11 +250,8 @@ def _verify_job(
     except CorruptRefError as exc:
         problems.append(Problem("bad-head", f"{name}:HEAD", str(exc), (name,)))
     targets = refs.all_refs()
-    for ref, oid in sorted(targets.items()):
-        if oid is None:
-            problems.append(
-                Problem("bad-ref", f"{name}:{ref}", f"job {name}: ref {ref} is garbled", (name,))
-            )
+    for bad_ref in ref_damage(repo.storage, name):
+        problems.append(Problem(bad_ref.kind, f"{name}:{bad_ref.ref}", bad_ref.message, (name,)))
     record = read_record(repo.storage, name)
     # The reflog is parsed once: for garbled lines, roots and last-good candidates.
     records = list(refs._reflog_records())
@@ -283,11 +292,11 @@ def _verify_job(
         if not ref.startswith(HEADS):
             continue
         candidates: list[CommitId] = []
-        oid = head
-        while oid is not None:
-            candidates.append(oid)
-            commit = checker.commits.get(oid)
-            oid = commit.parent if commit is not None and commit.id not in cut else None
+        step: CommitId | None = head
+        while step is not None:
+            candidates.append(step)
+            commit = checker.commits.get(step)
+            step = commit.parent if commit is not None and commit.id not in cut else None
         candidates.extend(e.new for e in reflog if e.ref == ref and e.new is not None)
         last_good[ref[len(HEADS) :]] = next(
             (c for c in candidates if c not in broken and c in checker.commits), None

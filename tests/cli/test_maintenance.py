@@ -49,7 +49,8 @@ def test_verify_names_the_damage_and_the_last_good_checkpoint(
     ]
     assert result.stderr == (
         "Error: verify found 1 problem; it breaks job novel; "
-        "roll back to the last good checkpoints shown above\n"
+        "run `ckpt repair` (add --from REMOTE to copy clean copies from a remote), "
+        "then re-run the damaged stages or roll back to the last good checkpoints shown above\n"
     )
     doc = json.loads(run("verify", "--full", "--json").stdout)
     assert doc["ok"] is False
