@@ -2,7 +2,8 @@
 
 * ``keep_last=N`` cuts each branch of a job after its N newest commits: the
   job's record gains the cut (so ``log`` stops there and says so) and the
-  older commits become collectable by gc.  Tags still keep what they name.
+  older commits become collectable by gc.  A tag keeps what it names and
+  all the history before it: no cut is made inside a tagged history.
 * Whole jobs are selected by age (last checkpoint older than a duration),
   by expired TTL, or by status (completed, failed, ...), and deleted.
 
@@ -62,6 +63,7 @@ def prune_job(job: Job, keep_last: int, *, dry_run: bool = False) -> PruneResult
         chain = list(job.walk(head))
         kept.update((c.id, c.parent) for c in chain[:keep_last])
         dropped.update(c.id for c in chain[keep_last:])
+    kept.update(tagged_history(job))
     dropped -= kept.keys()
     # A kept commit whose parent is not kept is where history now stops.
     cuts = {oid for oid, parent in kept.items() if parent is not None and parent not in kept}
@@ -74,6 +76,21 @@ def prune_job(job: Job, keep_last: int, *, dry_run: bool = False) -> PruneResult
             ),
         )
     return PruneResult(job.name, tuple(sorted(cuts)), len(dropped))
+
+
+def tagged_history(job: Job) -> dict[CommitId, CommitId | None]:
+    """Every commit a tag keeps (the tagged commit and all its history), with its parent.
+
+    A tag keeps the history before it, wherever it stands: retention never
+    cuts inside it (only where an earlier cut already stopped it).
+    """
+    kept: dict[CommitId, CommitId | None] = {}
+    for target in job.tags().values():
+        for commit in job.walk(target):
+            if commit.id in kept:
+                break  # shared with a tag walked already
+            kept[commit.id] = commit.parent
+    return kept
 
 
 def select_jobs(

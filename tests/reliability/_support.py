@@ -250,6 +250,17 @@ def spawn(mode: str, *args: object, env: dict[str, str] | None = None) -> subpro
     )
 
 
+def run_ckpt(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``ckpt --store STORE ARGS...`` in its own process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ckpt", "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
 def wait_ready(children: list[subprocess.Popen[str]]) -> None:
     """Wait until each child has printed ``ready``; then let them all go at once."""
     for child in children:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,17 +24,7 @@ from pathlib import Path
 import ckpt
 from ckpt.objects.ids import CommitId
 
-from ._support import Figures
-
-
-def _ckpt(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ckpt", "--store", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+from ._support import Figures, run_ckpt
 
 
 def _history(store: Path) -> list[CommitId]:
@@ -66,21 +55,21 @@ def test_a_job_whose_head_was_deleted_is_kept_reported_and_restored(
     commits = _history(store)
     (store / "jobs" / "novel" / "HEAD").unlink()
 
-    verify = _ckpt(store, "verify", "--full")
+    verify = run_ckpt(store, "verify", "--full")
     assert verify.returncode == 5, verify.stdout + verify.stderr
     assert "missing-head novel:HEAD" in verify.stdout
     assert "restore it with `ckpt repair`" in verify.stdout
 
-    gc = _ckpt(store, "gc", "--grace", "0s")
+    gc = run_ckpt(store, "gc", "--grace", "0s")
     assert gc.returncode == 0, gc.stderr
     _all_load(store, commits)  # the refs kept the history: nothing was collected
 
-    repair = _ckpt(store, "repair")
+    repair = run_ckpt(store, "repair")
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert "Restored the HEAD of job novel." in repair.stdout
-    log = _ckpt(store, "log", "novel", "--json")
+    log = run_ckpt(store, "log", "novel", "--json")
     assert [c["id"] for c in json.loads(log.stdout)["commits"]] == commits[::-1]
-    assert _ckpt(store, "verify", "--full").returncode == 0
+    assert run_ckpt(store, "verify", "--full").returncode == 0
     figures.set("objects_lost_to_gc", 0)
 
 
@@ -92,13 +81,13 @@ def test_a_deleted_branch_is_reported_kept_refused_and_restored(
     (store / "jobs" / "novel" / "refs" / "heads" / "main").unlink()
     _age_reflog(store, 40)  # the reflog alone no longer keeps anything alive
 
-    verify = _ckpt(store, "verify")
+    verify = run_ckpt(store, "verify")
     assert verify.returncode == 5
     assert "missing-ref novel:refs/heads/main" in verify.stdout
     assert f"the reflog says it is at {commits[-1][:12]}" in verify.stdout
     assert "restore it with `ckpt repair`" in verify.stdout
 
-    log = _ckpt(store, "log", "novel")
+    log = run_ckpt(store, "log", "novel")
     assert log.returncode == 5
     assert "branch main is missing" in log.stderr and "ckpt repair" in log.stderr
 
@@ -113,10 +102,10 @@ def test_a_deleted_branch_is_reported_kept_refused_and_restored(
     assert "CorruptRefError" in save.stderr and "branch main is missing" in save.stderr
     assert not (store / "jobs" / "novel" / "refs" / "heads" / "main").exists()
 
-    assert _ckpt(store, "gc", "--grace", "0s").returncode == 0
+    assert run_ckpt(store, "gc", "--grace", "0s").returncode == 0
     _all_load(store, commits)
 
-    repair = _ckpt(store, "repair")
+    repair = run_ckpt(store, "repair")
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert f"Restored branch main of job novel to {commits[-1][:12]}" in repair.stdout
     after = ckpt.open(store).job("novel").save("next", 1)
