@@ -39,7 +39,7 @@ from ckpt.errors import (
 from ckpt.history import names
 from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record, update_record
-from ckpt.history.refcheck import last_logged, missing_ref_message
+from ckpt.history.refcheck import missing_ref_message
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.revisions import known_commits, resolve_revision
 from ckpt.objects.ids import CommitId, Kind, ObjectId
@@ -530,13 +530,18 @@ class Job:
             )
         self.refs.set_current_branch(name)
 
-    def delete_branch(self, name: str) -> CommitId:
+    def delete_branch(self, name: str) -> CommitId | None:
+        """Delete branch ``name``; return the commit it named.  A garbled branch can be
+        deleted too: the return is then where the reflog last put it (None if nowhere)."""
         names.branch_name(name)
         if name == self.branch_name:
             raise ConflictError(
                 f"job {self.name!r}: cannot delete the current branch {name!r}; switch first"
             )
-        oid = self.refs.read(HEADS + name)
+        try:
+            oid = self.refs.read(HEADS + name)
+        except CorruptRefError:
+            return self.refs.remove_garbled(HEADS + name, "branch: deleted (garbled)")
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no branch {name!r}")
         self.refs.update(HEADS + name, oid, None, "branch: deleted")
@@ -557,9 +562,14 @@ class Job:
     def tags(self) -> dict[str, CommitId]:
         return self.refs.tags()
 
-    def delete_tag(self, name: str) -> CommitId:
+    def delete_tag(self, name: str) -> CommitId | None:
+        """Delete tag ``name``; return the commit it named (for a garbled tag: where the
+        reflog last put it, or None)."""
         names.tag_name(name)
-        oid = self.refs.read(TAGS + name)
+        try:
+            oid = self.refs.read(TAGS + name)
+        except CorruptRefError:
+            return self.refs.remove_garbled(TAGS + name, "tag: deleted (garbled)")
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no tag {name!r}")
         self.refs.update(TAGS + name, oid, None, "tag: deleted")
@@ -654,7 +664,7 @@ class Job:
 def _refuse_lost_branch(refs: RefStore, branch: str) -> None:
     """Raise if ``branch`` is missing although the reflog says it has history: a save
     would start a new root and orphan that history, and a log would show nothing."""
-    logged = last_logged(refs, HEADS + branch)
+    logged = refs.logged_target(HEADS + branch)
     if logged is not None:
         raise CorruptRefError(missing_ref_message(refs.job, HEADS + branch, logged))
 

@@ -60,14 +60,6 @@ def logged_targets(reflog: list[ReflogEntry]) -> dict[str, CommitId | None]:
     return found
 
 
-def last_logged(refs: RefStore, ref: str) -> CommitId | None:
-    """Where the newest reflog record of ``ref`` moved it (None: never, or deleted)."""
-    for entry in refs.reflog():
-        if entry.ref == ref:
-            return entry.new
-    return None
-
-
 def missing_ref_message(job: str, ref: str, logged: CommitId) -> str:
     """What to say, and what to run, about ``ref`` gone although the reflog has it."""
     name = ref.removeprefix(HEADS).removeprefix(TAGS)
@@ -182,7 +174,6 @@ __all__ = [
     "RESTORED",
     "RefDamage",
     "job_folders",
-    "last_logged",
     "logged_targets",
     "missing_ref_message",
     "ref_damage",

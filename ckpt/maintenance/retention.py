@@ -21,7 +21,8 @@ import attrs
 from ckpt.errors import CkptError
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import update_record
-from ckpt.history.refs import now
+from ckpt.history.refcheck import ref_damage
+from ckpt.history.refs import HEADS, TAGS, now
 from ckpt.history.repository import BaseRepository
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUSES
@@ -59,7 +60,7 @@ def prune_job(job: Job, keep_last: int, *, dry_run: bool = False) -> PruneResult
         raise CkptError(f"keep_last must be at least 1, not {keep_last}")
     kept: dict[CommitId, CommitId | None] = {}  # commit -> its parent
     dropped: set[CommitId] = set()
-    for head in job.branches().values():
+    for head in [*job.branches().values(), *_damaged(job, HEADS)]:
         chain = list(job.walk(head))
         kept.update((c.id, c.parent) for c in chain[:keep_last])
         dropped.update(c.id for c in chain[keep_last:])
@@ -85,12 +86,22 @@ def tagged_history(job: Job) -> dict[CommitId, CommitId | None]:
     cuts inside it (only where an earlier cut already stopped it).
     """
     kept: dict[CommitId, CommitId | None] = {}
-    for target in job.tags().values():
+    for target in [*job.tags().values(), *_damaged(job, TAGS)]:
         for commit in job.walk(target):
             if commit.id in kept:
                 break  # shared with a tag walked already
             kept[commit.id] = commit.parent
     return kept
+
+
+def _damaged(job: Job, kind: str) -> list[CommitId]:
+    """Where the reflog says the garbled or missing refs of ``kind`` are: retention treats
+    them as the refs they were until ``ckpt repair`` puts them back."""
+    return [
+        damage.logged
+        for damage in ref_damage(job.repo.storage, job.name)
+        if damage.logged is not None and damage.ref.startswith(kind)
+    ]
 
 
 def select_jobs(
