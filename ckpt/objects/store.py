@@ -39,6 +39,7 @@ from ckpt.objects.ids import (
     new_hasher,
     object_id,
 )
+from ckpt.objects.memory import allocating
 from ckpt.objects.model import Commit, Tree, decode_commit, encode_commit
 from ckpt.objects.packset import (
     LRU,
@@ -146,11 +147,12 @@ class ObjectStore(PackSet):
         its own id, and the ids of the good ones are added to ``checked``.
         """
         header = codec.parse_header(stored, oid)
-        payload = self._payload(oid, stored, header)
-        if header.chunked:
-            data = self._assemble(oid, header, payload, checked)
-        else:
-            data = payload
+        # Refused before anything is allocated when it cannot fit (a short chunk list may
+        # declare gigabytes: one chunk named many times).
+        with allocating(oid, max(header.length, header.payload_length)):
+            payload = self._payload(oid, stored, header)
+            data = self._assemble(oid, header, payload, checked) if header.chunked else payload
+        if not header.chunked:
             actual = object_id(header.kind, data)
             if actual != oid:
                 if header.base is not None:

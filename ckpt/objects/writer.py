@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ckpt.errors import CkptError
+from ckpt.errors import CkptError, SerializationError
 from ckpt.objects import chunking, codec, delta
 from ckpt.objects.ids import CommitId, Kind, ObjectId, object_id
 from ckpt.objects.model import Commit, Tree, encode_commit
@@ -129,6 +129,10 @@ class ObjectBatch:
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Add an object (see :meth:`ObjectStore.put`); return its id."""
+        if len(data) > codec.MAX_OBJECT_SIZE:
+            raise SerializationError(
+                f"a value of {len(data):,} bytes is larger than a checkpoint may hold (16 GiB)"
+            )
         oid = object_id(kind, data)
         raw = bytes.fromhex(oid)
         if self._stored(oid, raw, bulk=False):
