@@ -172,6 +172,11 @@ def repair(source: str | None) -> None:
                 f"Restored {kind} {name} of job {restored.job} to {restored.logged[:12]} "
                 "(from the reflog)."
             )
+    for key, done in report.packs:
+        if done == "rewritten":
+            out.echo(f"Rewrote {key}, whose header was damaged.")
+        elif done == "quarantined":
+            out.echo(f"Moved {key}, whose index was damaged, to quarantine/.")
     if report.quarantined:
         out.echo(
             f"Moved {len(report.quarantined)} corrupt object(s) to quarantine/: "

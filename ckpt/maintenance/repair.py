@@ -21,6 +21,7 @@ from ckpt.history.remotes import remote_url
 from ckpt.history.repository import BaseRepository, existing_storage
 from ckpt.maintenance.verify import VerifyReport, verify
 from ckpt.objects.ids import ObjectId
+from ckpt.objects.packcheck import damaged_packs, set_right
 
 _HEAL_ROUNDS = 8
 
@@ -32,6 +33,8 @@ class RepairReport:
     unhealed: tuple[ObjectId, ...]
     after: VerifyReport
     refs_restored: tuple[RefDamage, ...] = ()
+    #: Damaged packs set right: (key, "rewritten" or "quarantined").
+    packs: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -39,6 +42,7 @@ class RepairReport:
                 {"job": r.job, "ref": r.ref, "was": r.kind, "commit": r.logged}
                 for r in self.refs_restored
             ],
+            "packs": [{"pack": key, "done": done} for key, done in self.packs],
             "quarantined": list(self.quarantined),
             "healed": list(self.healed),
             "unhealed": list(self.unhealed),
@@ -51,6 +55,9 @@ def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     ``remote`` (a remote's name or a store's URL), restore clean copies from it."""
     restored = tuple(
         damage for job in job_folders(repo.storage) for damage in restore_refs(repo.storage, job)
+    )
+    packs = tuple(
+        (damage.key, set_right(repo.objects, damage)) for damage in damaged_packs(repo.objects)
     )
     before = verify(repo, full=True)
     broken = _broken(before)
@@ -80,7 +87,7 @@ def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     else:
         after = verify(repo, full=True)
     unhealed = tuple(oid for oid in broken if oid not in healed)
-    return RepairReport(quarantined, tuple(healed), unhealed, after, restored)
+    return RepairReport(quarantined, tuple(healed), unhealed, after, restored, packs)
 
 
 def _broken(report: VerifyReport) -> list[ObjectId]:

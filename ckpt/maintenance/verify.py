@@ -26,6 +26,7 @@ from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
+from ckpt.objects.packcheck import damaged_packs
 from ckpt.objects.scan import StoreScan
 
 ProgressFn = Callable[[int, int], None]
@@ -35,8 +36,8 @@ ProgressFn = Callable[[int, int], None]
 class Problem:
     """One thing found wrong.  ``subject`` is an object id or a ref name."""
 
-    # corrupt-object | missing-object | bad-ref | missing-ref | bad-head | missing-head
-    # | bad-reflog
+    # corrupt-object | missing-object | damaged-pack | bad-ref | missing-ref | bad-head
+    # | missing-head | bad-reflog
     kind: str
     subject: str
     message: str
@@ -203,6 +204,14 @@ def verify(
     names = list(jobs) if jobs is not None else _job_names(repo)
     if full and jobs is None:
         checker.check_all()
+        for bad_pack in damaged_packs(repo.objects):
+            fix = (
+                "its objects read fine; `ckpt repair` rewrites the pack"
+                if bad_pack.index_whole
+                else "its objects cannot be found; `ckpt repair` moves it to quarantine/ "
+                "(add --from REMOTE to copy its objects back)"
+            )
+            problems.append(Problem("damaged-pack", bad_pack.key, f"{bad_pack.error}; {fix}"))
     for index, name in enumerate(names, 1):
         healths[name] = _verify_job(repo, name, checker, problems, damage)
         if progress is not None:

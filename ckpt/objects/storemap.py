@@ -137,6 +137,7 @@ class StoreMap:
                 both = read(index.index_offset, index.count * pack.RECORD.size + pack.FANOUT.size)
                 index.check_digest(both)
                 records = both[: index.count * pack.RECORD.size]
+                index.check_records(records)
         except KeyNotFoundError:
             return None  # merged or collected since the listing
         except CorruptObjectError as exc:

@@ -75,9 +75,15 @@ class _OpenFile:
         self.lock = threading.Lock()
 
     def read(self, offset: int, length: int) -> bytes | None:
-        """The bytes at ``offset`` (fewer past the end), or None if the file was unlinked."""
-        if os.fstat(self.fd).st_nlink == 0:
+        """The bytes at ``offset`` (fewer past the end), or None if the file was unlinked.
+
+        Never asks for more than the file holds: a length read from damaged
+        bytes must not make the reader allocate gigabytes.
+        """
+        st = os.fstat(self.fd)
+        if st.st_nlink == 0:
             return None
+        length = max(0, min(length, st.st_size - offset))
         data = os.pread(self.fd, length, offset)
         while len(data) < length:
             more = os.pread(self.fd, length - len(data), offset + len(data))
