@@ -129,15 +129,15 @@ def _advice(report: VerifyReport) -> str:
     """What to do about what verify found: repair what can be repaired, roll back the rest."""
     kinds = {problem.kind for problem in report.problems}
     if kinds <= REF_PROBLEMS:
-        return "run `ckpt repair` to restore the refs from the reflog"
+        return "run `ckpt repair` (it restores refs from the reflog and rewrites garbled records)"
     return (
         "run `ckpt repair` (add --from REMOTE to copy clean copies from a remote), "
         "then re-run the damaged stages or roll back to the last good checkpoints shown above"
     )
 
 
-#: Problems ``ckpt repair`` fixes from the reflog alone.
-REF_PROBLEMS = frozenset({"missing-head", "missing-ref", "bad-ref"})
+#: Problems ``ckpt repair`` fixes by itself (from the reflog, or what a record still holds).
+REF_PROBLEMS = frozenset({"missing-head", "missing-ref", "bad-ref", "bad-record"})
 
 
 @click.command("repair")
@@ -172,6 +172,11 @@ def repair(source: str | None) -> None:
                 f"Restored {kind} {name} of job {restored.job} to {restored.logged[:12]} "
                 "(from the reflog)."
             )
+    for job in report.records:
+        out.echo(
+            f"Rewrote the garbled record of job {job} with what could be read of it "
+            f"(the old one is at quarantine/meta-{job})."
+        )
     for key, done in report.packs:
         if done == "rewritten":
             out.echo(f"Rewrote {key}, whose header was damaged.")

@@ -208,7 +208,7 @@ SCHEMAS: dict[str, Schema] = {
                 "kind": (
                     "string",
                     "corrupt-object, missing-object, damaged-pack, bad-ref, missing-ref, "
-                    "bad-head, missing-head or bad-reflog",
+                    "bad-head, missing-head, bad-reflog or bad-record",
                 ),
                 "subject": ("string", "object id, pack key, or `JOB:REF`"),
                 "message": ("string", "what is wrong, expected vs found"),

@@ -38,7 +38,7 @@ from ckpt.errors import (
 )
 from ckpt.history import names
 from ckpt.history.fork import fork_job
-from ckpt.history.jobrecord import JobRecord, read_record, update_record
+from ckpt.history.jobrecord import JobRecord, read_record_or_default, update_record
 from ckpt.history.refcheck import missing_ref_message
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.revisions import known_commits, resolve_revision
@@ -579,8 +579,12 @@ class Job:
 
     @property
     def record(self) -> JobRecord:
-        """Labels, TTL, fork point and retention state (see :mod:`ckpt.history.jobrecord`)."""
-        return read_record(self.repo.storage, self.name)
+        """Labels, TTL, fork point and retention state (see :mod:`ckpt.history.jobrecord`).
+
+        An empty record if the stored one is garbled (``verify`` reports it, ``ckpt
+        repair`` rewrites it), so that the job's history can still be read.
+        """
+        return read_record_or_default(self.repo.storage, self.name)
 
     def _update_record(self, change: Any) -> JobRecord:
         if not self.exists:

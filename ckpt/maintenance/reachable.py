@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.jobrecord import JobRecord, read_record_or_default
 from ckpt.history.refcheck import logged_targets
 from ckpt.history.refs import ReflogEntry, RefStore, now
 from ckpt.objects.ids import CommitId
@@ -37,7 +37,7 @@ def job_roots(
     """Commit ids a job keeps alive: ref targets and unexpired reflog entries."""
     refs = RefStore(storage, job)
     targets = refs.all_refs()
-    record = read_record(storage, job)
+    record = read_record_or_default(storage, job)
     return roots_from(targets, refs.reflog(), record, expiry=expiry, at=at)
 
 
@@ -66,4 +66,4 @@ def roots_from(
 
 def history_cut(storage: Storage, job: str) -> frozenset[CommitId]:
     """Commits of ``job`` whose parents retention no longer keeps."""
-    return read_record(storage, job).cut
+    return read_record_or_default(storage, job).cut

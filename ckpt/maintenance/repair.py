@@ -16,6 +16,7 @@ from __future__ import annotations
 import attrs
 
 from ckpt.errors import CkptError
+from ckpt.history.jobrecord import rewrite_garbled
 from ckpt.history.refcheck import RefDamage, job_folders, restore_refs
 from ckpt.history.remotes import remote_url
 from ckpt.history.repository import BaseRepository, existing_storage
@@ -35,6 +36,8 @@ class RepairReport:
     refs_restored: tuple[RefDamage, ...] = ()
     #: Damaged packs set right: (key, "rewritten" or "quarantined").
     packs: tuple[tuple[str, str], ...] = ()
+    #: Jobs whose garbled record was rewritten.
+    records: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +46,7 @@ class RepairReport:
                 for r in self.refs_restored
             ],
             "packs": [{"pack": key, "done": done} for key, done in self.packs],
+            "records_rewritten": list(self.records),
             "quarantined": list(self.quarantined),
             "healed": list(self.healed),
             "unhealed": list(self.unhealed),
@@ -53,9 +57,9 @@ class RepairReport:
 def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     """Restore damaged refs from the reflog, quarantine corrupt objects and, with
     ``remote`` (a remote's name or a store's URL), restore clean copies from it."""
-    restored = tuple(
-        damage for job in job_folders(repo.storage) for damage in restore_refs(repo.storage, job)
-    )
+    folders = job_folders(repo.storage)
+    restored = tuple(damage for job in folders for damage in restore_refs(repo.storage, job))
+    records = tuple(job for job in folders if rewrite_garbled(repo.storage, job))
     packs = tuple(
         (damage.key, set_right(repo.objects, damage)) for damage in damaged_packs(repo.objects)
     )
@@ -87,7 +91,7 @@ def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     else:
         after = verify(repo, full=True)
     unhealed = tuple(oid for oid in broken if oid not in healed)
-    return RepairReport(quarantined, tuple(healed), unhealed, after, restored, packs)
+    return RepairReport(quarantined, tuple(healed), unhealed, after, restored, packs, records)
 
 
 def _broken(report: VerifyReport) -> list[ObjectId]:

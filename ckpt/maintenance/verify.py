@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
-from ckpt.history.jobrecord import read_record
+from ckpt.history.jobrecord import JobRecord, read_record
 from ckpt.history.refcheck import job_folders, ref_damage
 from ckpt.history.refs import HEADS, RefStore
 from ckpt.history.repository import BaseRepository
@@ -37,7 +37,7 @@ class Problem:
     """One thing found wrong.  ``subject`` is an object id or a ref name."""
 
     # corrupt-object | missing-object | damaged-pack | bad-ref | missing-ref | bad-head
-    # | missing-head | bad-reflog
+    # | missing-head | bad-reflog | bad-record
     kind: str
     subject: str
     message: str
@@ -261,7 +261,18 @@ def _verify_job(
     targets = refs.all_refs()
     for bad_ref in ref_damage(repo.storage, name):
         problems.append(Problem(bad_ref.kind, f"{name}:{bad_ref.ref}", bad_ref.message, (name,)))
-    record = read_record(repo.storage, name)
+    try:
+        record = read_record(repo.storage, name)
+    except CorruptRefError as exc:
+        record = JobRecord()  # walked without its cut: everything below one is checked too
+        problems.append(
+            Problem(
+                "bad-record",
+                f"{name}:meta",
+                f"{exc}; `ckpt repair` rewrites it, keeping the fields that can be read",
+                (name,),
+            )
+        )
     # The reflog is parsed once: for garbled lines, roots and last-good candidates.
     records = list(refs._reflog_records())
     reflog = [entry for entry in reversed(records) if entry is not None]

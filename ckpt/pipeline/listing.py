@@ -21,7 +21,7 @@ import attrs
 from ckpt.errors import CkptError
 from ckpt.history import names
 from ckpt.history.job import Job
-from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.jobrecord import JobRecord
 from ckpt.history.refs import HEADS
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import STATUS_ACTIVE, STATUS_EXPIRED, STATUS_FAILED, STATUSES, Commit
@@ -208,7 +208,7 @@ def list_jobs(
     chosen: list[tuple[Job, JobProgress, JobRecord]] = []
     for name in repo.job_names():
         job = Job(repo, name)
-        record = read_record(repo.storage, job.name)
+        record = job.record
         if any(
             key not in record.labels or value not in ("*", record.labels[key])
             for key, value in wanted.items()
