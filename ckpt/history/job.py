@@ -324,6 +324,7 @@ class Job:
                     meta=meta,
                 )
                 commit = attrs.evolve(commit, id=batch.put_commit(commit))
+            self.repo.check_present()
             if parent_id is None and self.refs.create(branch):
                 update_record(self.repo.storage, self.name, lambda record: record)
             self.refs.update(HEADS + branch, parent_id, commit.id, reason, forward=True)

@@ -223,6 +223,29 @@ def gc_stepped(store: str) -> None:
     _emit({"deleted": report.deleted})
 
 
+def keep_saving(store: str, job_name: str, limit: str) -> None:
+    """Save (rebuilding on the head on a conflict) until a save fails for a reason other
+    than the storage being unreachable, or ``limit`` seconds pass; print each save."""
+    from ckpt.errors import StorageError
+
+    job = ckpt.open(store).job(job_name)
+    deadline = time.monotonic() + float(limit)
+    saved = 0
+    while time.monotonic() < deadline:
+        try:
+            job.save("step", {"n": saved}, retry=True)
+        except StorageError:
+            time.sleep(0.05)  # the server is down: try again
+            continue
+        except CkptError as exc:
+            _emit({"saved": saved, "error": type(exc).__name__, "message": str(exc)})
+            return
+        saved += 1
+        print(f"saved {saved}", flush=True)
+        time.sleep(0.02)
+    _emit({"saved": saved, "error": None, "message": ""})
+
+
 def lock_holder(store: str, job_name: str, where: str) -> None:
     """Save, and stop for good while holding the lock of ``where`` (``ref`` or ``reflog``)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -317,6 +340,7 @@ MODES = {
     "gc-once": gc_once,
     "save-last-version": save_last_version,
     "gc-stepped": gc_stepped,
+    "keep-saving": keep_saving,
     "lock-holder": lock_holder,
     "load-stage": load_stage,
     "verify": verify_store,
