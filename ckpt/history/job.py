@@ -20,6 +20,7 @@ longer ones lives elsewhere (revisions, forks, refs, job records).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import time
@@ -31,10 +32,13 @@ import attrs
 from ckpt.errors import (
     CkptError,
     ConflictError,
+    CorruptObjectError,
     CorruptRefError,
     NotFoundError,
+    ObjectNotFoundError,
     SerializationError,
     StorageError,
+    in_context,
 )
 from ckpt.history import names
 from ckpt.history.fork import fork_job
@@ -395,13 +399,15 @@ class Job:
         """
         names.stage_name(stage)
         commit = self.resolve(at)
-        entry = self.repo.objects.get_tree(commit.tree).get(stage)
+        with self._naming_damage(commit.id, stage):
+            entry = self.repo.objects.get_tree(commit.tree).get(stage)
         if entry is None:
             raise NotFoundError(
                 f"job {self.name!r} has no stage {stage!r} at {commit.short_id} "
                 f"(stages: {', '.join(self.stages(commit.id)) or 'none'})"
             )
-        data = self.repo.objects.get(entry.id, Kind.BLOB)
+        with self._naming_damage(commit.id, stage):
+            data = self.repo.objects.get(entry.id, Kind.BLOB)
         if entry.encoding == ENCODING_RAW:
             if type is None or type is bytes:
                 return data
@@ -418,13 +424,27 @@ class Job:
     def load_raw(self, stage: str, *, at: str | None = None) -> bytes:
         """The canonical bytes of ``stage`` at ``at``."""
         commit = self.resolve(at)
-        entry = self.repo.objects.get_tree(commit.tree).get(names.stage_name(stage))
+        with self._naming_damage(commit.id, stage):
+            entry = self.repo.objects.get_tree(commit.tree).get(names.stage_name(stage))
         if entry is None:
             raise NotFoundError(f"job {self.name!r} has no stage {stage!r} at {commit.short_id}")
-        return self.repo.objects.get(entry.id, Kind.BLOB)
+        with self._naming_damage(commit.id, stage):
+            return self.repo.objects.get(entry.id, Kind.BLOB)
 
     def tree(self, at: str | None = None) -> Tree:
-        return self.repo.objects.get_tree(self.resolve(at).tree)
+        commit = self.resolve(at)
+        with self._naming_damage(commit.id, None):
+            return self.repo.objects.get_tree(commit.tree)
+
+    @contextlib.contextmanager
+    def _naming_damage(self, commit: CommitId, stage: str | None) -> Iterator[None]:
+        """Let a damaged or missing object read for ``stage`` of ``commit`` name them too."""
+        try:
+            yield
+        except (CorruptObjectError, ObjectNotFoundError) as exc:
+            if exc.job is not None:
+                raise
+            raise in_context(exc, job=self.name, commit=commit, stage=stage) from exc
 
     def stages(self, at: str | None = None) -> list[str]:
         """Names of the stages saved at ``at`` (default HEAD), in the order first saved."""

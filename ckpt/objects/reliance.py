@@ -69,11 +69,16 @@ class Reliance:
         """
         if oid in self.secured:
             return True
-        found: list[ObjectId] = []
+        # First find everything without touching it, then touch dependencies before what
+        # needs them (the deepest base or chunk first).  A pack gc removes meanwhile makes
+        # its touch fail before anything that needs it was touched: no pack is then kept
+        # alive (touched) for an object whose base or chunk is gone.
+        found: list[tuple[ObjectId, Location]] = []
+        seen: set[ObjectId] = set()
         stack: list[tuple[ObjectId, str | None, bool]] = [(oid, hint, False)]
         while stack:
             current, where_hint, needed = stack.pop()
-            if current in self.secured or current in found:
+            if current in self.secured or current in seen:
                 continue
             where = self._in_pack(current, where_hint) if where_hint is not None else None
             if where is None:
@@ -81,10 +86,8 @@ class Reliance:
             # Listed only once something is found: a batch of new objects never asks.
             if where is None or current in self._candidates():
                 return False
-            where = self._touch(current, where)
-            if where is None:
-                return False
-            found.append(current)
+            seen.add(current)
+            found.append((current, where))
             if where.packed and not where.flags & _NEEDS_MORE:
                 continue
             try:
@@ -92,7 +95,10 @@ class Reliance:
             except (CorruptObjectError, ObjectNotFoundError):
                 return False  # unreadable: the caller stores a clean copy
             stack.extend((part, None, True) for part in parts)
-        self.secured.update(found)
+        for current, where in reversed(found):
+            if self._touch(current, where) is None:
+                return False
+        self.secured.update(current for current, _ in found)
         return True
 
     def _touch(self, oid: ObjectId, where: Location) -> Location | None:

@@ -172,3 +172,39 @@ def test_rm(run: Run, novel: Job, repo: Repository) -> None:
     forced = run("rm", "novel", "--force")
     assert forced.exit_code == 0
     assert repo.job_names() == []
+
+
+def test_following_verifys_advice_heals_a_damaged_checkpoint(
+    run: Run, repo: Repository, store: Path
+) -> None:
+    """21.13: verify names `ckpt repair`; after it, re-running the deterministic stage
+    writes a clean copy of the same value, and the store verifies clean."""
+    from ckpt.pipeline.runner import Pipeline
+
+    def outline(input: str) -> str:
+        return input + " outline"
+
+    def chapters(outline: str) -> list[str]:
+        return [outline, outline.upper()]
+
+    pipeline = Pipeline([outline, chapters], store=repo)
+    pipeline.run("novel", "a story")
+    job = repo.job("novel")
+    blob = job.tree().get("chapters")
+    assert blob is not None
+    corrupt_object(store, repo, blob.id)
+    verify = run("verify", "--full")
+    assert verify.exit_code == ExitCode.DAMAGED
+    assert "run `ckpt repair`" in verify.stderr
+    repaired = run("repair")
+    assert "Moved 1 corrupt object(s) to quarantine/" in repaired.stdout
+    assert repaired.exit_code == ExitCode.DAMAGED  # until the stage is re-run
+    last_good = json.loads(run("verify", "--full", "--json").stdout)["jobs"]["novel"]["last_good"]
+    assert run("checkout", "novel", last_good["main"]).exit_code == 0
+    result = Pipeline([outline, chapters], store=store).run("novel")
+    assert list(result.ran) == ["chapters"]
+    assert run("verify", "--full").exit_code == 0
+    assert json.loads(run("cat", "novel", "HEAD", "chapters").stdout) == [
+        "a story outline",
+        "A STORY OUTLINE",
+    ]

@@ -92,7 +92,7 @@ def test_a_chunk_list_bomb_is_refused_before_it_is_allocated(
 
     over_cap = _ckpt_limited(store, "cat", "bombed", "huge", "--raw")
     assert over_cap.returncode == 5, over_cap.stderr
-    assert over_cap.stderr.startswith(f"Error: object {huge} is corrupt: declared size")
+    assert f"stage 'huge': object {huge} is corrupt: declared size" in over_cap.stderr
     assert len(over_cap.stderr.splitlines()) == 1
 
     too_large = _ckpt_limited(store, "cat", "bombed", "large", "--raw")
