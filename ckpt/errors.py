@@ -18,10 +18,19 @@ class NotFoundError(CkptError, LookupError):
 
 
 class ObjectNotFoundError(NotFoundError):
-    """An object id names no stored object."""
+    """An object id names no stored object.
+
+    Reached through a job, it also names the ``job``, ``commit`` and ``stage``
+    (see :func:`in_context`); otherwise those are None.
+    """
+
+    job: str | None = None
+    commit: str | None = None
+    stage: str | None = None
 
     def __init__(self, object_id: str, detail: str = "") -> None:
         self.object_id = object_id
+        self.detail = detail
         msg = f"object {object_id} not found in the store"
         if detail:
             msg += f" ({detail})"
@@ -44,8 +53,14 @@ class CorruptObjectError(CkptError):
     """Stored bytes are not what their id promises.
 
     ``expected`` and ``actual`` hold what was expected vs found (a hash, a
-    header field, a length), so that a report can show both.
+    header field, a length), so that a report can show both.  Reached
+    through a job, it also names the ``job``, ``commit`` and ``stage`` (see
+    :func:`in_context`); otherwise those are None.
     """
+
+    job: str | None = None
+    commit: str | None = None
+    stage: str | None = None
 
     def __init__(self, object_id: str, reason: str, expected: str = "", actual: str = "") -> None:
         self.object_id = object_id
@@ -88,3 +103,28 @@ class StorageError(CkptError, OSError):
 
     def __str__(self) -> str:
         return self.strerror if isinstance(self.strerror, str) else super().__str__()
+
+
+def in_context(
+    exc: CorruptObjectError | ObjectNotFoundError,
+    *,
+    job: str,
+    commit: str | None = None,
+    stage: str | None = None,
+) -> CorruptObjectError | ObjectNotFoundError:
+    """The same error, of the same class, whose message and fields also name the job, the
+    commit and the stage through which the damaged object was reached."""
+    if isinstance(exc, CorruptObjectError):
+        new: CorruptObjectError | ObjectNotFoundError = CorruptObjectError(
+            exc.object_id, exc.reason, exc.expected, exc.actual
+        )
+    else:
+        new = ObjectNotFoundError(exc.object_id, exc.detail)
+    where = [f"job {job!r}"]
+    if commit is not None:
+        where.append(f"commit {commit[:12]}")
+    if stage is not None:
+        where.append(f"stage {stage!r}")
+    new.args = (f"{', '.join(where)}: {exc}",)
+    new.job, new.commit, new.stage = job, commit, stage
+    return new

@@ -27,7 +27,7 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.jobs", "Jobs", ("jobs", "status", "watch")),
     ("ckpt.cli.history", "History", ("log", "show", "cat", "diff", "reflog")),
     ("ckpt.cli.refs", "Rolling back and branching", ("checkout", "branch", "switch", "tag")),
-    ("ckpt.cli.maintenance", "Maintenance", ("verify", "gc", "stats", "rm")),
+    ("ckpt.cli.maintenance", "Maintenance", ("verify", "repair", "gc", "stats", "rm")),
     ("ckpt.cli.transfer", "Moving jobs", ("export", "import")),
     ("ckpt.cli.remote", "Remotes", ("remote", "push", "pull", "clone")),
     ("ckpt.cli.ui", "Dashboard", ("ui",)),

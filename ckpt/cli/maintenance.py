@@ -1,4 +1,4 @@
-"""Keeping a store healthy and small: ``verify``, ``gc``, ``stats``, ``rm``."""
+"""Keeping a store healthy and small: ``verify``, ``repair``, ``gc``, ``stats``, ``rm``."""
 
 from __future__ import annotations
 
@@ -120,9 +120,86 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
             f"; it breaks job{'s' if len(broken) > 1 else ''} {', '.join(broken)}" if broken else ""
         )
         raise DamageFoundError(
-            f"verify found {count} problem{'' if count == 1 else 's'}{affects}; "
-            "roll back to the last good checkpoints shown above"
+            f"verify found {count} problem{'' if count == 1 else 's'}{affects}; " + _advice(report)
         )
+
+
+def _advice(report: VerifyReport) -> str:
+    """What to do about what verify found: repair what can be repaired, roll back the rest."""
+    kinds = {problem.kind for problem in report.problems}
+    if kinds <= REF_PROBLEMS:
+        return "run `ckpt repair` (it restores refs from the reflog and rewrites garbled records)"
+    return (
+        "run `ckpt repair` (add --from REMOTE to copy clean copies from a remote), "
+        "then re-run the damaged stages or roll back to the last good checkpoints shown above"
+    )
+
+
+#: Problems ``ckpt repair`` fixes by itself (from the reflog, or what a record still holds).
+REF_PROBLEMS = frozenset({"missing-head", "missing-ref", "bad-ref", "bad-record"})
+
+
+@click.command("repair")
+@click.option(
+    "--from",
+    "source",
+    metavar="REMOTE",
+    help="Copy clean copies of damaged or missing objects from this remote (a name or URL).",
+)
+def repair(source: str | None) -> None:
+    """Put back damaged refs from the reflog and move corrupt objects aside.
+
+    Restores a job's lost HEAD, and branches and tags that are missing or
+    garbled, to where the reflog says they were.  Moves every corrupt object
+    to quarantine/, so that the next save of the same value writes a clean
+    copy (re-run the stage), and with --from copies a clean copy of each
+    damaged or missing object from REMOTE.  Ends with a full verify; exits 5
+    if damage remains.
+    """
+    from ckpt.maintenance.repair import repair as run_repair
+
+    repo = open_repo()
+    report = run_repair(repo, remote=source)
+    for restored in report.refs_restored:
+        if restored.kind == "missing-head":
+            out.echo(f"Restored the HEAD of job {restored.job}.")
+        else:
+            name = restored.ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+            kind = "tag" if restored.ref.startswith("refs/tags/") else "branch"
+            assert restored.logged is not None
+            out.echo(
+                f"Restored {kind} {name} of job {restored.job} to {restored.logged[:12]} "
+                "(from the reflog)."
+            )
+    for job in report.records:
+        out.echo(
+            f"Rewrote the garbled record of job {job} with what could be read of it "
+            f"(the old one is at quarantine/meta-{job})."
+        )
+    for key, done in report.packs:
+        if done == "rewritten":
+            out.echo(f"Rewrote {key}, whose header was damaged.")
+        elif done == "quarantined":
+            out.echo(f"Moved {key}, whose index was damaged, to quarantine/.")
+    if report.quarantined:
+        out.echo(
+            f"Moved {len(report.quarantined)} corrupt object(s) to quarantine/: "
+            "the next save of the same value writes a clean copy."
+        )
+    if report.healed:
+        out.echo(f"Copied {len(report.healed)} clean object(s) from {source}.")
+    after = report.after
+    if after.ok:
+        out.echo("The store is healthy: a full verify found no problems.")
+        return
+    out.echo_lines(_verify_lines(repo, after, click.get_current_context()))
+    count = len(after.problems)
+    hint = (
+        "re-run the stages that saved the damaged values (see the checkpoints above)"
+        if source is not None
+        else "re-run the stages that saved them, or repair --from a remote that has them"
+    )
+    raise DamageFoundError(f"{count} problem{'' if count == 1 else 's'} remain; {hint}")
 
 
 @click.command("gc")

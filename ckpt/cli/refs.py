@@ -130,6 +130,16 @@ def _list_refs(
     out.echo_lines(out.table(headers if current is None else ["", *headers], rows))
 
 
+def _deleted(kind: str, job: Job, name: str, oid: CommitId | None) -> None:
+    """Say what deleting ``kind`` ``name`` did and how to undo it."""
+    if oid is None:
+        out.echo(f"Deleted {kind} {name!r} of {job.name} (it was garbled, and the reflog")
+        out.echo("does not say where it pointed).")
+        return
+    out.echo(f"Deleted {kind} {name!r} of {job.name} (was {oid[:12]}).")
+    out.echo("Undo with: " + command_line(kind, job.name, name, oid[:12]))
+
+
 @click.command("branch")
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("name", required=False, shell_complete=complete_branches)
@@ -153,9 +163,7 @@ def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_j
     if delete is not None:
         if name is not None:
             raise UserError("give either a branch to create or -d NAME, not both")
-        oid = the_job.delete_branch(delete)
-        out.echo(f"Deleted branch {delete!r} of {the_job.name} (was {oid[:12]}).")
-        out.echo("Undo with: " + command_line("branch", the_job.name, delete, oid[:12]))
+        _deleted("branch", the_job, delete, the_job.delete_branch(delete))
         return
     if name is None:
         _list_refs(the_job, the_job.branches(), current=the_job.branch_name, as_json=as_json)
@@ -221,9 +229,7 @@ def tag(
     if delete is not None:
         if name is not None or message is not None:
             raise UserError("give either a tag to create or -d NAME, not both")
-        oid = the_job.delete_tag(delete)
-        out.echo(f"Deleted tag {delete!r} of {the_job.name} (was {oid[:12]}).")
-        out.echo("Undo with: " + command_line("tag", the_job.name, delete, oid[:12]))
+        _deleted("tag", the_job, delete, the_job.delete_tag(delete))
         return
     if name is None:
         if message is not None:

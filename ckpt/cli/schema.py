@@ -264,9 +264,10 @@ SCHEMAS: dict[str, Schema] = {
             {
                 "kind": (
                     "string",
-                    "corrupt-object, missing-object, bad-ref, bad-head or bad-reflog",
+                    "corrupt-object, missing-object, damaged-pack, bad-ref, missing-ref, "
+                    "bad-head, missing-head, bad-reflog or bad-record",
                 ),
-                "subject": ("string", "object id, or `JOB:REF`"),
+                "subject": ("string", "object id, pack key, or `JOB:REF`"),
                 "message": ("string", "what is wrong, expected vs found"),
                 "jobs": ("list of strings", "jobs it breaks"),
                 "commits": ("list of strings", "checkpoints it breaks"),

@@ -58,6 +58,9 @@ SUMMARIES: dict[str, dict[str, Any]] = {
     "verify": {
         "help": "Check refs, reachability and (with --full) the hash of every object.",
     },
+    "repair": {
+        "help": "Put back damaged refs from the reflog and move corrupt objects aside.",
+    },
     "gc": {
         "help": "Apply retention, then delete unreachable objects older than the grace period.",
     },

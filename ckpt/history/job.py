@@ -20,6 +20,7 @@ longer ones lives elsewhere (revisions, forks, refs, job records).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,14 +31,18 @@ import attrs
 from ckpt.errors import (
     CkptError,
     ConflictError,
+    CorruptObjectError,
     CorruptRefError,
     NotFoundError,
+    ObjectNotFoundError,
     SerializationError,
     StorageError,
+    in_context,
 )
 from ckpt.history import names
 from ckpt.history.fork import fork_job
-from ckpt.history.jobrecord import JobRecord, read_record, update_record
+from ckpt.history.jobrecord import JobRecord, read_record_or_default, update_record
+from ckpt.history.refcheck import missing_ref_message
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.retained import retained_history
 from ckpt.history.revisions import known_commits, resolve_revision
@@ -295,6 +300,7 @@ class Job:
             objects = self.repo.objects
             wrote = self._wrote
             if parent_id is None:
+                _refuse_lost_branch(self.refs, branch)
                 parent, tree = None, Tree()
             elif wrote is not None and wrote[0].id == parent_id:
                 parent, tree = wrote
@@ -337,6 +343,7 @@ class Job:
                     meta=meta,
                 )
                 commit = attrs.evolve(commit, id=batch.put_commit(commit))
+            self.repo.check_present()
             if parent_id is None and self.refs.create(branch):
                 update_record(self.repo.storage, self.name, lambda record: record)
             self.refs.update(HEADS + branch, parent_id, commit.id, reason, forward=True)
@@ -407,13 +414,15 @@ class Job:
         """
         names.stage_name(stage)
         commit = self.resolve(at)
-        entry = self.repo.objects.get_tree(commit.tree).get(stage)
+        with self._naming_damage(commit.id, stage):
+            entry = self.repo.objects.get_tree(commit.tree).get(stage)
         if entry is None:
             raise NotFoundError(
                 f"job {self.name!r} has no stage {stage!r} at {commit.short_id} "
                 f"(stages: {', '.join(self.stages(commit.id)) or 'none'})"
             )
-        data = self.repo.objects.get(entry.id, Kind.BLOB)
+        with self._naming_damage(commit.id, stage):
+            data = self.repo.objects.get(entry.id, Kind.BLOB)
         if entry.encoding == ENCODING_RAW:
             if type is None or type is bytes:
                 return data
@@ -435,13 +444,27 @@ class Job:
     def load_raw(self, stage: str, *, at: str | None = None) -> bytes:
         """The canonical bytes of ``stage`` at ``at``."""
         commit = self.resolve(at)
-        entry = self.repo.objects.get_tree(commit.tree).get(names.stage_name(stage))
+        with self._naming_damage(commit.id, stage):
+            entry = self.repo.objects.get_tree(commit.tree).get(names.stage_name(stage))
         if entry is None:
             raise NotFoundError(f"job {self.name!r} has no stage {stage!r} at {commit.short_id}")
-        return self.repo.objects.get(entry.id, Kind.BLOB)
+        with self._naming_damage(commit.id, stage):
+            return self.repo.objects.get(entry.id, Kind.BLOB)
 
     def tree(self, at: str | None = None) -> Tree:
-        return self.repo.objects.get_tree(self.resolve(at).tree)
+        commit = self.resolve(at)
+        with self._naming_damage(commit.id, None):
+            return self.repo.objects.get_tree(commit.tree)
+
+    @contextlib.contextmanager
+    def _naming_damage(self, commit: CommitId, stage: str | None) -> Iterator[None]:
+        """Let a damaged or missing object read for ``stage`` of ``commit`` name them too."""
+        try:
+            yield
+        except (CorruptObjectError, ObjectNotFoundError) as exc:
+            if exc.job is not None:
+                raise
+            raise in_context(exc, job=self.name, commit=commit, stage=stage) from exc
 
     def stages(self, at: str | None = None) -> list[str]:
         """Names of the stages saved at ``at`` (default HEAD), in the order first saved."""
@@ -474,6 +497,7 @@ class Job:
         checkpoints it kept (``--keep-daily`` and the like), if any.
         """
         if rev is None and self.head is None:
+            _refuse_lost_branch(self.refs, self.branch_name)
             return []
         out: list[Commit] = []
         for commit in retained_history(self, self.resolve(rev).id):
@@ -566,13 +590,18 @@ class Job:
         moving = f"from {previous} to {name}" if previous is not None else f"to {name}"
         self.refs.log("HEAD", old, target, f"switch: moving {moving}")
 
-    def delete_branch(self, name: str) -> CommitId:
+    def delete_branch(self, name: str) -> CommitId | None:
+        """Delete branch ``name``; return the commit it named.  A garbled branch can be
+        deleted too: the return is then where the reflog last put it (None if nowhere)."""
         names.branch_name(name)
         if name == self.branch_name:
             raise ConflictError(
                 f"job {self.name!r}: cannot delete the current branch {name!r}; switch first"
             )
-        oid = self.refs.read(HEADS + name)
+        try:
+            oid = self.refs.read(HEADS + name)
+        except CorruptRefError:
+            return self.refs.remove_garbled(HEADS + name, "branch: deleted (garbled)")
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no branch {name!r}")
         self.refs.update(HEADS + name, oid, None, "branch: deleted")
@@ -598,9 +627,14 @@ class Job:
     def tags(self) -> dict[str, CommitId]:
         return self.refs.tags()
 
-    def delete_tag(self, name: str) -> CommitId:
+    def delete_tag(self, name: str) -> CommitId | None:
+        """Delete tag ``name``; return the commit it named (for a garbled tag: where the
+        reflog last put it, or None)."""
         names.tag_name(name)
-        oid = self.refs.read(TAGS + name)
+        try:
+            oid = self.refs.read(TAGS + name)
+        except CorruptRefError:
+            return self.refs.remove_garbled(TAGS + name, "tag: deleted (garbled)")
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no tag {name!r}")
         self.refs.update(TAGS + name, oid, None, "tag: deleted")
@@ -611,8 +645,12 @@ class Job:
 
     @property
     def record(self) -> JobRecord:
-        """Labels, TTL, fork point and retention state (see :mod:`ckpt.history.jobrecord`)."""
-        return read_record(self.repo.storage, self.name)
+        """Labels, TTL, fork point and retention state (see :mod:`ckpt.history.jobrecord`).
+
+        An empty record if the stored one is garbled (``verify`` reports it, ``ckpt
+        repair`` rewrites it), so that the job's history can still be read.
+        """
+        return read_record_or_default(self.repo.storage, self.name)
 
     def _update_record(self, change: Any) -> JobRecord:
         if not self.exists:
@@ -691,6 +729,14 @@ class Job:
     def updated(self) -> dt.datetime | None:
         head = self.head
         return None if head is None else head.time
+
+
+def _refuse_lost_branch(refs: RefStore, branch: str) -> None:
+    """Raise if ``branch`` is missing although the reflog says it has history: a save
+    would start a new root and orphan that history, and a log would show nothing."""
+    logged = refs.logged_target(HEADS + branch)
+    if logged is not None:
+        raise CorruptRefError(missing_ref_message(refs.job, HEADS + branch, logged))
 
 
 def _check_nesting(job: str, kind: str, name: str, existing: Iterable[str]) -> None:

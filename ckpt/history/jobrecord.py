@@ -108,11 +108,14 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def _parse_time(value: object) -> dt.datetime | None:
+    """An ISO 8601 time; one without a UTC offset (written by hand, or by another tool)
+    is taken as UTC, so that every time compares with every other."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise TypeError("time is not a string")
-    return dt.datetime.fromisoformat(value)
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def record_key(job: str) -> str:
@@ -125,6 +128,54 @@ def _encode(record: JobRecord) -> bytes:
 
 def read_record(storage: Storage, job: str) -> JobRecord:
     return _parse(_read(storage, job), job)
+
+
+def read_record_or_default(storage: Storage, job: str) -> JobRecord:
+    """The job's record, or an empty one if it is garbled (verify reports it, repair
+    rewrites it): a damaged record must not stop reading the job's history."""
+    try:
+        return read_record(storage, job)
+    except CorruptRefError:
+        return JobRecord()
+
+
+def salvage_record(raw: bytes) -> JobRecord:
+    """What can be read of a garbled record, field by field (the rest left empty)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return JobRecord(created=now())
+    if not isinstance(doc, dict):
+        return JobRecord(created=now())
+    record = JobRecord(created=now())
+    for field in ("created", "labels", "ttl_seconds", "expires_at", "forked_from", "keep_last"):
+        try:
+            one = JobRecord.from_json({field: doc.get(field)}, "field")
+        except CorruptRefError:
+            continue
+        value = getattr(one, field)
+        if value is not None and value != {}:
+            record = attrs.evolve(record, **{field: value})
+    return record
+
+
+def rewrite_garbled(storage: Storage, job: str) -> bool:
+    """If the job's record is garbled, replace it by what :func:`salvage_record` reads of
+    it (the old bytes are kept at ``quarantine/meta-JOB``).  True if it was rewritten."""
+    raw = _read(storage, job)
+    if raw is None:
+        return False
+    try:
+        _parse(raw, job)
+        return False
+    except CorruptRefError:
+        pass
+    storage.put_if_absent(f"quarantine/meta-{job}", raw)
+    try:
+        storage.compare_and_swap(record_key(job), raw, _encode(salvage_record(raw)))
+    except ConflictError:
+        return False  # changed meanwhile: the writer's record stands
+    return True
 
 
 def _parse(raw: bytes | None, job: str) -> JobRecord:

@@ -128,9 +128,14 @@ class RefStore:
         try:
             return CommitId(check_object_id(text))
         except ValueError:
+            kind, name = (
+                ("tag", ref[len(TAGS) :])
+                if ref.startswith(TAGS)
+                else ("branch", ref.removeprefix(HEADS))
+            )
             raise CorruptRefError(
-                f"job {self.job}: ref {ref} is garbled ({text[:20]!r}); "
-                "see `ckpt reflog` for where it pointed"
+                f"job {self.job}: ref {ref} is garbled ({text[:20]!r}); restore it from the "
+                f"reflog with `ckpt repair`, or delete it with `ckpt {kind} {self.job} -d {name}`"
             ) from None
 
     def update(
@@ -184,16 +189,13 @@ class RefStore:
         return TAGS + tag_name(tag)
 
     def _list(self, kind: str) -> dict[str, CommitId]:
-        prefix = self.key(kind)
-        out: dict[str, CommitId] = {}
-        for info in self.storage.list(prefix):
-            name = info.key[len(prefix) :]
-            try:
-                raw = self.storage.get(info.key)
-            except KeyNotFoundError:
-                continue
-            out[name] = self._parse(kind + name, raw)
-        return out
+        """The refs of ``kind`` that hold a commit id.  A garbled one is left out, so
+        that it locks no one out of the others (verify reports it, repair restores it)."""
+        return {
+            name[len(kind) :]: oid
+            for name, oid in self.all_refs((kind,)).items()
+            if oid is not None
+        }
 
     def branches(self) -> dict[str, CommitId]:
         return self._list(HEADS)
@@ -201,10 +203,10 @@ class RefStore:
     def tags(self) -> dict[str, CommitId]:
         return self._list(TAGS)
 
-    def all_refs(self) -> dict[str, CommitId | None]:
-        """Every ref name mapped to its target; a garbled ref maps to None."""
+    def all_refs(self, kinds: tuple[str, ...] = (HEADS, TAGS)) -> dict[str, CommitId | None]:
+        """Every ref name (of ``kinds``) mapped to its target; a garbled ref maps to None."""
         out: dict[str, CommitId | None] = {}
-        for kind in (HEADS, TAGS):
+        for kind in kinds:
             prefix = self.key(kind)
             for info in self.storage.list(prefix):
                 name = kind + info.key[len(prefix) :]
@@ -213,6 +215,35 @@ class RefStore:
                 except (CorruptRefError, KeyNotFoundError):
                     out[name] = None
         return out
+
+    def reflog_or_refs(self) -> bool:
+        """True if the job has any ref or reflog line (what makes a folder more than
+        the leftovers of a deleted job, HEAD or not)."""
+        for kind in (HEADS, TAGS):
+            if next(iter(self.storage.list(self.key(kind))), None) is not None:
+                return True
+        return bool(self.storage.read_log(f"{self.prefix}reflog"))
+
+    def remove_garbled(self, ref: str, reason: str) -> CommitId | None:
+        """Delete ``ref``, which holds no commit id; return where the reflog last put it.
+
+        Raises ConflictError if the ref changed meanwhile.
+        """
+        try:
+            raw = self.storage.get(self.key(ref))
+        except KeyNotFoundError:
+            raise ConflictError(f"job {self.job}: {_pretty(ref)} changed concurrently") from None
+        logged = self.logged_target(ref)
+        self.storage.compare_and_swap(self.key(ref), raw, None)
+        self.log(ref, None, None, reason)
+        return logged
+
+    def logged_target(self, ref: str) -> CommitId | None:
+        """Where the newest reflog record of ``ref`` moved it (None: never, or deleted)."""
+        for entry in self.reflog():
+            if entry.ref == ref:
+                return entry.new
+        return None
 
     # -- reflog -------------------------------------------------------------
 

@@ -49,7 +49,8 @@ class BaseRepository:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.objects = ObjectStore(storage)
-        self.config = _read_config(storage)
+        self._config_bytes = _config_bytes(storage)
+        self.config = _read_config(storage, self._config_bytes)
 
     def __repr__(self) -> str:
         return f"Repository({self.location!r})"
@@ -66,6 +67,28 @@ class BaseRepository:
 
     def close(self) -> None:
         self.storage.close()
+
+    def check_present(self) -> None:
+        """Raise StoreNotFoundError unless the store this was opened on is still there.
+
+        Saves call it just before their commit point: a backend that lost
+        everything (a Redis server restarted without persistence, a wiped
+        bucket or directory) or a store re-created in its place must not get
+        refs and jobs that `ckpt.open` would then refuse.
+        """
+        try:
+            current = self.storage.get(CONFIG_KEY)
+        except KeyNotFoundError:
+            raise StoreNotFoundError(
+                f"the store at {self.location} has lost its config: its storage was wiped "
+                "(a Redis server restarted without persistence, say); this checkpoint was "
+                "not saved. Re-create the store with `ckpt init` and run again"
+            ) from None
+        if current != self._config_bytes:
+            raise StoreNotFoundError(
+                f"the store at {self.location} was replaced by another since it was opened; "
+                "this checkpoint was not saved. Open the store again and run again"
+            )
 
     def job(self, name: str) -> Job:
         """A handle on job ``name``; the job is created by its first save."""
@@ -96,20 +119,24 @@ class BaseRepository:
             raise NotFoundError(f"job {name!r} not found")
         prefix = job_prefix(job.name)
         keys = [info.key for info in self.storage.list(prefix)]
-        # HEAD last: the job stays listed (and visible to verify) until everything else is gone.
+        # HEAD last, after the reflog: the job stays listed (and visible to verify) until
+        # everything else is gone, and a folder without HEAD never keeps a reflog.
         keys.sort(key=lambda key: key.endswith("/HEAD"))
+        self.storage.delete_log(f"{prefix}reflog")
         for key in keys:
             self.storage.delete(key)
-        self.storage.delete_log(f"{prefix}reflog")
 
 
-def _read_config(storage: Storage) -> dict[str, object]:
+def _config_bytes(storage: Storage) -> bytes:
     try:
-        raw = storage.get(CONFIG_KEY)
+        return storage.get(CONFIG_KEY)
     except KeyNotFoundError:
         raise StoreNotFoundError(
             f"no ckpt store at {storage.url} (run `ckpt init` to create one)"
         ) from None
+
+
+def _read_config(storage: Storage, raw: bytes) -> dict[str, object]:
     try:
         config = json.loads(raw)
     except ValueError:

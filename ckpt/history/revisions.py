@@ -13,7 +13,6 @@ commit on the current branch that saved that stage), commit-id prefix.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import attrs
@@ -26,8 +25,10 @@ from ckpt.objects.model import Commit
 if TYPE_CHECKING:
     from ckpt.history.job import Job
 
-_SUFFIX = re.compile(r"(~\d*|\^)\Z")
+_DIGITS = frozenset("0123456789")
 MIN_PREFIX = 6
+#: The longest revision string accepted (a name of 255 bytes and many a ``~N``).
+MAX_REVISION = 1024
 
 
 @attrs.frozen
@@ -37,26 +38,41 @@ class Revision:
 
 
 def parse_revision(text: object) -> Revision:
-    """Split a revision into its base name and how many first parents to walk back."""
+    """Split a revision into its base name and how many first parents to walk back.
+
+    One pass from the end, so the time is linear in the length, which is at
+    most :data:`MAX_REVISION` characters.
+    """
     if not isinstance(text, str) or not text.strip():
         raise InvalidRevisionError(f"invalid revision {text!r}")
+    if len(text) > MAX_REVISION:
+        raise InvalidRevisionError(
+            f"invalid revision {text[:20]!r}...: {len(text)} characters is too long "
+            f"(at most {MAX_REVISION})"
+        )
     rest = text.strip()
     back = 0
-    while True:
-        match = _SUFFIX.search(rest)
-        if not match:
-            break
-        token = match.group(1)
-        if token == "^" or token == "~":
+    end = len(rest)
+    while end > 0:
+        last = rest[end - 1]
+        if last in "^~":
             back += 1
-        elif len(token) > 10:
-            raise InvalidRevisionError(f"invalid revision {text!r}: {token} is too far back")
-        else:
-            back += int(token[1:])
-        rest = rest[: match.start()]
-    if not rest:
+            end -= 1
+            continue
+        start = end
+        while start > 0 and rest[start - 1] in _DIGITS:
+            start -= 1
+        if start == end or start == 0 or rest[start - 1] != "~":
+            break  # the end of the base name
+        if end - start > 9:
+            raise InvalidRevisionError(
+                f"invalid revision {text!r}: ~{rest[start:end]} is too far back"
+            )
+        back += int(rest[start:end])
+        end = start - 1
+    if end == 0:
         raise InvalidRevisionError(f"invalid revision {text!r}")
-    return Revision(rest, back)
+    return Revision(rest[:end], back)
 
 
 def resolve_revision(job: Job, rev: str | None = None) -> Commit:

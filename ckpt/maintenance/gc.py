@@ -35,6 +35,7 @@ from ckpt.maintenance.mark import GcReport, mark
 from ckpt.maintenance.reachable import DEFAULT_GRACE
 from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.scan import StoreScan
+from ckpt.objects.storemap import restore_set_aside
 
 
 def collect(
@@ -62,6 +63,9 @@ def collect(
     if not repo.storage.atomic_delete_if_older:
         return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress, plan=plan)
     cutoff = time.time() - grace.total_seconds()
+    if not dry_run:
+        # What an older gc, killed midway through a deletion, left hidden.
+        restore_set_aside(repo.objects)
     scan = StoreScan(repo.objects)
     marking = Meter(progress, "marking objects")
     marked = mark(repo, scan=scan, progress=marking, plan=plan)

@@ -14,15 +14,23 @@ own clock*, as the phase-1 time ``T``.  It marks what the refs reach, and
 writes into the record the ids of every object that is unreachable and whose
 pack (or loose file) is older than ``T - grace``: the *candidates*.
 
-**Phase 2** (a later run, once a record is at least one grace period old by
-the storage's clock).  A candidate is deleted only if
+**Phase 2** (a later run, once a record has held its ids for at least one
+grace period by the storage's clock).  A candidate is deleted only if
 
 * it is still unreachable now, and
 * its pack or loose file has not been modified since ``T`` (a save that
   reused the object touched it, which saves it).
 
-Then the record is removed.  A pack that also holds objects still needed is
-rewritten without the deleted ones, as in one-phase gc.
+Then, and only then, the record is removed.  A pack that also holds objects
+still needed is rewritten without the deleted ones, as in one-phase gc.
+
+**Writers** never rely on a candidate: a save that finds an object it would
+reuse (or anything that object needs) listed in a record stores its own copy
+instead (:mod:`ckpt.objects.reliance`).  This closes the race between
+phase 2's HEAD and DELETE of a pack, which a touch cannot: a writer that
+touches the pack in that window looked for candidates less than a grace
+period before, when the record already held its ids (phase 2 waits a grace
+period after that), and the record is removed only after the DELETE.
 
 All times that are compared come from the storage (object mtimes and the
 record's mtime), so a collector whose clock is off cannot delete young
@@ -30,9 +38,9 @@ objects.  What can still lose an object: a writer that stored or reused it
 before ``T`` and moves its ref only after the phase-2 run marked, i.e. a
 writer stalled for more than a grace period between writing its objects and
 committing (a checkpoint then names a missing object, which ``ckpt verify``
-reports and :func:`ckpt.maintenance.repair.repair` heals from a remote); or a reuse landing in the
-milliseconds between phase 2's HEAD and DELETE of that very pack, of an
-object unreachable for a whole grace period already.  ``docs/backends.md``
+reports and :func:`ckpt.maintenance.repair.repair` heals from a remote).
+S3 keeps modification times to the second, which shortens that allowance
+by up to a second.  ``docs/backends.md``
 ("Many machines, one store") gives the rule for running workers and gc.
 
 A dry run writes no record: it reports what phase 2 would delete now (using
@@ -57,11 +65,10 @@ from ckpt.maintenance.mark import GcReport, mark
 from ckpt.maintenance.reachable import DEFAULT_GRACE
 from ckpt.objects.ids import ObjectId, check_object_id
 from ckpt.objects.progress import Meter, ProgressFn
+from ckpt.objects.reliance import CANDIDATES_PREFIX, RECORD_FORMAT
 from ckpt.objects.scan import StoreScan
 from ckpt.storage.base import KeyNotFoundError, Storage
 
-CANDIDATES_PREFIX = "gc/candidates/"
-RECORD_FORMAT = "ckpt-gc-candidates"
 RECORD_VERSION = 1
 #: A record whose run never finished marking is removed after this long.
 STALE_MARKING = dt.timedelta(days=1)
@@ -202,7 +209,10 @@ def collect_two_phase(
         unreachable = set(scan.candidates)
         records = [r for r in read_records(storage) if r.key != key]
         ready = [(r, r.marked_at) for r in records if r.marked_at is not None]
-        due = [(r, at) for r, at in ready if marked_at - at >= grace_s]
+        # Due a grace period after the record got its ids (its mtime), not after
+        # marking began: a writer that looked for candidates before they were
+        # recorded finishes its save within that grace period.
+        due = [(r, at) for r, at in ready if marked_at - max(at, r.mtime) >= grace_s]
         due_ids: set[ObjectId] = set().union(*(r.ids for r, _ in due))
         doomed = due_ids & unreachable
         deleted: tuple[ObjectId, ...] = ()

@@ -15,6 +15,7 @@ import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError
 from ckpt.history.jobrecord import JobRecord
+from ckpt.history.refcheck import job_folders
 from ckpt.history.refs import RefStore
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import REFLOG_EXPIRY, history_cut, job_roots, roots_from
@@ -63,7 +64,8 @@ def mark(
     graph = _Graph(repo, scan if scan is not None else StoreScan(repo.objects), progress)
     marked: set[ObjectId] = set()
     plan = plan or {}
-    for job in repo.job_names():
+    # Every job folder, HEAD or not: a job whose HEAD was lost still has refs.
+    for job in job_folders(repo.storage):
         if job in plan and plan[job] is None:
             continue
         _mark_job(repo, job, marked, expiry, graph, plan.get(job))

@@ -1,6 +1,9 @@
-"""Repair: move corrupt objects aside and heal them from a clean copy.
+"""Repair: put back damaged refs, move corrupt objects aside and heal them from a clean copy.
 
-``repair`` runs a full verify, moves every corrupt object to
+``repair`` first puts back what the reflog can restore: a job's lost
+``HEAD``, and refs that are missing or garbled although the reflog says
+where they were (see :mod:`ckpt.history.refcheck`).  Then it runs a full
+verify, moves every corrupt object to
 ``quarantine/ID`` (so that a clean copy of it can be stored again), and, if a
 remote is given, copies a clean copy of every corrupt or missing object from
 there (each copy is hash-checked on the way out and on arrival).  Objects it
@@ -13,10 +16,13 @@ from __future__ import annotations
 import attrs
 
 from ckpt.errors import CkptError
+from ckpt.history.jobrecord import rewrite_garbled
+from ckpt.history.refcheck import RefDamage, job_folders, restore_refs
 from ckpt.history.remotes import remote_url
 from ckpt.history.repository import BaseRepository, existing_storage
 from ckpt.maintenance.verify import VerifyReport, verify
 from ckpt.objects.ids import ObjectId
+from ckpt.objects.packcheck import damaged_packs, set_right
 
 _HEAL_ROUNDS = 8
 
@@ -27,9 +33,20 @@ class RepairReport:
     healed: tuple[ObjectId, ...]
     unhealed: tuple[ObjectId, ...]
     after: VerifyReport
+    refs_restored: tuple[RefDamage, ...] = ()
+    #: Damaged packs set right: (key, "rewritten" or "quarantined").
+    packs: tuple[tuple[str, str], ...] = ()
+    #: Jobs whose garbled record was rewritten.
+    records: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
+            "refs_restored": [
+                {"job": r.job, "ref": r.ref, "was": r.kind, "commit": r.logged}
+                for r in self.refs_restored
+            ],
+            "packs": [{"pack": key, "done": done} for key, done in self.packs],
+            "records_rewritten": list(self.records),
             "quarantined": list(self.quarantined),
             "healed": list(self.healed),
             "unhealed": list(self.unhealed),
@@ -38,7 +55,14 @@ class RepairReport:
 
 
 def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
-    """Quarantine corrupt objects and, with ``remote``, restore clean copies from it."""
+    """Restore damaged refs from the reflog, quarantine corrupt objects and, with
+    ``remote`` (a remote's name or a store's URL), restore clean copies from it."""
+    folders = job_folders(repo.storage)
+    restored = tuple(damage for job in folders for damage in restore_refs(repo.storage, job))
+    records = tuple(job for job in folders if rewrite_garbled(repo.storage, job))
+    packs = tuple(
+        (damage.key, set_right(repo.objects, damage)) for damage in damaged_packs(repo.objects)
+    )
     before = verify(repo, full=True)
     broken = _broken(before)
     quarantined = _quarantine(repo, before, broken)
@@ -67,7 +91,7 @@ def repair(repo: BaseRepository, *, remote: str | None = None) -> RepairReport:
     else:
         after = verify(repo, full=True)
     unhealed = tuple(oid for oid in broken if oid not in healed)
-    return RepairReport(quarantined, tuple(healed), unhealed, after)
+    return RepairReport(quarantined, tuple(healed), unhealed, after, restored, packs, records)
 
 
 def _broken(report: VerifyReport) -> list[ObjectId]:

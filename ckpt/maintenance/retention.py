@@ -9,7 +9,8 @@
 * The job's record gains the cut (so ``log`` says where history was
   removed) and, below each cut, the next older checkpoint that was kept
   (``kept_below``: ``log`` goes on there, gc keeps it); the checkpoints let
-  go become collectable by gc.  Tags still keep what they name.
+  go become collectable by gc.  A tag keeps what it names and all the
+  history before it: no cut is made inside a tagged history.
 * Whole jobs are selected by age (last checkpoint older than a duration),
   by expired TTL, or by status (completed, failed, ...), and deleted.
 
@@ -28,7 +29,8 @@ import attrs
 from ckpt.errors import CkptError
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import JobRecord, update_record
-from ckpt.history.refs import now
+from ckpt.history.refcheck import ref_damage
+from ckpt.history.refs import HEADS, TAGS, now
 from ckpt.history.repository import BaseRepository
 from ckpt.history.retained import retained_history
 from ckpt.objects.ids import CommitId
@@ -139,10 +141,11 @@ def prune_job(job: Job, keep: int | KeepPolicy, *, dry_run: bool = False) -> Pru
         policy = keep
     kept: set[CommitId] = set()
     chains: list[list[Commit]] = []
-    for head in job.branches().values():
+    for head in [*job.branches().values(), *_damaged(job, HEADS)]:
         chain = list(retained_history(job, head))
         chains.append(chain)
         kept |= policy.select(chain)
+    kept |= tagged_history(job).keys()
     dropped = {c.id for chain in chains for c in chain} - kept
     cuts: set[CommitId] = set()
     below: dict[CommitId, CommitId] = {}
@@ -177,6 +180,31 @@ def prune_job(job: Job, keep: int | KeepPolicy, *, dry_run: bool = False) -> Pru
         else:
             record = update_record(job.repo.storage, job.name, change)
     return PruneResult(job.name, tuple(sorted(cuts)), len(dropped), record)
+
+
+def tagged_history(job: Job) -> dict[CommitId, CommitId | None]:
+    """Every commit a tag keeps (the tagged commit and all its history), with its parent.
+
+    A tag keeps the history before it, wherever it stands: retention never
+    cuts inside it (only where an earlier cut already stopped it).
+    """
+    kept: dict[CommitId, CommitId | None] = {}
+    for target in [*job.tags().values(), *_damaged(job, TAGS)]:
+        for commit in job.walk(target):
+            if commit.id in kept:
+                break  # shared with a tag walked already
+            kept[commit.id] = commit.parent
+    return kept
+
+
+def _damaged(job: Job, kind: str) -> list[CommitId]:
+    """Where the reflog says the garbled or missing refs of ``kind`` are: retention treats
+    them as the refs they were until ``ckpt repair`` puts them back."""
+    return [
+        damage.logged
+        for damage in ref_damage(job.repo.storage, job.name)
+        if damage.logged is not None and damage.ref.startswith(kind)
+    ]
 
 
 def select_jobs(

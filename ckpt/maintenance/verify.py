@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
-from ckpt.history.jobrecord import read_record
+from ckpt.history.jobrecord import JobRecord, read_record
+from ckpt.history.refcheck import job_folders, ref_damage
 from ckpt.history.refs import HEADS, RefStore
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
+from ckpt.objects.packcheck import damaged_packs
 from ckpt.objects.progress import Meter
 from ckpt.objects.progress import ProgressFn as EventFn
 from ckpt.objects.scan import StoreScan
@@ -38,7 +40,9 @@ ProgressFn = Callable[[int, int], None]
 class Problem:
     """One thing found wrong.  ``subject`` is an object id or a ref name."""
 
-    kind: str  # corrupt-object | missing-object | bad-ref | bad-head | bad-reflog
+    # corrupt-object | missing-object | damaged-pack | bad-ref | missing-ref | bad-head
+    # | missing-head | bad-reflog | bad-record
+    kind: str
     subject: str
     message: str
     jobs: tuple[str, ...] = ()
@@ -219,11 +223,19 @@ def verify(
     # object id -> (jobs, commits) it breaks
     damage: dict[ObjectId, tuple[set[str], set[CommitId]]] = {}
     healths: dict[str, JobHealth] = {}
-    names = list(jobs) if jobs is not None else repo.job_names()
+    names = list(jobs) if jobs is not None else _job_names(repo)
     if full and jobs is None:
         checking = Meter(events, "checking objects")
         checker.check_all(checking)
         checking.finish()
+        for bad_pack in damaged_packs(repo.objects):
+            fix = (
+                "its objects read fine; `ckpt repair` rewrites the pack"
+                if bad_pack.index_whole
+                else "its objects cannot be found; `ckpt repair` moves it to quarantine/ "
+                "(add --from REMOTE to copy its objects back)"
+            )
+            problems.append(Problem("damaged-pack", bad_pack.key, f"{bad_pack.error}; {fix}"))
     walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
     for index, name in enumerate(names, 1):
         before = checker.bytes_checked
@@ -253,6 +265,15 @@ def verify(
     )
 
 
+def _job_names(repo: BaseRepository) -> list[str]:
+    """Every job, and every job folder that lost its HEAD but still has refs or a reflog."""
+    names = set(repo.job_names())
+    for name in job_folders(repo.storage):
+        if name not in names and RefStore(repo.storage, name).reflog_or_refs():
+            names.add(name)
+    return sorted(names)
+
+
 def _verify_job(
     repo: BaseRepository,
     name: str,
@@ -266,12 +287,20 @@ def _verify_job(
     except CorruptRefError as exc:
         problems.append(Problem("bad-head", f"{name}:HEAD", str(exc), (name,)))
     targets = refs.all_refs()
-    for ref, oid in sorted(targets.items()):
-        if oid is None:
-            problems.append(
-                Problem("bad-ref", f"{name}:{ref}", f"job {name}: ref {ref} is garbled", (name,))
+    for bad_ref in ref_damage(repo.storage, name):
+        problems.append(Problem(bad_ref.kind, f"{name}:{bad_ref.ref}", bad_ref.message, (name,)))
+    try:
+        record = read_record(repo.storage, name)
+    except CorruptRefError as exc:
+        record = JobRecord()  # walked without its cut: everything below one is checked too
+        problems.append(
+            Problem(
+                "bad-record",
+                f"{name}:meta",
+                f"{exc}; `ckpt repair` rewrites it, keeping the fields that can be read",
+                (name,),
             )
-    record = read_record(repo.storage, name)
+        )
     # The reflog is parsed once: for garbled lines, roots and last-good candidates.
     records = list(refs._reflog_records())
     reflog = [entry for entry in reversed(records) if entry is not None]
@@ -311,11 +340,11 @@ def _verify_job(
         if not ref.startswith(HEADS):
             continue
         candidates: list[CommitId] = []
-        oid = head
-        while oid is not None:
-            candidates.append(oid)
-            commit = checker.commits.get(oid)
-            oid = commit.parent if commit is not None and commit.id not in cut else None
+        step: CommitId | None = head
+        while step is not None:
+            candidates.append(step)
+            commit = checker.commits.get(step)
+            step = commit.parent if commit is not None and commit.id not in cut else None
         candidates.extend(e.new for e in reflog if e.ref == ref and e.new is not None)
         last_good[ref[len(HEADS) :]] = next(
             (c for c in candidates if c not in broken and c in checker.commits), None

@@ -68,12 +68,12 @@ BUILTIN_DICTIONARY = (
 #: Objects at most this large (trees, commits, small blobs) use the built-in dictionary.
 DICT_MAX_SIZE = 4096
 
-#: Objects larger than this are refused on read (a hostile header cannot make
-#: ckpt allocate more).
-MAX_OBJECT_SIZE = 1 << 40
 #: A single frame never expands to more than this (chunked values are split
 #: into frames of at most a chunk each).
 MAX_PAYLOAD_SIZE = 1 << 34
+#: Objects larger than this (16 GiB), chunked or not, are refused on read and on
+#: write: a hostile header cannot make ckpt allocate more.
+MAX_OBJECT_SIZE = MAX_PAYLOAD_SIZE
 #: Delta chains are cut before they get deeper than this.
 MAX_DELTA_DEPTH = 1000
 _READ_STEP = 1 << 20

@@ -190,8 +190,10 @@ class PackIndex:
         self._finds = 0
         tail_start = size - len(tail)
         if index_offset >= tail_start:
-            self.records = tail[index_offset - tail_start : fanout_at]
-            self.check_digest(self.records + tail[fanout_at : fanout_at + FANOUT.size])
+            records = tail[index_offset - tail_start : fanout_at]
+            self.check_digest(records + tail[fanout_at : fanout_at + FANOUT.size])
+            self.check_records(records)
+            self.records = records
 
     @classmethod
     def load(cls, key: str, size: int, read: RangeReader) -> PackIndex:
@@ -204,6 +206,31 @@ class PackIndex:
             raise CorruptObjectError(
                 self.key, "pack index does not match its checksum", self.digest.hex(), actual.hex()
             )
+
+    def check_records(self, records: bytes) -> None:
+        """Refuse an index whose records point outside the pack's entries (a checksum
+        recomputed over a forged index must not make a reader read gigabytes)."""
+        end = self.index_offset
+        for at in range(self.count):
+            _, offset, length, _, _ = RECORD.unpack_from(records, at * RECORD.size)
+            if offset < PACK_HEADER.size or offset + length > end:
+                raise CorruptObjectError(
+                    self.key,
+                    "pack index points outside the pack's entries",
+                    f"entries within bytes {PACK_HEADER.size}-{end}",
+                    f"{length} bytes at {offset}",
+                )
+
+    def _entry(self, record: bytes | memoryview, at: int) -> PackEntry:
+        entry = PackEntry(*RECORD.unpack_from(record, at))
+        if entry.offset < PACK_HEADER.size or entry.offset + entry.length > self.index_offset:
+            raise CorruptObjectError(
+                self.key,
+                "pack index points outside the pack's entries",
+                f"entries within bytes {PACK_HEADER.size}-{self.index_offset}",
+                f"{entry.length} bytes at {entry.offset}",
+            )
+        return entry
 
     def _bucket(self, first: int, read: RangeReader) -> bytes:
         lo = self.fanout[first - 1] if first else 0
@@ -224,7 +251,7 @@ class PackIndex:
             table = {}
             for at in range(self.count):
                 entry = PackEntry(*RECORD.unpack_from(self.records, at * RECORD.size))
-                table[entry.raw_id] = entry
+                table[entry.raw_id] = entry  # records in memory were checked when read
             self._table = table
             return table.get(raw_id)
         bucket = self._bucket(raw_id[0], read)
@@ -234,7 +261,7 @@ class PackIndex:
         keys = _RecordKeys(bucket, n)
         at = bisect.bisect_left(keys, raw_id)
         if at < n and keys[at] == raw_id:
-            return PackEntry(*RECORD.unpack_from(bucket, at * RECORD.size))
+            return self._entry(bucket, at * RECORD.size)
         return None
 
     def entries(self, read: RangeReader) -> Iterator[PackEntry]:
@@ -244,6 +271,7 @@ class PackIndex:
             both = read(self.index_offset, self.count * RECORD.size + FANOUT.size)
             self.check_digest(both)
             records = both[: self.count * RECORD.size]
+            self.check_records(records)
         for at in range(self.count):
             yield PackEntry(*RECORD.unpack_from(records, at * RECORD.size))
 

@@ -297,29 +297,6 @@ class PackSet:
                 self._pack_list(refresh=True)
         raise ObjectNotFoundError(oid)
 
-    def freshen(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored, after refreshing its container's mtime.
-
-        Whoever is about to make a stored object reachable (a save reusing a
-        value, a transfer finding it already there) calls this first, so that
-        a concurrent gc treats the object as new and spares it.
-        """
-        return self._reuse(check_object_id(oid))
-
-    def _reuse(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored; its container is touched so that gc spares it.
-
-        A miss does not list the packs again: at worst the object is written
-        once more, which is harmless (and a save writes new objects mostly).
-        """
-        where = self.locate(oid, relist=False)
-        if where is None:
-            return False
-        if self.storage.touch(where.key):
-            return True
-        where = self.locate(oid)
-        return where is not None and self.storage.touch(where.key)
-
     def _known(self, raw: bytes) -> str | None:
         """The pack holding ``raw`` per a full in-memory id map (for bulk dedup checks)."""
         with self._lock:

@@ -39,6 +39,7 @@ from ckpt.objects.ids import (
     new_hasher,
     object_id,
 )
+from ckpt.objects.memory import allocating
 from ckpt.objects.model import Commit, Tree, decode_commit, encode_commit
 from ckpt.objects.packset import (
     LRU,
@@ -51,6 +52,7 @@ from ckpt.objects.packset import (
     StoredObject,
     object_key,
 )
+from ckpt.objects.reliance import Reliance
 from ckpt.objects.writer import ObjectBatch
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
 
@@ -91,6 +93,13 @@ class ObjectStore(PackSet):
         batch that grew past :data:`PACK_LIMIT` stay as garbage for gc).
         """
         return ObjectBatch(self)
+
+    def freshen(self, oid: ObjectId) -> bool:
+        """True if ``oid`` is stored and can be relied on by whoever is about to make it
+        reachable (a transfer finding it already there): the containers of it and of
+        everything its stored form needs are touched, so that a concurrent gc spares
+        them (see :mod:`ckpt.objects.reliance`).  False: store it anew."""
+        return Reliance(self).secure(check_object_id(oid))
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Store an object; return its id.  Storing existing content writes nothing.
@@ -150,11 +159,12 @@ class ObjectStore(PackSet):
         its own id, and the ids of the good ones are added to ``checked``.
         """
         header = codec.parse_header(stored, oid)
-        payload = self._payload(oid, stored, header)
-        if header.chunked:
-            data = self._assemble(oid, header, payload, checked)
-        else:
-            data = payload
+        # Refused before anything is allocated when it cannot fit (a short chunk list may
+        # declare gigabytes: one chunk named many times).
+        with allocating(oid, max(header.length, header.payload_length)):
+            payload = self._payload(oid, stored, header)
+            data = self._assemble(oid, header, payload, checked) if header.chunked else payload
+        if not header.chunked:
             actual = object_id(header.kind, data)
             if actual != oid:
                 if header.base is not None:

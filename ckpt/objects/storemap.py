@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import attrs
+import blake3
 import zstandard
 
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec, delta, pack
 from ckpt.objects.ids import Kind, ObjectId
-from ckpt.objects.packset import OBJECTS_PREFIX, id_from_key
+from ckpt.objects.packset import OBJECTS_PREFIX, PACKS_PREFIX, id_from_key
 from ckpt.objects.progress import Meter
 from ckpt.objects.store import ObjectStore, blaming, check_base_chain
-from ckpt.storage.base import KeyNotFoundError
+from ckpt.storage.base import KeyInfo, KeyNotFoundError
 
 #: Delta-base payloads up to this size are kept for the whole scan (chunk
 #: lists and small values, the bases writers make); larger ones are decoded
@@ -33,6 +35,9 @@ from ckpt.storage.base import KeyNotFoundError
 BASE_CACHE_ITEM = 1 << 20
 #: Bytes of an object's stored form that always hold its whole header.
 HEADER_READ = codec.HEADER_SIZE + 8 + 34
+#: Tests only: a directory in which gc stops before each of its deletions (see
+#: :class:`DeletionPauses`).  Read once per sweep, never on a save's path.
+PAUSE_ENV = "CKPT_TEST_GC_PAUSE_DIR"
 
 Verdict = Kind | CkptError
 #: An object's stored bytes: read on their own, or a view into a pack read whole.
@@ -133,6 +138,7 @@ class StoreMap:
                 both = read(index.index_offset, index.count * pack.RECORD.size + pack.FANOUT.size)
                 index.check_digest(both)
                 records = both[: index.count * pack.RECORD.size]
+                index.check_records(records)
         except KeyNotFoundError:
             return None  # merged or collected since the listing
         except CorruptObjectError as exc:
@@ -305,6 +311,7 @@ class StoreMap:
             )
         deleted = deleted_bytes = 0
         candidates: list[ObjectId] = []
+        pause = DeletionPauses()
         for listing in packs:
             if progress is not None:
                 progress.advance(len(listing.ids), listing.size)
@@ -316,6 +323,8 @@ class StoreMap:
             if not dead or listing.mtime >= cutoff:
                 continue
             candidates.extend(oid for oid, _ in dead)
+            if not dry_run:
+                pause(listing.key)
             if dry_run or self.store._rewrite_without(
                 listing.key, {oid for oid, _ in dead}, cutoff
             ):
@@ -330,10 +339,71 @@ class StoreMap:
             if info.mtime >= cutoff:
                 continue
             candidates.append(loose)
+            if not dry_run:
+                pause(info.key)
             if dry_run or self.store.storage.delete_if_older(info.key, cutoff):
                 deleted += 1
                 deleted_bytes += info.size
         return SweepResult(deleted, deleted_bytes, len(by_youth), tuple(candidates))
+
+
+def restore_set_aside(store: ObjectStore) -> list[str]:
+    """Put back packs and loose objects an older ckpt's gc hid when it was killed midway
+    through deleting them (the local backend renamed a file aside, then decided).
+
+    Restored only when whole: a pack whose bytes hash to its name, a loose
+    object that decodes to its id.  Returns their keys.  A backend without
+    such files restores nothing.
+    """
+    restore = getattr(store.storage, "restore_set_aside", None)
+    if restore is None:
+        return []
+
+    def complete(key: str, data: bytes) -> bool:
+        if key.startswith(PACKS_PREFIX):
+            return blake3.blake3(data).hexdigest() == key[len(PACKS_PREFIX) :]
+        loose = id_from_key(KeyInfo(key, len(data), 0.0))
+        if loose is None:
+            return False
+        try:
+            codec.decode_verified(data, loose)
+        except CkptError:
+            return False
+        return True
+
+    restored: list[str] = []
+    for prefix in (PACKS_PREFIX, OBJECTS_PREFIX):
+        restored.extend(restore(prefix, complete))
+    if restored:
+        store._pack_list(refresh=True)
+    return restored
+
+
+class DeletionPauses:
+    """A test hook: stop gc before each deletion until the test lets it go on.
+
+    With ``$CKPT_TEST_GC_PAUSE_DIR`` set to a directory, the N-th deletion of a
+    sweep (a pack about to be rewritten and removed, or a loose object) first
+    writes ``N.paused`` there, holding the key, then waits until ``N.go``
+    exists.  The reliability tests use it to run a save at each of gc's
+    deletion points.  Unset (always, outside tests), it costs one lookup of
+    the environment per sweep.
+    """
+
+    def __init__(self) -> None:
+        self.directory = os.environ.get(PAUSE_ENV) or None
+        self.count = 0
+
+    def __call__(self, key: str) -> None:
+        if self.directory is None:
+            return
+        self.count += 1
+        base = os.path.join(self.directory, str(self.count))
+        with open(base + ".part", "w", encoding="utf-8") as handle:
+            handle.write(key)
+        os.rename(base + ".part", base + ".paused")
+        while not os.path.exists(base + ".go"):
+            time.sleep(0.005)
 
 
 _local = threading.local()
@@ -369,10 +439,13 @@ def _decompress_plain(stored: bytes | memoryview, header: codec.Header, oid: str
 __all__ = [
     "BASE_CACHE_ITEM",
     "HEADER_READ",
+    "PAUSE_ENV",
+    "DeletionPauses",
     "PackListing",
     "Slot",
     "StoreMap",
     "Stored",
     "SweepResult",
     "Verdict",
+    "restore_set_aside",
 ]

@@ -50,6 +50,7 @@ from ckpt.errors import CkptError, CorruptObjectError
 from ckpt.objects import chunking, codec, pack
 from ckpt.objects.ids import PARALLEL_HASH_SIZE, Kind, ObjectId, object_id
 from ckpt.objects.packset import BULK_GROUP, BULK_LEVEL, PACK_LIMIT, object_key
+from ckpt.objects.reliance import Reliance
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -150,7 +151,8 @@ class ContentWriter:
         #: those a lookup in the store cannot find yet.
         self._ids: set[bytes] = set()
         self._flight: set[bytes] = set()
-        self._touched: set[str] = set()
+        #: What this writer reuses of the store, secured against a concurrent gc.
+        self._reliance = Reliance(store)
         self._created: list[tuple[str, float]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: Future[None] | None = None
@@ -174,11 +176,12 @@ class ContentWriter:
         return BlobStream(self, length)
 
     def has(self, oid: ObjectId) -> bool:
-        """True if ``oid`` was added by this writer or is stored (its container then touched)."""
+        """True if ``oid`` was added by this writer, or is stored and secured against a
+        concurrent gc with everything its stored form needs."""
         raw = bytes.fromhex(oid)
         if raw in self._ids or raw in self._flight:
             return True
-        return self.store.freshen(oid)
+        return self._reliance.secure(oid)
 
     def _have_chunk(self, raw: bytes) -> bool:
         """Like :meth:`has` for one of many chunks: one in-memory map of packed ids."""
@@ -192,12 +195,7 @@ class ContentWriter:
                 key = loose
         if key is None:
             return False
-        if key in self._touched:
-            return True
-        if store.storage.touch(key):
-            self._touched.add(key)
-            return True
-        return store.freshen(ObjectId(raw.hex()))
+        return self._reliance.secure(ObjectId(raw.hex()), key)
 
     def _add(self, raw: bytes, parts: list[bytes | memoryview]) -> None:
         """Add one object, its stored bytes given in ``parts``."""

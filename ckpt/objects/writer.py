@@ -2,8 +2,9 @@
 
 A save puts its objects (blob, or chunks and chunk list; tree; commit)
 through one :class:`ObjectBatch`, which dedups each against the store
-(touching the pack of an object it reuses, so that a concurrent gc spares
-it), cuts large blobs into content-defined chunks, delta encodes a value
+(touching the packs of an object it reuses and of everything that object
+needs, so that a concurrent gc spares them: see :mod:`ckpt.objects.reliance`),
+cuts large blobs into content-defined chunks, delta encodes a value
 against its previous version where that pays, and writes what is new as one
 pack when the batch ends (durable when it returns).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ckpt.errors import CkptError
+from ckpt.errors import CkptError, SerializationError
 from ckpt.objects import chunking, codec, delta
 from ckpt.objects.ids import CommitId, Kind, ObjectId, object_id
 from ckpt.objects.model import Commit, Tree, encode_commit
@@ -24,6 +25,7 @@ from ckpt.objects.packset import (
     TIERS,
     object_key,
 )
+from ckpt.objects.reliance import Reliance
 
 if TYPE_CHECKING:
     # Imported where used: concurrent.futures costs start-up time that `ckpt log` need not pay.
@@ -41,7 +43,8 @@ class ObjectBatch:
         self.ids: set[bytes] = set()
         self.size = 0
         self.chunk_checks = 0
-        self._touched: set[str] = set()
+        #: What this batch reuses of the store, secured against a concurrent gc.
+        self.reliance = Reliance(store)
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[str]] = []
 
@@ -110,7 +113,7 @@ class ObjectBatch:
             self._pending = [self._writer.submit(self.store._write_pack, entries, merge=False)]
 
     def _stored(self, oid: ObjectId, raw: bytes, bulk: bool) -> bool:
-        """True if ``oid`` is in this batch or stored (and then touched, see ``_reuse``)."""
+        """True if ``oid`` is in this batch, or stored and secured (see ``Reliance.secure``)."""
         if raw in self.ids:
             return True
         if bulk:
@@ -119,49 +122,20 @@ class ObjectBatch:
                 # Many chunks: one in-memory map of every packed id beats a
                 # probe of every pack per chunk.
                 key = self.store._known(raw)
-                if key is not None and self._touch(key):
-                    return True
+                if key is not None:
+                    return self.reliance.secure(oid, key)
                 if not self.store._may_have_loose():
                     return False
-                loose = object_key(oid)
-                return self.store.storage.stat(loose) is not None and self._touch(loose)
-        return self._reuse(oid)
-
-    # -- dedup: reusing what is stored -------------------------------------
-
-    def _reuse(self, oid: ObjectId) -> bool:
-        """True if ``oid`` is stored; the pack (or loose file) holding it is touched so that
-        a concurrent gc, which judges containers by their mtime, spares it.
-
-        A miss does not list the packs again: at worst the object is written
-        once more, which is harmless.
-        """
-        store = self.store
-        where = store.locate(oid, relist=False)
-        if where is None:
-            return False
-        if self._touch(where.key):
-            return True
-        where = store.locate(oid)
-        return where is not None and self._touch(where.key)
-
-    def _touch(self, key: str) -> bool:
-        """Refresh the mtime of the container ``key``; False if it is gone.
-
-        A container is touched once per batch: many objects of a save are
-        often reused from one pack (the chunks of a growing value), and one
-        refresh during the save protects them all for a grace period, as
-        each touch would.
-        """
-        if key in self._touched:
-            return True
-        if not self.store.storage.touch(key):
-            return False
-        self._touched.add(key)
-        return True
+                if self.store.storage.stat(object_key(oid)) is None:
+                    return False
+        return self.reliance.secure(oid)
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Add an object (see :meth:`ObjectStore.put`); return its id."""
+        if len(data) > codec.MAX_OBJECT_SIZE:
+            raise SerializationError(
+                f"a value of {len(data):,} bytes is larger than a checkpoint may hold (16 GiB)"
+            )
         oid = object_id(kind, data)
         raw = bytes.fromhex(oid)
         if self._stored(oid, raw, bulk=False):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ckpt.errors import CkptError, ConflictError
+from ckpt.errors import CkptError, ConflictError, CorruptObjectError, ObjectNotFoundError
 from ckpt.history.job import Job
 from ckpt.history.refs import now
 from ckpt.maintenance.retention import prune_job
@@ -536,6 +536,10 @@ class Run:
             if isinstance(exc, ConflictError):
                 self.closed = True  # another writer moved the job: write nothing more
                 return
+            if isinstance(exc, CorruptObjectError | ObjectNotFoundError) and exc.stage is not None:
+                # The stage whose stored value is damaged, not the one that was reading it.
+                extra = {**(extra or {}), "damaged_stage": exc.stage, "read_by": stage}
+                stage = exc.stage
             try:
                 if self.pending:
                     self.flush()

@@ -12,6 +12,10 @@ Layout: the value of key ``a/b/c`` is the file ``ROOT/a/b/c``; the log at key
   fsynced temporary file over it.  The kernel drops the ``flock`` when its
   holder dies, so a killed writer never leaves a lock that blocks others.
 * ``append`` writes one line with ``O_APPEND`` under the same kind of lock.
+* ``touch`` and ``delete_if_older`` exclude each other with a ``flock`` on
+  the directory's ``.mtime.lock`` (shared for touches, exclusive for the
+  mtime check and unlink of a deletion), so a touched file is never deleted
+  and a deletion has no step at which a crash could leave a file hidden.
 * Directories are opened with ``O_NOFOLLOW`` one component at a time, so a
   symlink planted inside the store is never followed.
 
@@ -37,7 +41,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
-from ckpt.errors import ConflictError, StorageError
+from ckpt.errors import ConflictError, InvalidNameError, StorageError
 from ckpt.storage.base import (
     RESERVED_SUFFIXES,
     FolderStamp,
@@ -56,6 +60,9 @@ _OPEN_FILES = 32
 #: ``/proc/self/fd``; cleared on the first refusal.
 _UNNAMED_OK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _OWNER_WIDTH = 128  # bytes of a lock file's owner record ("pid@host time", padded)
+#: The lock (in each directory) that orders ``touch`` against ``delete_if_older``.  Its
+#: name starts with a dot, so it is never a key's lock file nor listed as a key.
+_MTIME_LOCK = ".mtime"
 
 
 class _OpenFile:
@@ -69,9 +76,15 @@ class _OpenFile:
         self.lock = threading.Lock()
 
     def read(self, offset: int, length: int) -> bytes | None:
-        """The bytes at ``offset`` (fewer past the end), or None if the file was unlinked."""
-        if os.fstat(self.fd).st_nlink == 0:
+        """The bytes at ``offset`` (fewer past the end), or None if the file was unlinked.
+
+        Never asks for more than the file holds: a length read from damaged
+        bytes must not make the reader allocate gigabytes.
+        """
+        st = os.fstat(self.fd)
+        if st.st_nlink == 0:
             return None
+        length = max(0, min(length, st.st_size - offset))
         data = os.pread(self.fd, length, offset)
         while len(data) < length:
             more = os.pread(self.fd, length - len(data), offset + len(data))
@@ -445,8 +458,9 @@ class LocalStorage:
             os.close(fd)
 
     @contextlib.contextmanager
-    def _locked(self, dir_fd: int, name: str) -> Iterator[None]:
-        """Hold an exclusive flock on ``name.lock``; released by the kernel if we die."""
+    def _locked(self, dir_fd: int, name: str, *, shared: bool = False) -> Iterator[None]:
+        """Hold a flock on ``name.lock`` (exclusive, or ``shared``); released by the kernel
+        if we die.  An exclusive holder records itself in the file, for reporting."""
         lock_name = f"{name}.lock"
         fd = os.open(
             lock_name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
@@ -454,9 +468,10 @@ class LocalStorage:
         try:
             deadline = time.monotonic() + _LOCK_WAIT_SECONDS
             delay = 0.0005
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
@@ -466,10 +481,11 @@ class LocalStorage:
                         ) from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
-            # A fixed-width record overwritten in place: truncating the file first
-            # would make ext4 flush it on close (its replace-by-truncate safeguard).
-            owner = f"{os.getpid()}@{os.uname().nodename} {time.time():.3f}"
-            os.pwrite(fd, owner.encode()[: _OWNER_WIDTH - 1].ljust(_OWNER_WIDTH - 1) + b"\n", 0)
+            if not shared:
+                # A fixed-width record overwritten in place: truncating the file first
+                # would make ext4 flush it on close (its replace-by-truncate safeguard).
+                owner = f"{os.getpid()}@{os.uname().nodename} {time.time():.3f}"
+                os.pwrite(fd, owner.encode()[: _OWNER_WIDTH - 1].ljust(_OWNER_WIDTH - 1) + b"\n", 0)
             yield
         finally:
             os.close(fd)
@@ -538,6 +554,8 @@ class LocalStorage:
             os.close(dir_fd)
 
     def touch(self, key: str) -> bool:
+        """Set the mtime to now under a shared lock of the directory's ``.mtime.lock``, which
+        ``delete_if_older`` holds exclusively while it decides: the two never interleave."""
         dirs, name = self._split(key)
         try:
             dir_fd = self._open_dir(dirs, create=False)
@@ -546,7 +564,12 @@ class LocalStorage:
         except OSError as exc:
             raise _storage_error("touch", key, exc) from exc
         try:
-            os.utime(name, dir_fd=dir_fd, follow_symlinks=False)
+            with self._locked(dir_fd, _MTIME_LOCK, shared=True):
+                # The time from time.time(), not the kernel's own: file times come from a
+                # clock up to a tick behind it, and a touch made after a gc computed its
+                # cutoff (with time.time()) must never look older than that cutoff.
+                stamp = time.time_ns()
+                os.utime(name, ns=(stamp, stamp), dir_fd=dir_fd, follow_symlinks=False)
             return True
         except FileNotFoundError:
             return False
@@ -556,12 +579,13 @@ class LocalStorage:
             os.close(dir_fd)
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:
-        """Rename the file aside, then decide on the mtime of what was renamed.
+        """Read the mtime and unlink under an exclusive lock of the directory's
+        ``.mtime.lock``, which ``touch`` takes shared.
 
-        A ``touch`` that lands before the rename shows in the renamed file's
-        mtime (and the file is put back); one that lands after it finds no
-        file, so its writer stores the object again.  Either way no object a
-        writer has just reused is lost.
+        A ``touch`` either lands before (the mtime shows it and the file stays)
+        or after (it finds no file, so its writer stores the object again).  The
+        file never leaves its name before the decision, so a crash at any
+        point leaves it either in place or deleted, never hidden.
         """
         dirs, name = self._split(key)
         try:
@@ -571,31 +595,82 @@ class LocalStorage:
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc
         try:
-            try:
-                if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
+            with self._locked(dir_fd, _MTIME_LOCK):
+                try:
+                    if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
+                        return False
+                    os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
                     return False
-            except FileNotFoundError:
-                return False
-            aside = f"{name}.{os.urandom(6).hex()}.tmp"
-            try:
-                os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except FileNotFoundError:
-                return False
-            if os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
-                with contextlib.suppress(FileExistsError):
-                    os.link(
-                        aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
-                    )
-                os.unlink(aside, dir_fd=dir_fd)
-                self._fsync(dir_fd)
-                return False
-            os.unlink(aside, dir_fd=dir_fd)
             self._fsync(dir_fd)
             return True
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc
         finally:
             os.close(dir_fd)
+
+    def restore_set_aside(
+        self, prefix: str, complete: Callable[[str, bytes], bool]
+    ) -> builtins.list[str]:
+        """Put back the values an older ckpt's ``delete_if_older`` renamed aside to
+        ``NAME.HEX.tmp`` and was killed before putting back or unlinking.
+
+        Such a file may hold a value a writer touched just before the rename, so it
+        is restored (at worst garbage comes back, for the next gc).  Temporary
+        files of interrupted writes share that pattern, so a file is restored only
+        if ``complete(key, data)`` vouches for its content, and only if its name is
+        free.  Returns the keys restored.
+        """
+        restored: builtins.list[str] = []
+        for info in self._temporaries(prefix):
+            key, path = info
+            try:
+                with open(path, "rb") as handle:  # the walk already refused symlinks
+                    data = handle.read()
+            except OSError:
+                continue
+            if not complete(key, data):
+                continue
+            dirs, name = self._split(key)
+            try:
+                dir_fd = self._open_dir(dirs, create=False)
+            except OSError:
+                continue
+            try:
+                aside = os.path.basename(path)
+                with contextlib.suppress(FileExistsError):
+                    os.link(
+                        aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
+                    )
+                    restored.append(key)
+                os.unlink(aside, dir_fd=dir_fd)
+                self._fsync(dir_fd)
+            except OSError as exc:
+                raise _storage_error("restore", key, exc) from exc
+            finally:
+                os.close(dir_fd)
+        return restored
+
+    def _temporaries(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, path) of every ``KEY.HEX.tmp`` file under ``prefix`` whose KEY is valid."""
+        base_parts = [p for p in check_prefix(prefix).split("/") if p]
+        start = os.path.join(self.root, *base_parts)
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            for filename in filenames:
+                parts = filename.split(".")
+                if len(parts) != 3 or parts[2] != "tmp" or len(parts[1]) != 12:
+                    continue
+                path = os.path.join(dirpath, filename)
+                if not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                key = f"{rel}/{parts[0]}" if rel != "." else parts[0]
+                try:
+                    check_key(key)
+                except InvalidNameError:
+                    continue
+                yield key, path
 
     def append(self, key: str, record: bytes, *, sync: bool = True) -> None:
         if b"\n" in record:

@@ -40,6 +40,7 @@ from ckpt.objects.model import (
 from ckpt.objects.store import ObjectStore
 from ckpt.objects.stream import BLOCK_SIZE, BlobReader, ContentWriter
 from ckpt.repository import Repository
+from ckpt.transfer.exportcheck import check_export
 from ckpt.values import serialize
 
 EXPORT_FORMAT = "ckpt-export"
@@ -94,18 +95,21 @@ def export_job(job: Job, rev: str | None = None) -> dict[str, Any]:
 
 
 def import_job(repo: Repository, doc: Any, *, name: str | None = None) -> Job:
-    """Create a job from an export.  Refuses to overwrite an existing job."""
+    """Create a job from an export.  Refuses to overwrite an existing job.
+
+    All or nothing: the whole document is checked first (names by the
+    API's rules, every field, every commit a ref or parent names), and a
+    failure while writing removes the job again.
+    """
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise CkptError("not a ckpt export (missing format marker)")
     if doc.get("version") != EXPORT_VERSION:
         raise CkptError(f"unsupported export version {doc.get('version')!r}")
+    check_export(doc, name=name)
     job = repo.job(name or str(doc.get("job")))
     if job.exists:
         raise ConflictError(f"job {job.name!r} already exists; import under another name")
-    try:
-        return _import(repo, job, doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CkptError(f"the export is malformed: {exc!r}") from exc
+    return _import(repo, job, doc)
 
 
 def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
@@ -143,13 +147,18 @@ def _import(repo: Repository, job: Job, doc: dict[str, Any]) -> Job:
         renamed[item["id"]] = new_id
         _check_same(commit, encode_commit(attrs.evolve(commit, id=new_id)), encoded)
     head = str(doc.get("head") or "main")
-    job.refs.create(head)
-    for branch, oid in doc["branches"].items():
-        job.refs.update(HEADS + branch, None, renamed[oid], "import")
-    for tag, oid in doc.get("tags", {}).items():
-        job.refs.update(TAGS + tag, None, renamed[oid], "import")
-    record = JobRecord.from_json(doc.get("record") or {}, "export record")
-    update_record(repo.storage, job.name, lambda _old: record)
+    if not job.refs.create(head):
+        raise ConflictError(f"job {job.name!r} was created meanwhile; import under another name")
+    try:
+        for branch, oid in doc["branches"].items():
+            job.refs.update(HEADS + branch, None, renamed[oid], "import")
+        for tag, oid in (doc.get("tags") or {}).items():
+            job.refs.update(TAGS + tag, None, renamed[oid], "import")
+        record = JobRecord.from_json(doc.get("record") or {}, "export record")
+        update_record(repo.storage, job.name, lambda _old: record)
+    except BaseException:
+        repo.delete_job(job.name)  # a half-made job is removed; its objects are garbage for gc
+        raise
     return job
 
 

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import ckpt
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
@@ -179,3 +181,39 @@ def test_a_damaged_job_is_listed_and_the_command_exits_5(
     assert doc["broken"]["status"] == "damaged"
     assert head.id in doc["broken"]["damage"]
     assert doc["novel"]["damage"] is None
+
+
+def test_status_blames_the_damaged_stage_not_its_reader(
+    run: Run, repo: Repository, store: Path
+) -> None:
+    from ckpt.errors import CorruptObjectError
+    from ckpt.pipeline.runner import Pipeline
+
+    from .conftest import corrupt_object
+
+    attempts: list[str] = []
+
+    def outline(input: str) -> str:
+        return input + " outline"
+
+    def chapters(outline: str) -> str:
+        attempts.append(outline)
+        if len(attempts) == 1:
+            raise TimeoutError("API timeout")
+        return outline * 2
+
+    pipeline = Pipeline([outline, chapters], store=repo)
+    with pytest.raises(TimeoutError):
+        pipeline.run("novel", "a story")
+    job = repo.job("novel")
+    corrupt_object(store, repo, job.tree().get("outline").id)  # type: ignore[union-attr]
+    with pytest.raises(CorruptObjectError) as raised:
+        pipeline.run("novel", "a story")
+    # The error names where the damaged object was reached, and the failure is the
+    # damaged stage's, not that of the stage that was reading it (21.14).
+    assert (raised.value.job, raised.value.stage) == ("novel", "outline")
+    doc = json.loads(run("status", "novel", "--json").stdout)
+    assert doc["failed_stage"] == "outline"
+    failed = ckpt.open(store).job("novel").head
+    assert failed is not None and failed.meta["read_by"] == "chapters"
+    assert "at stage outline: job 'novel', commit " in run("status", "novel").stdout

@@ -51,7 +51,8 @@ def test_verify_names_the_damage_and_the_last_good_checkpoint(
     ]
     assert result.stderr == (
         "Error: verify found 1 problem; it breaks job novel; "
-        "roll back to the last good checkpoints shown above\n"
+        "run `ckpt repair` (add --from REMOTE to copy clean copies from a remote), "
+        "then re-run the damaged stages or roll back to the last good checkpoints shown above\n"
     )
     doc = json.loads(run("verify", "--full", "--json").stdout)
     assert doc["ok"] is False
@@ -255,3 +256,39 @@ def test_gc_keeps_one_checkpoint_per_day_week_or_month(
     assert [c.short_id for c in agent.log()] == [c8, c6]
     assert run("verify", "--full").exit_code == 0
     assert {c1, c2, c3, c4, c7}.isdisjoint(c.short_id for c in agent.log())
+
+
+def test_following_verifys_advice_heals_a_damaged_checkpoint(
+    run: Run, repo: Repository, store: Path
+) -> None:
+    """21.13: verify names `ckpt repair`; after it, re-running the deterministic stage
+    writes a clean copy of the same value, and the store verifies clean."""
+    from ckpt.pipeline.runner import Pipeline
+
+    def outline(input: str) -> str:
+        return input + " outline"
+
+    def chapters(outline: str) -> list[str]:
+        return [outline, outline.upper()]
+
+    pipeline = Pipeline([outline, chapters], store=repo)
+    pipeline.run("novel", "a story")
+    job = repo.job("novel")
+    blob = job.tree().get("chapters")
+    assert blob is not None
+    corrupt_object(store, repo, blob.id)
+    verify = run("verify", "--full")
+    assert verify.exit_code == ExitCode.DAMAGED
+    assert "run `ckpt repair`" in verify.stderr
+    repaired = run("repair")
+    assert "Moved 1 corrupt object(s) to quarantine/" in repaired.stdout
+    assert repaired.exit_code == ExitCode.DAMAGED  # until the stage is re-run
+    last_good = json.loads(run("verify", "--full", "--json").stdout)["jobs"]["novel"]["last_good"]
+    assert run("checkout", "novel", last_good["main"]).exit_code == 0
+    result = Pipeline([outline, chapters], store=store).run("novel")
+    assert list(result.ran) == ["chapters"]
+    assert run("verify", "--full").exit_code == 0
+    assert json.loads(run("cat", "novel", "HEAD", "chapters").stdout) == [
+        "a story outline",
+        "A STORY OUTLINE",
+    ]

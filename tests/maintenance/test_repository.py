@@ -142,7 +142,12 @@ def test_acceptance_corruption_bytes_that_decode_to_other_content(
             fresh.job("novel").load("draft")
         assert info.value.object_id == blob
         assert (info.value.expected, info.value.actual) == (blob, actual)
+        head = fresh.job("novel").head
+        assert head is not None
+        # Reached through a job, the error names the job, the commit and the stage (21.14).
+        assert (info.value.job, info.value.commit, info.value.stage) == ("novel", head.id, "draft")
         assert str(info.value) == (
+            f"job 'novel', commit {head.id[:12]}, stage 'draft': "
             f"object {blob} is corrupt: content does not match its id "
             f"(expected {blob}, found {actual})"
         )
@@ -173,7 +178,12 @@ def test_acceptance_corruption_deleted(root: Path, damaged: dict[str, Any]) -> N
         with pytest.raises(ObjectNotFoundError) as info:
             fresh.job("novel").load("draft")
         assert info.value.object_id == blob
-        assert str(info.value) == f"object {blob} not found in the store"
+        head = fresh.job("novel").head
+        assert head is not None
+        assert str(info.value) == (
+            f"job 'novel', commit {head.id[:12]}, stage 'draft': "
+            f"object {blob} not found in the store"
+        )
         assert fresh.job("novel").load("review") == {"ok": True}
     report = _check_verify_report(root, damaged)
     (problem,) = [p for p in report.problems if p.subject == blob]

@@ -65,7 +65,7 @@ def test_planner_workflow(tmp_path: Path) -> None:
     out = run("planner_workflow.py", "--store", str(tmp_path / "s"))
     assert "ran node_08, node_09, node_10, node_11, node_12" in out
     assert "(after node_10): ran node_11, node_12" in out
-    assert "load refused: object" in out and "is corrupt" in out
+    assert "load refused: job 'plan-001', commit " in out and "is corrupt" in out
     assert "verify: ok=False, problems: ['corrupt-object']" in out
     assert "verify after the re-run: ok=True" in out
 

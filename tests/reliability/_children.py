@@ -183,6 +183,86 @@ def gc_loop(store: str, grace: str, stop_file: str) -> None:
     _emit({"runs": runs, "deleted": deleted, "errors": errors, "messages": messages[:5]})
 
 
+def gc_once(store: str, grace: str) -> None:
+    """Run gc once (paused at each deletion when ``CKPT_TEST_GC_PAUSE_DIR`` is set)."""
+    from ckpt.maintenance.gc import collect
+
+    report = collect(ckpt.open(store), grace=dt.timedelta(seconds=float(grace)))
+    _emit({"deleted": report.deleted})
+
+
+def save_last_version(store: str, job_name: str, wait: str = "") -> None:
+    """Save the last of ``reused_versions()`` as one checkpoint of ``job_name`` (with
+    ``wait``: once told to go, so that the save starts at a moment of the test's choosing)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _support import reused_versions
+
+    values = reused_versions()[-1]
+    job = ckpt.open(store).job(job_name)
+    if wait:
+        _wait_for_go()
+    _emit({"commit": job.save_many(values).id})
+
+
+def gc_stepped(store: str) -> None:
+    """Run gc, stopping at each system call of its first ``delete_if_older``.
+
+    At each one it prints ``at N FUNCTION`` and reads a line: ``go`` runs the
+    call, ``kill`` makes the process SIGKILL itself before it.  After that
+    first deletion gc runs on by itself.
+    """
+    import signal
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _support import Call, FaultPlan, install_faults
+
+    from ckpt.maintenance.gc import collect
+
+    first: list[str] = []
+
+    def step(call: Call) -> None:
+        if call.operation != "delete_if_older":
+            return
+        if not first:
+            first.append(call.key)
+        if call.key != first[0]:
+            plan.hook = None
+            return
+        first.append(call.function)
+        print(f"at {len(first) - 1} {call.function}", flush=True)
+        if sys.stdin.readline().strip() == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    plan = FaultPlan(hook=step)
+    install_faults(plan)
+    report = collect(ckpt.open(store), grace=dt.timedelta(0))
+    print("done", flush=True)
+    _emit({"deleted": report.deleted})
+
+
+def keep_saving(store: str, job_name: str, limit: str) -> None:
+    """Save (rebuilding on the head on a conflict) until a save fails for a reason other
+    than the storage being unreachable, or ``limit`` seconds pass; print each save."""
+    from ckpt.errors import StorageError
+
+    job = ckpt.open(store).job(job_name)
+    deadline = time.monotonic() + float(limit)
+    saved = 0
+    while time.monotonic() < deadline:
+        try:
+            job.save("step", {"n": saved}, retry=True)
+        except StorageError:
+            time.sleep(0.05)  # the server is down: try again
+            continue
+        except CkptError as exc:
+            _emit({"saved": saved, "error": type(exc).__name__, "message": str(exc)})
+            return
+        saved += 1
+        print(f"saved {saved}", flush=True)
+        time.sleep(0.02)
+    _emit({"saved": saved, "error": None, "message": ""})
+
+
 def lock_holder(store: str, job_name: str, where: str) -> None:
     """Save, and stop for good while holding the lock of ``where`` (``ref`` or ``reflog``)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +355,10 @@ MODES = {
     "saver": saver,
     "gc-writer": gc_writer,
     "gc-loop": gc_loop,
+    "gc-once": gc_once,
+    "save-last-version": save_last_version,
+    "gc-stepped": gc_stepped,
+    "keep-saving": keep_saving,
     "lock-holder": lock_holder,
     "load-stage": load_stage,
     "verify": verify_store,

@@ -78,6 +78,23 @@ def saved_value(seq: int) -> bytes:
     return value_bytes(seq, size)
 
 
+def reused_versions() -> list[dict[str, bytes]]:
+    """Three versions of two stages, each stored as a delta against the one before.
+
+    ``big`` is chunked (some of its new chunks are deltas too), ``small`` is
+    not.  A save of the last version, once the versions are garbage, relies
+    on objects spread over every pack the three saves wrote.
+    """
+    big = value_bytes(7, 300_000)
+    small = b"".join(b"line %d of a growing text\n" % i for i in range(400))
+    versions = []
+    for step in range(3):
+        big += value_bytes(100 + step, 3_000)
+        small += b"one more line, %d\n" % step
+        versions.append({"big": big, "small": small})
+    return versions
+
+
 # -- fault injection -------------------------------------------------------
 
 
@@ -238,6 +255,17 @@ def spawn(mode: str, *args: object, env: dict[str, str] | None = None) -> subpro
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+    )
+
+
+def run_ckpt(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``ckpt --store STORE ARGS...`` in its own process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ckpt", "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
     )
 
 

@@ -155,8 +155,10 @@ def test_damaged_object_is_named_listed_isolated_and_healed(
     report = repo.verify(full=True)
     named = [p for p in report.problems if p.subject in hurt]
     assert named, [p.to_json() for p in report.problems]
-    assert all(p.kind in ("corrupt-object", "missing-object") for p in report.problems)
-    assert all(p.jobs == ("j",) for p in report.problems)
+    # A truncated or emptied pack is reported itself too (its index is gone).
+    objects = [p for p in report.problems if p.kind != "damaged-pack"]
+    assert all(p.kind in ("corrupt-object", "missing-object") for p in objects)
+    assert all(p.jobs == ("j",) for p in objects)
     assert report.jobs["j"].last_good["main"] == last_good
     assert report.jobs["other"].ok
 

@@ -1,0 +1,182 @@
+"""What a save relies on, secured against a concurrent gc.
+
+A save does not store an object that is already stored: it *relies* on the
+stored copy.  The stored copy may need other objects to be read: its delta
+base (and that base's base...), and for a chunked blob its chunks (which
+may themselves be deltas against an older version of the value).  gc judges
+a pack by its modification time, so the writer marks every pack (or loose
+file) holding any of these objects as young by *touching* it, not only the
+pack of the object it reused.  gc removes a pack with the backend's
+``delete_if_older``, which is atomic against ``touch`` where the backend
+says so: a pack touched before gc removes it stays, and a touch that comes
+too late fails, in which case the writer stores the object again itself.
+
+On a backend whose ``delete_if_older`` is not atomic (S3), gc deletes only
+the *candidates* an earlier run recorded under ``gc/candidates/`` (see
+:mod:`ckpt.maintenance.gc_shared`), and a writer there never relies on a
+candidate: it stores its own copy instead.  docs/format.md (*Garbage
+collection*) gives the whole protocol and why it holds.
+
+The objects a save writes itself are new and need nothing of this; a new
+object stored as a delta needs its base, which is the stage's value in the
+commit the save builds on, kept alive by the branch (or the reflog) that
+names that commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
+from ckpt.objects import codec
+from ckpt.objects.ids import ObjectId, check_object_id
+from ckpt.objects.packset import Location, PackRef
+from ckpt.storage.base import KeyNotFoundError, Storage
+
+if TYPE_CHECKING:
+    from ckpt.objects.store import ObjectStore
+
+#: Where two-phase gc records the objects it may delete one grace period later.
+CANDIDATES_PREFIX = "gc/candidates/"
+RECORD_FORMAT = "ckpt-gc-candidates"
+#: Candidate records already read, by (store URL, record key): a record is
+#: immutable once it holds ids, and a store keeps few of them.
+_RECORDS: dict[tuple[str, str], frozenset[ObjectId]] = {}
+_RECORDS_KEPT = 256
+_NEEDS_MORE = codec.FLAG_CHUNKED | codec.FLAG_DELTA
+
+
+class Reliance:
+    """The objects one batch of writes relies on, each secured once (not thread-safe)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        #: Objects found stored, with everything they need, and their containers touched.
+        self.secured: set[ObjectId] = set()
+        #: Pack and loose keys touched by this batch.
+        self.touched: set[str] = set()
+        self._refs: dict[str, PackRef] | None = None
+        self._doomed: frozenset[ObjectId] | None = None
+
+    def secure(self, oid: ObjectId, hint: str | None = None) -> bool:
+        """True if ``oid`` can be relied on: it is stored, and so is every object its
+        stored form needs (transitively); each of their packs has been touched.
+
+        False if any of them is missing (or, on a store gc collects in two
+        phases, is a recorded candidate for deletion): the caller then stores
+        ``oid`` anew.  ``hint`` is the pack the caller believes holds ``oid``.
+        """
+        if oid in self.secured:
+            return True
+        # First find everything without touching it, then touch dependencies before what
+        # needs them (the deepest base or chunk first).  A pack gc removes meanwhile makes
+        # its touch fail before anything that needs it was touched: no pack is then kept
+        # alive (touched) for an object whose base or chunk is gone.
+        found: list[tuple[ObjectId, Location]] = []
+        seen: set[ObjectId] = set()
+        stack: list[tuple[ObjectId, str | None, bool]] = [(oid, hint, False)]
+        while stack:
+            current, where_hint, needed = stack.pop()
+            if current in self.secured or current in seen:
+                continue
+            where = self._in_pack(current, where_hint) if where_hint is not None else None
+            if where is None:
+                where = self.store.locate(current, relist=needed)
+            # Listed only once something is found: a batch of new objects never asks.
+            if where is None or current in self._candidates():
+                return False
+            seen.add(current)
+            found.append((current, where))
+            if where.packed and not where.flags & _NEEDS_MORE:
+                continue
+            try:
+                parts = self.store.references(current)
+            except (CorruptObjectError, ObjectNotFoundError):
+                return False  # unreadable: the caller stores a clean copy
+            stack.extend((part, None, True) for part in parts)
+        for current, where in reversed(found):
+            if self._touch(current, where) is None:
+                return False
+        self.secured.update(current for current, _ in found)
+        return True
+
+    def _touch(self, oid: ObjectId, where: Location) -> Location | None:
+        """``where`` (or where ``oid`` is now) after touching it; None if ``oid`` is gone."""
+        found: Location | None = where
+        for _attempt in range(2):
+            if found is None:
+                return None
+            if found.key in self.touched or self.store.storage.touch(found.key):
+                self.touched.add(found.key)
+                return found
+            # Merged or collected since it was listed: look again.
+            found = self.store.locate(oid)
+        return None
+
+    def _in_pack(self, oid: ObjectId, key: str) -> Location | None:
+        store = self.store
+        if self._refs is None:
+            self._refs = {ref.key: ref for ref in store._pack_list()}
+        ref = self._refs.get(key)
+        if ref is None:
+            return None
+        try:
+            entry = store._index(ref).find(bytes.fromhex(oid), store._reader(key))
+        except (KeyNotFoundError, CorruptObjectError):
+            return None
+        if entry is None:
+            return None
+        return Location(key, entry.offset, entry.length, entry.kind, entry.flags)
+
+    def _candidates(self) -> frozenset[ObjectId]:
+        """Objects two-phase gc may delete (empty where deletion is atomic against touch)."""
+        if self._doomed is None:
+            storage = self.store.storage
+            self._doomed = (
+                frozenset() if storage.atomic_delete_if_older else recorded_candidates(storage)
+            )
+        return self._doomed
+
+
+def recorded_candidates(storage: Storage) -> frozenset[ObjectId]:
+    """Every object id a finished phase-1 record of two-phase gc lists."""
+    found: set[ObjectId] = set()
+    for info in storage.list(CANDIDATES_PREFIX):
+        cache_key = (storage.url, info.key)
+        ids = _RECORDS.get(cache_key)
+        if ids is None:
+            try:
+                ids = record_ids(storage.get(info.key))
+            except KeyNotFoundError:
+                continue  # removed by the run that applied it
+            if ids is None:
+                continue  # still marking: nothing it lists can be deleted yet
+            if len(_RECORDS) >= _RECORDS_KEPT:
+                _RECORDS.clear()
+            _RECORDS[cache_key] = ids
+        found.update(ids)
+    return frozenset(found)
+
+
+def record_ids(raw: bytes) -> frozenset[ObjectId] | None:
+    """The ids a finished candidate record lists; None for a record still marking or
+    unreadable (none of whose ids gc ever deletes)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != RECORD_FORMAT
+        or doc.get("state") != "recorded"
+        or not isinstance(doc.get("ids"), list)
+    ):
+        return None
+    try:
+        return frozenset(check_object_id(oid) for oid in doc["ids"])
+    except (CkptError, TypeError, ValueError):
+        return None
+
+
+__all__ = ["CANDIDATES_PREFIX", "RECORD_FORMAT", "Reliance", "record_ids", "recorded_candidates"]
