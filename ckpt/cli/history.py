@@ -223,7 +223,9 @@ def log(
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @json_option
 def show(job: str, rev: str | None, as_json: bool) -> None:
-    """Show one checkpoint of JOB (default HEAD) and the stages it holds.
+    """Show one checkpoint of JOB and the stages it holds.
+
+    REV defaults to HEAD.
 
     Stages marked + were added and ~ changed by this checkpoint.
     """
@@ -384,8 +386,10 @@ def _diff_line(line: str) -> str:
 )
 @json_option
 def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json: bool) -> None:
-    """Show the stages added, changed and removed from REV1 to REV2 (default HEAD),
-    and a diff of each changed value's JSON.
+    """Show what changed between two checkpoints of JOB.
+
+    Lists the stages added, changed and removed from REV1 to REV2 (default
+    HEAD), and a diff of each changed value's JSON.
 
     With two revisions given, the second is taken as a STAGE when REV1 or
     HEAD has a stage of that name; give all three to compare one stage

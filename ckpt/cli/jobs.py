@@ -43,7 +43,9 @@ STATUS_CHOICES = ("active", "completed", "failed", "expired")
 )
 @json_option
 def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json: bool) -> None:
-    """List the jobs in the store: status, branch, stages done, cost, tokens, last update.
+    """List the jobs: status, stages done, cost, tokens, last update.
+
+    Also shows each job's current branch.
 
     With --sizes, SIZE is what the job's checkpoints take on disk, counting
     objects shared with other jobs (`ckpt stats` shows what each job holds
@@ -131,7 +133,10 @@ def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
 @click.argument("job", shell_complete=complete_jobs)
 @json_option
 def status(job: str, as_json: bool) -> None:
-    """Show how far JOB got: stages done, cost, status, and where the next run resumes."""
+    """Show how far JOB got and where its next run resumes.
+
+    Lists the stages done, the cost and tokens so far and the status.
+    """
     from ckpt.pipeline.listing import job_progress
 
     progress = job_progress(get_job(job))
@@ -180,7 +185,9 @@ def _stage_event(commit: Commit) -> str:
     help="Give up after this long (like 30m), with exit code 1.",
 )
 def watch(job: str, interval: float, timeout: str | None) -> None:
-    """Follow JOB live: print each checkpoint as it lands, until the job completes or fails.
+    """Follow JOB live until it completes or fails.
+
+    Prints each checkpoint as it lands.
 
     Exits 0 when the job completes and 1 when it fails (or expires, or
     --timeout passes), so that `ckpt watch JOB && next-step` works.

@@ -89,7 +89,9 @@ def _verify_lines(repo: Repository, report: VerifyReport, ctx: click.Context) ->
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool) -> None:
-    """Check refs, reachability and (with --full) the hash of every object.
+    """Check the store for damage and say what it breaks.
+
+    Checks refs, reachability and (with --full) the hash of every object.
 
     For each problem, names the jobs and checkpoints it breaks and, per
     branch, the last good checkpoint to roll back to.  Exits 5 when it finds
@@ -166,7 +168,9 @@ def gc(
     grace: dt.timedelta,
     as_json: bool,
 ) -> None:
-    """Apply retention, then delete unreachable objects older than the grace period.
+    """Apply retention, then delete unreachable old objects.
+
+    Unreachable objects are deleted once older than the grace period.
 
     Retention deletes the jobs matching every given criterion (--older-than,
     --expired, --status) and cuts histories to --keep-last (or each job's
@@ -221,7 +225,10 @@ def gc(
 @click.command("stats")
 @json_option
 def stats(as_json: bool) -> None:
-    """Show objects, logical vs stored bytes, dedup and compression ratios, and per-job sizes.
+    """Show sizes, dedup and compression, for the store and each job.
+
+    Counts objects, logical vs stored bytes, the dedup and compression
+    ratios, and each job's sizes.
 
     Logical bytes are what the checkpoints would take kept in full, one copy
     per checkpoint; unique bytes are the stored objects uncompressed; a

@@ -36,7 +36,9 @@ def _at(commit: Commit) -> str:
     help="Start branch NEW_BRANCH at REV and switch to it, leaving the current branch as it is.",
 )
 def checkout(job: str, rev: str, new_branch: str | None) -> None:
-    """Roll JOB's current branch back to REV, so that the next run resumes from there.
+    """Roll JOB's current branch back to REV (or branch off there).
+
+    The next run resumes from REV.
 
     The checkpoints rolled back stay reachable through the reflog (for 30
     days, or until retention prunes the job); the command prints how to undo
@@ -134,7 +136,10 @@ def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_j
 )
 @json_option
 def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_json: bool) -> None:
-    """List JOB's branches, create branch NAME at REV (default HEAD), or delete one.
+    """List, create or delete JOB's branches.
+
+    Without NAME, lists them; with NAME, creates branch NAME at REV
+    (default HEAD); -d deletes one.
 
     Creating a branch does not switch to it; `ckpt switch` does, and
     `ckpt checkout JOB REV -b NAME` does both.
@@ -159,7 +164,10 @@ def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_j
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("branch_name", metavar="BRANCH", shell_complete=complete_branches)
 def switch(job: str, branch_name: str) -> None:
-    """Make BRANCH JOB's current branch: the next run continues from its head."""
+    """Make BRANCH the current branch of JOB.
+
+    The next run continues from its head.
+    """
     the_job = get_job(job)
     previous = the_job.branch_name
     if previous == branch_name:
@@ -186,7 +194,10 @@ def switch(job: str, branch_name: str) -> None:
 )
 @json_option
 def tag(job: str, name: str | None, rev: str | None, delete: str | None, as_json: bool) -> None:
-    """List JOB's tags, tag REV (default HEAD) as NAME, or delete a tag.
+    """List, create or delete JOB's tags.
+
+    Without NAME, lists them; with NAME, tags REV (default HEAD) as NAME;
+    -d deletes one.
 
     A tag keeps its checkpoint (and the history before it) from retention
     and gc.

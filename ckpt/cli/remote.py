@@ -209,7 +209,9 @@ def _remote_subcommands() -> list[click.Command]:
 @click.option("-v", "--verbose", is_flag=True, help="Show each remote's URL.")
 @click.pass_context
 def remote(ctx: click.Context, verbose: bool) -> None:
-    """List the remotes of this store (with -v, their URLs), or change them.
+    """List, add or remove remotes (other stores).
+
+    Lists the remotes of this store (with -v, their URLs).
 
     A remote is another store (a path or any store URL: s3://, sqlite://,
     redis://, ...) known by a short name, for `ckpt push` and `ckpt pull`.
@@ -243,7 +245,10 @@ _force_option = click.option(
 @_force_option
 @json_option
 def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: bool) -> None:
-    """Send JOBS (default: every job) to REMOTE (a remote name or a store URL; default origin).
+    """Send jobs to another store (a remote or a store URL).
+
+    Sends JOBS (default: every job) to REMOTE (a remote name or a store
+    URL; default origin).
 
     Copies only the objects the remote lacks, checking each one's hash on
     arrival, in parallel; then moves the remote's branches and tags by
@@ -273,7 +278,10 @@ def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
 @_force_option
 @json_option
 def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: bool) -> None:
-    """Fetch JOBS (default: every job of the remote) from REMOTE (default origin) into this store.
+    """Fetch jobs from another store into this one.
+
+    Fetches JOBS (default: every job of the remote) from REMOTE (default
+    origin).
 
     Copies only the objects this store lacks, checking each one's hash on
     arrival, then moves this store's branches and tags to the remote's.  A
@@ -306,8 +314,10 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
 @click.argument("path", required=False, metavar="[PATH]")
 @json_option
 def clone(url: str, path: str | None, as_json: bool) -> None:
-    """Create a store at PATH (default: --store, or ./.ckpt) holding every job of the store
-    at URL, with URL as its remote origin.
+    """Copy the store at URL, with every job, into a new store.
+
+    The new store is at PATH (default: --store, or ./.ckpt), with URL as its
+    remote origin.
 
     Run `ckpt pull` there later to fetch new checkpoints, `ckpt push` to
     send yours back.  If a clone is interrupted, `ckpt --store PATH pull`

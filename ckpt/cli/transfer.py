@@ -44,7 +44,7 @@ def _write_atomically(path: str, text: str) -> None:
     help="Where to write the export (- for stdout).",
 )
 def export(job: str, rev: str | None, output_path: str) -> None:
-    """Write JOB (its branches, tags and every checkpoint) as a JSON file.
+    """Write JOB (branches, tags, every checkpoint) as a JSON file.
 
     With REV, only that one checkpoint is exported; importing it starts a
     job whose history begins there.  Values are written as plain JSON, so

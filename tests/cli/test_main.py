@@ -36,6 +36,16 @@ def test_help_lists_every_command_by_section_and_the_exit_codes() -> None:
     assert "CKPT_DIR" in result.output and "NO_COLOR" in result.output
 
 
+def test_help_summaries_are_whole_sentences_on_one_line_at_80_columns() -> None:
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=80)
+    commands = result.output.split("\nGetting started:\n")[1].split("\nExit status:\n")[0]
+    rows = [line for line in commands.splitlines() if line.startswith("  ")]
+    assert [row.split()[0] for row in rows] == ALL_COMMANDS  # no summary wrapped
+    for row in rows:
+        assert "..." not in row and row.rstrip().endswith("."), row
+    assert "  init        Create an empty store (default: ./.ckpt).\n" in result.output
+
+
 def test_every_command_has_help() -> None:
     for name in ALL_COMMANDS:
         result = CliRunner().invoke(cli, [name, "--help"])
