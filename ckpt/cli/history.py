@@ -305,6 +305,25 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     raise click.UsageError("expected [REV] STAGE after JOB")
 
 
+def _not_a_revision(job: Job, word: str) -> None:
+    """Refuse ``ckpt cat JOB REV`` with its STAGE forgotten: ``word`` is no stage at HEAD but
+    names a checkpoint."""
+    from ckpt.errors import CkptError
+
+    stages = job.stages()
+    if word in stages:
+        return
+    try:
+        commit = job.resolve(word)
+    except CkptError:
+        return  # neither: the stage is reported missing
+    names = ", ".join(job.stages(commit.id)) or "none"
+    raise UserError(
+        f"{word} is a checkpoint ({commit.short_id}), not a stage: give the stage after it, "
+        f"as in `{command_line('cat', job.name, word, 'STAGE')}` (its stages: {names})"
+    )
+
+
 @click.command("cat")
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument(
@@ -319,6 +338,8 @@ def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
 
     rev, stage = _split_cat_args(args)
     the_job = get_job(job)
+    if rev is None:
+        _not_a_revision(the_job, stage)
     stage_name(stage)
     commit = the_job.resolve(rev)
     entry = the_job.repo.objects.get_tree(commit.tree).get(stage)

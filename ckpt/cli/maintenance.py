@@ -242,7 +242,15 @@ def stats(as_json: bool) -> None:
     if as_json:
         out.emit_json(result.to_json())
         return
-    kinds = ", ".join(f"{n:,} {kind}s" for kind, n in result.objects_by_kind.items() if n)
+    if not result.objects and not result.jobs:
+        out.echo(
+            f"The store at {repo.location} is empty: no jobs, no objects "
+            "(a job's first save fills it; try `ckpt demo`)."
+        )
+        return
+    kinds = ", ".join(
+        f"{n:,} {kind}{'' if n == 1 else 's'}" for kind, n in result.objects_by_kind.items() if n
+    )
     fields = [
         ("Objects", f"{out.count(result.objects)} ({kinds})"),
         ("Logical", f"{out.size(result.logical_bytes)} (every checkpoint in full)"),

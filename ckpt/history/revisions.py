@@ -63,14 +63,27 @@ def resolve_revision(job: Job, rev: str | None = None) -> Commit:
     """The commit ``rev`` names in ``job`` (HEAD when None)."""
     parsed = parse_revision("HEAD" if rev is None else rev)
     commit = _resolve_base(job, parsed.base)
-    for _ in range(parsed.back):
-        if commit.parent is None:
+    cut = job.record.cut if parsed.back else frozenset()
+    for step in range(parsed.back):
+        if commit.parent is None or commit.id in cut:
             raise InvalidRevisionError(
-                f"job {job.name!r}: {rev!r} goes back past the first checkpoint "
-                f"({commit.seq} in this history)"
+                _too_far(job, parsed, rev or "HEAD", step, cut=commit.parent is not None)
             )
         commit = job.repo.objects.get_commit(commit.parent)
     return commit
+
+
+def _too_far(job: Job, parsed: Revision, rev: str, steps: int, *, cut: bool) -> str:
+    """What is wrong with ``rev``: it walked ``steps`` back and found no more checkpoints."""
+    count = steps + 1
+    noun = "checkpoint" if count == 1 else "checkpoints"
+    if parsed.base == "HEAD":
+        where = f"branch {job.branch_name} has only {count} {noun}"
+    else:
+        where = f"there {'is' if count == 1 else 'are'} only {count} {noun} up to {parsed.base}"
+    first = parsed.base if steps == 0 else f"{parsed.base}~{steps}"
+    why = " (retention removed the older ones)" if cut else ""
+    return f"{rev}: {where}{why}; the first is {first}"
 
 
 def _resolve_base(job: Job, base: str) -> Commit:

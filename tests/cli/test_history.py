@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
+
+import pytest
 
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
@@ -175,6 +179,22 @@ def test_cat_missing_stage(run: Run, novel: Job) -> None:
     assert result.stderr == (
         f"Error: job 'novel' has no stage 'ending' at {head.short_id} "
         "(stages: outline, characters, chapters)\n"
+    )
+
+
+@pytest.mark.parametrize("word", ["HEAD", "HEAD~1", "lyrical"])
+def test_cat_of_a_revision_without_its_stage_says_so(
+    run: Run, novel: Job, store: Path, word: str
+) -> None:
+    novel.tag("lyrical", "HEAD~1")
+    commit = novel.resolve(word)
+    stages = ", ".join(novel.stages(commit.id))
+    result = run("cat", "novel", word)
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == (
+        f"Error: {word} is a checkpoint ({commit.short_id}), not a stage: give the stage after "
+        f"it, as in `ckpt --store {store} cat novel {shlex.quote(word)} STAGE` "
+        f"(its stages: {stages})\n"
     )
 
 

@@ -153,6 +153,21 @@ def test_stats(run: Run, novel: Job, repo: Repository) -> None:
     assert json.loads(run("stats", "--json").stdout) == expected.to_json()
 
 
+def test_stats_of_an_empty_store(run: Run, repo: Repository) -> None:
+    result = run("stats")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"The store at {repo.location} is empty: no jobs, no objects "
+        "(a job's first save fills it; try `ckpt demo`).\n"
+    )
+    assert json.loads(run("stats", "--json").stdout)["objects"] == 0
+
+
+def test_stats_counts_one_of_a_kind_in_the_singular(run: Run, repo: Repository) -> None:
+    repo.job("one").save("only", 1)
+    assert run("stats").stdout.splitlines()[0] == "Objects:     3 (1 blob, 1 tree, 1 commit)"
+
+
 def test_rm(run: Run, novel: Job, repo: Repository) -> None:
     done = repo.job("done")
     save_stages(done, ["outline"])

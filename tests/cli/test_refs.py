@@ -64,11 +64,22 @@ def test_checkout_new_branch(run: Run, novel: Job, store: Path) -> None:
     assert again.stderr == "Error: job 'novel': branch 'alt' already exists\n"
 
 
+def test_checkout_b_name_rule_says_where_a_slash_goes(run: Run, novel: Job) -> None:
+    refused = run("checkout", "novel", "outline", "-b", "try again")
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.stderr == (
+        "Error: invalid branch name 'try again': use letters, digits and . _ - @ + = "
+        "(starting with a letter, digit or _); '/' may separate parts (as in fix/ending), "
+        "each part following that rule\n"
+    )
+    assert run("checkout", "novel", "outline", "-b", "try/again").exit_code == 0
+
+
 def test_checkout_bad_revision(run: Run, novel: Job) -> None:
     result = run("checkout", "novel", "HEAD~7")
     assert result.exit_code == ExitCode.NOT_FOUND
     assert result.stderr == (
-        "Error: job 'novel': 'HEAD~7' goes back past the first checkpoint (1 in this history)\n"
+        "Error: HEAD~7: branch main has only 3 checkpoints; the first is HEAD~2\n"
     )
 
 
