@@ -82,3 +82,12 @@ class StorageError(CkptError, OSError):
 
     def __str__(self) -> str:
         return self.strerror if isinstance(self.strerror, str) else super().__str__()
+
+
+class CkptWarning(UserWarning):
+    """Root of the warnings ckpt gives: something was done, but maybe not what was meant."""
+
+
+class AmbiguousRevisionWarning(CkptWarning):
+    """A revision word names more than one thing (a branch and a stage, say); the message
+    says which was used and how to write the other."""

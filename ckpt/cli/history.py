@@ -366,12 +366,25 @@ def _split_diff_args(job: Job, args: Sequence[str]) -> tuple[str, str | None, st
     if len(args) == 3:
         return args[0], args[1], args[2]
     if len(args) == 2:
+        # REV1 WORD: WORD is a STAGE if one has that name, unless a branch or tag does (as
+        # in every revision, refs win over stages; resolving it then warns).
         first, second = args
         named = set(job.tree(first).names) | set(job.stages())
-        if second in named:
+        if second in named and not _names_a_ref(job, second):
             return first, None, second
         return first, second, None
     raise click.UsageError("expected REV1 [REV2] [STAGE] after JOB")
+
+
+def _names_a_ref(job: Job, word: str) -> bool:
+    from ckpt.errors import InvalidNameError
+    from ckpt.history.names import branch_name
+
+    try:
+        branch_name(word)
+    except InvalidNameError:
+        return False
+    return word in job.branches() or word in job.tags()
 
 
 def _diff_line(line: str) -> str:
@@ -412,9 +425,10 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     Lists the stages added, changed and removed from REV1 to REV2 (default
     HEAD), and a diff of each changed value's JSON.
 
-    With two revisions given, the second is taken as a STAGE when REV1 or
-    HEAD has a stage of that name; give all three to compare one stage
-    between two revisions.
+    With two words given, the second is taken as a STAGE when REV1 or HEAD
+    has a stage of that name and no branch or tag has it (a branch or tag
+    wins, with a warning, as everywhere a REV is read); give all three to
+    compare one stage between two revisions.
     """
     from ckpt.errors import NotFoundError
     from ckpt.history.diff import diff_commits, value_diff

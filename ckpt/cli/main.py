@@ -106,8 +106,11 @@ class LazyGroup(click.Group):
             formatter.write_dl(list(ENVIRONMENT_HELP))
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ckpt.cli.exits import warnings_as_lines
+
         try:
-            return super().invoke(ctx)
+            with warnings_as_lines():
+                return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise  # click reports these itself (a closed pipe, as in `ckpt log | head`, quietly)
         except KeyboardInterrupt:
@@ -158,7 +161,9 @@ def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
 
     A REV is HEAD, HEAD~N (N checkpoints back), a branch, a tag, a stage
     name (the newest checkpoint that saved it) or a commit-id prefix of 6 or
-    more hex digits.  Try `ckpt demo` for a guided first minute.
+    more hex digits.  A branch or tag wins over a stage of the same name,
+    with a warning; stage:NAME (or branch:NAME, tag:NAME) names one kind
+    only.  Try `ckpt demo` for a guided first minute.
     """
     # Imported here, not at the top: `ckpt --help` never gets this far.
     from ckpt.cli.context import settings

@@ -169,3 +169,32 @@ def test_tag(run: Run, novel: Job, store: Path) -> None:
     missing = run("tag", "novel", "-d", "v1")
     assert missing.exit_code == ExitCode.NOT_FOUND
     assert missing.stderr == "Error: job 'novel' has no tag 'v1'\n"
+
+
+def test_a_branch_named_like_a_stage_wins_everywhere_with_a_warning(run: Run, novel: Job) -> None:
+    outline = novel.resolve("outline")
+    novel.branch("characters", at="HEAD")  # a branch with a stage's name, at HEAD
+    warning = (
+        "warning: 'characters' names both a branch and a stage of job 'novel': using the "
+        "branch; write stage:characters for the other\n"
+    )
+    # diff reads the word as checkout does: the branch, not the stage
+    diffed = run("diff", "novel", "outline", "characters")
+    assert diffed.exit_code == 0
+    assert diffed.stderr == warning
+    assert diffed.stdout.splitlines()[1:4] == [
+        "   STAGE       TYPE  SIZE",
+        "A  characters  list  15 B",
+        "A  chapters    list  43 B",
+    ]
+    moved = run("checkout", "novel", "characters")
+    assert moved.stderr == warning
+    assert "is already at" in moved.stdout
+    staged = run("checkout", "novel", "stage:characters")
+    assert staged.exit_code == 0 and staged.stderr == ""
+    novel.refresh()
+    assert novel.head is not None and novel.head.stage == "characters"
+    assert novel.head.parent == outline.id
+    # the three-word form still compares one stage between two revisions
+    one = run("diff", "novel", "outline", "HEAD", "characters")
+    assert one.exit_code == 0 and one.stderr == ""
