@@ -93,6 +93,13 @@ def _schema_section() -> list[str]:
         inspect.cleandoc(sys.modules["ckpt.cli.schema"].__doc__ or "").split("\n\n")[-1],
         "`ckpt cat` prints the stage's value itself as JSON.",
         "",
+        "The output is valid JSON everywhere: JSON has no literal for NaN or an infinite "
+        'float, so NaN, Infinity and -Infinity are written as the strings `"NaN"`, '
+        '`"Infinity"` and `"-Infinity"` (as protobuf\'s JSON mapping writes them; a string '
+        "value with that text reads the same).  `ckpt cat --raw` writes the stored canonical "
+        "bytes, which keep the floats as the bare `NaN`, `Infinity` and `-Infinity` that "
+        "Python's `json` reads.",
+        "",
     ]
     for name, schema in SCHEMAS.items():
         lines.extend(

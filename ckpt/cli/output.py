@@ -76,10 +76,11 @@ def echo(text: str = "", *, err: bool = False) -> None:
 
 
 def emit_json(doc: object) -> None:
-    """Write ``doc`` as one JSON document to stdout."""
-    import json
+    """Write ``doc`` as one JSON document to stdout: valid JSON, so a NaN or an infinity
+    in it is written as the string "NaN", "Infinity" or "-Infinity"."""
+    from ckpt.objects.canonical import printable_json
 
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    click.echo(printable_json(doc))
 
 
 # -- numbers and times --------------------------------------------------------

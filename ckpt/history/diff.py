@@ -10,11 +10,11 @@ a few lines.  Raw ``bytes`` values are compared by size and id only.
 from __future__ import annotations
 
 import difflib
-import json
 
 import attrs
 
 from ckpt.history.job import Job
+from ckpt.objects.canonical import printable_json
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
 from ckpt.values import serialize
@@ -91,7 +91,7 @@ def value_text(job: Job, entry: TreeEntry) -> str:
     if entry.encoding == ENCODING_RAW:
         return f"<{len(data)} bytes of binary data, object {entry.id[:12]}>\n"
     value = serialize.parse_json(data)
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return printable_json(value, sort_keys=True) + "\n"
 
 
 def value_diff(job: Job, change: StageChange, *, context: int = 3) -> list[str]:

@@ -12,6 +12,7 @@ from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
 from ckpt.history.job import Job
 from ckpt.maintenance.retention import prune_job
+from ckpt.repository import Repository
 
 from .conftest import Run
 
@@ -300,3 +301,35 @@ def test_reflog(run: Run, novel: Job) -> None:
         "save: chapters",
     ]
     assert limited["entries"][0]["ref"] == "refs/heads/main"
+
+
+def _strict(text: str) -> object:
+    """``json.loads`` that refuses the NaN and Infinity literals JSON does not have."""
+
+    def refuse(literal: str) -> object:
+        raise ValueError(f"not JSON: {literal}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_floats_print_as_valid_json(run: Run, repo: Repository) -> None:
+    job = repo.job("floats")
+    job.save("scores", {"nan": float("nan"), "up": float("inf"), "down": [float("-inf"), 1.5]})
+    job.save(
+        "scores",
+        {"nan": 0.5, "up": float("inf"), "down": [float("-inf"), 1.5]},
+        meta={"loss": float("nan")},
+    )
+    printed = run("cat", "floats", "HEAD~1", "scores")
+    assert printed.stdout == (
+        '{\n  "down": [\n    "-Infinity",\n    1.5\n  ],\n  "nan": "NaN",\n  "up": "Infinity"\n}\n'
+    )
+    assert _strict(printed.stdout) == {"down": ["-Infinity", 1.5], "nan": "NaN", "up": "Infinity"}
+    assert run("cat", "floats", "HEAD~1", "scores", "--raw").stdout == (
+        '{"down":[-Infinity,1.5],"nan":NaN,"up":Infinity}'
+    )  # the stored canonical bytes keep the floats themselves
+    logged = _strict(run("log", "floats", "--json").stdout)
+    assert isinstance(logged, dict) and logged["commits"][0]["meta"] == {"loss": "NaN"}
+    diffed = run("diff", "floats", "HEAD~1", "HEAD", "--json")
+    assert diffed.exit_code == 0
+    assert '-  "nan": "NaN",' in _strict(diffed.stdout)["changes"][0]["diff"]  # type: ignore[index]
