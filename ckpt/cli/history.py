@@ -330,8 +330,17 @@ def _not_a_revision(job: Job, word: str) -> None:
     "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
 )
 @click.option("--raw", is_flag=True, help="Write the stored canonical bytes, unformatted.")
-def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
-    """Print the value of STAGE at REV (default HEAD) as pretty JSON."""
+@click.option(
+    "--text/--no-text",
+    default=None,
+    help="Print a string value as the text itself (default on a terminal), or as JSON.",
+)
+def cat(job: str, args: tuple[str, ...], raw: bool, text: bool | None) -> None:
+    """Print the value of STAGE at REV (default HEAD) as pretty JSON.
+
+    A string value (a chapter, a prompt) prints as text on a terminal, line
+    by line; piped, it stays a JSON string unless --text is given.
+    """
     from ckpt.errors import NotFoundError
     from ckpt.history.diff import value_text
     from ckpt.history.names import stage_name
@@ -349,8 +358,23 @@ def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
             f"job {the_job.name!r} has no stage {stage!r} at {commit.short_id} (stages: {stages})"
         )
     if raw:
+        if text:
+            raise UserError("give either --raw or --text, not both")
         click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
         return
+    terminal = out.is_terminal()
+    if (text or (text is None and terminal)) and entry.encoding != "raw":
+        value = the_job.load(stage, at=commit.id)
+        if isinstance(value, str):
+            # A terminal gets a last newline, so that the prompt starts on a line of its own.
+            ending = "\n" if terminal and not value.endswith("\n") else ""
+            click.echo(value + ending, nl=False)
+            return
+        if text:
+            raise UserError(
+                f"stage {stage!r} holds {_json_kind(value)}, not a string: --text prints "
+                "string values only (leave it out to print JSON)"
+            )
     if entry.encoding == "raw":
         raise UserError(
             f"stage {stage!r} holds {out.count(entry.size)} bytes of binary data; add --raw "
@@ -358,6 +382,18 @@ def cat(job: str, args: tuple[str, ...], raw: bool) -> None:
             "> FILE)"
         )
     click.echo(value_text(the_job, entry), nl=False)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
 
 
 def _split_diff_args(job: Job, args: Sequence[str]) -> tuple[str, str | None, str | None]:
@@ -418,8 +454,21 @@ def _diff_line(line: str) -> str:
     show_default=True,
     help="Lines of context around each change.",
 )
+@click.option(
+    "--no-text",
+    "as_json_values",
+    is_flag=True,
+    help="Diff string values as JSON strings, not as text line by line.",
+)
 @json_option
-def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json: bool) -> None:
+def diff(
+    job: str,
+    args: tuple[str, ...],
+    stat_only: bool,
+    context: int,
+    as_json_values: bool,
+    as_json: bool,
+) -> None:
     """Show what changed between two checkpoints of JOB.
 
     Lists the stages added, changed and removed from REV1 to REV2 (default
@@ -429,6 +478,8 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
     has a stage of that name and no branch or tag has it (a branch or tag
     wins, with a warning, as everywhere a REV is read); give all three to
     compare one stage between two revisions.
+
+    A string value (a chapter, a prompt) is diffed as text, line by line.
     """
     from ckpt.errors import NotFoundError
     from ckpt.history.diff import diff_commits, value_diff
@@ -450,7 +501,10 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
             )
         changes = tuple(c for c in changes if c.stage == stage)
     diffs = {
-        c.stage: ([] if stat_only else value_diff(the_job, c, context=context)) for c in changes
+        c.stage: (
+            [] if stat_only else value_diff(the_job, c, context=context, text=not as_json_values)
+        )
+        for c in changes
     }
     if as_json:
         out.emit_json(

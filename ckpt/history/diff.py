@@ -4,7 +4,8 @@
 id, so an unchanged value costs no read).  ``value_diff`` renders a stage's
 two values as pretty JSON (keys sorted, two-space indent) and returns a
 unified diff of those texts, so a change deep inside a large value shows as
-a few lines.  Raw ``bytes`` values are compared by size and id only.
+a few lines; a string value is diffed as text, line by line.  Raw ``bytes``
+values are compared by size and id only.
 """
 
 from __future__ import annotations
@@ -85,19 +86,29 @@ def diff_commits(job: Job, old_rev: str, new_rev: str | None = None) -> CommitDi
     return CommitDiff(old, new, diff_trees(objects.get_tree(old.tree), objects.get_tree(new.tree)))
 
 
-def value_text(job: Job, entry: TreeEntry) -> str:
-    """A stage value as people read it: pretty JSON, or a one-line note for raw bytes."""
+def value_text(job: Job, entry: TreeEntry, *, text: bool = False) -> str:
+    """A stage value as people read it: pretty JSON, or a one-line note for raw bytes.
+
+    With ``text``, a string value is the string itself (ending in a newline), so that a
+    chapter reads, and diffs, line by line instead of as one escaped JSON string.
+    """
     data = job.repo.objects.get(entry.id, Kind.BLOB)
     if entry.encoding == ENCODING_RAW:
         return f"<{len(data)} bytes of binary data, object {entry.id[:12]}>\n"
     value = serialize.parse_json(data)
+    if text and isinstance(value, str):
+        return value if value.endswith("\n") else value + "\n"
     return printable_json(value, sort_keys=True) + "\n"
 
 
-def value_diff(job: Job, change: StageChange, *, context: int = 3) -> list[str]:
-    """Unified-diff lines (no trailing newlines) from the old to the new value of a stage."""
-    old_text = "" if change.old is None else value_text(job, change.old)
-    new_text = "" if change.new is None else value_text(job, change.new)
+def value_diff(job: Job, change: StageChange, *, context: int = 3, text: bool = True) -> list[str]:
+    """Unified-diff lines (no trailing newlines) from the old to the new value of a stage.
+
+    With ``text`` (the default), string values are compared as text, line by line (see
+    :func:`value_text`); without it, as JSON.
+    """
+    old_text = "" if change.old is None else value_text(job, change.old, text=text)
+    new_text = "" if change.new is None else value_text(job, change.new, text=text)
     old_name = "/dev/null" if change.old is None else f"a/{change.stage}"
     new_name = "/dev/null" if change.new is None else f"b/{change.stage}"
     return [

@@ -15,6 +15,7 @@ from ckpt.maintenance.retention import prune_job
 from ckpt.repository import Repository
 
 from .conftest import Run
+from .terminal import run_on_terminal
 
 
 def _ids(job: Job) -> list[str]:
@@ -333,3 +334,59 @@ def test_non_finite_floats_print_as_valid_json(run: Run, repo: Repository) -> No
     diffed = run("diff", "floats", "HEAD~1", "HEAD", "--json")
     assert diffed.exit_code == 0
     assert '-  "nan": "NaN",' in _strict(diffed.stdout)["changes"][0]["diff"]  # type: ignore[index]
+
+
+CHAPTER = "Line one.\nLine two.\nLine three."
+
+
+def test_cat_text_prints_a_string_as_itself(run: Run, repo: Repository) -> None:
+    repo.job("book").save("chapter", CHAPTER)
+    assert run("cat", "book", "chapter").stdout == '"Line one.\\nLine two.\\nLine three."\n'
+    assert run("cat", "book", "chapter", "--text").stdout == CHAPTER  # exactly the string
+    refused = run("cat", "book", "chapter", "--text", "--raw")
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.stderr == "Error: give either --raw or --text, not both\n"
+
+
+def test_cat_text_refuses_what_is_not_a_string(run: Run, novel: Job) -> None:
+    result = run("cat", "novel", "outline", "--text")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == (
+        "Error: stage 'outline' holds an object, not a string: --text prints string values "
+        "only (leave it out to print JSON)\n"
+    )
+
+
+def test_cat_on_a_terminal_prints_a_string_as_text(store: Path, repo: Repository) -> None:
+    repo.job("book").save("chapter", CHAPTER)
+    repo.job("book").save("outline", {"chapters": 3})
+    shown, status = run_on_terminal(["--store", str(store), "cat", "book", "chapter"], cwd=store)
+    assert (shown, status) == (CHAPTER + "\n", 0)
+    as_json, _ = run_on_terminal(
+        ["--store", str(store), "cat", "book", "chapter", "--no-text"], cwd=store
+    )
+    assert as_json == '"Line one.\\nLine two.\\nLine three."\n'
+    other, _ = run_on_terminal(["--store", str(store), "cat", "book", "outline"], cwd=store)
+    assert other == '{\n  "chapters": 3\n}\n'
+
+
+def test_diff_of_string_values_is_line_by_line(run: Run, repo: Repository) -> None:
+    job = repo.job("book")
+    job.save("chapter", CHAPTER)
+    job.save("chapter", CHAPTER.replace("two", "2"))
+    result = run("diff", "book", "HEAD~1")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[4:] == [
+        "--- a/chapter",
+        "+++ b/chapter",
+        "@@ -1,3 +1,3 @@",
+        " Line one.",
+        "-Line two.",
+        "+Line 2.",
+        " Line three.",
+    ]
+    as_json = run("diff", "book", "HEAD~1", "--no-text")
+    assert as_json.stdout.splitlines()[-2:] == [
+        '-"Line one.\\nLine two.\\nLine three."',
+        '+"Line one.\\nLine 2.\\nLine three."',
+    ]
