@@ -59,10 +59,11 @@ def _decoration_text(refs: Sequence[str]) -> str:
 
 
 def what(commit: Commit) -> str:
-    """What a commit recorded: its stage, or its status for a status-only commit."""
-    if commit.stage is not None:
-        return commit.stage
-    return f"[{commit.status}]"
+    """What a commit recorded: its stage, its status for a status-only commit, or a LangGraph
+    checkpoint's step (see :func:`ckpt.cli.describe.label`)."""
+    from ckpt.cli.describe import label
+
+    return label(commit)
 
 
 def cost_line(commit: Commit) -> str:
@@ -225,7 +226,10 @@ def log(
 def show(job: str, rev: str | None, as_json: bool) -> None:
     """Show one checkpoint of JOB and the stages it holds.
 
-    REV defaults to HEAD.
+    REV defaults to HEAD.  Shows the stages with their sizes, the cost and
+    tokens, status, message, the job's labels and the metadata a pipeline
+    recorded; ckpt's own bookkeeping (the runner's, LangGraph's) is told in
+    words, and is whole in --json.
 
     Stages marked + were added and ~ changed by this checkpoint.
     """
@@ -262,29 +266,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
         )
         return
     lines = [f"{out.style('commit ' + commit.id, fg='yellow')} {_decoration_text(refs)}".rstrip()]
-    fields = [
-        ("Job", the_job.name),
-        ("Branch", commit.branch),
-        ("Parents", ", ".join(p[:12] for p in commit.parents) or "none (first checkpoint)"),
-        ("Date", f"{out.timestamp(commit.time)} ({out.relative_time(commit.time)})"),
-        ("Stage", what(commit)),
-        ("Cost", f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens (this stage)"),
-        ("Total", f"{out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens"),
-        ("Status", out.status_text(commit.status)),
-    ]
-    if commit.message:
-        fields.append(("Message", commit.message))
-    lines.extend(f"{name + ':':<9} {value}" for name, value in fields)
-    if the_job.is_cut(commit):
-        lines.append(CUT_NOTE)
-    if commit.meta:
-        import json
-
-        lines.append("Metadata:")
-        lines.extend(
-            f"  {key}: {json.dumps(value, ensure_ascii=False)}"
-            for key, value in sorted(commit.meta.items())
-        )
+    lines.extend(_show_fields(the_job, commit))
     lines.append("")
     lines.append(f"Stages ({len(tree)}):")
     marks = {"added": "+", "changed": "~"}
@@ -295,6 +277,54 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
         "  " + line for line in out.table(["", "STAGE", "TYPE", "SIZE"], rows, align_right=[3])
     )
     out.echo_lines(lines)
+
+
+#: ``ckpt show`` cuts a metadata value longer than this (``--json`` has it whole).
+META_WIDTH = 72
+
+
+def _show_fields(job: Job, commit: Commit) -> list[str]:
+    """The ``Name: value`` lines of ``ckpt show``: what a person needs to know about a
+    checkpoint; the runner's and LangGraph's bookkeeping in words, the rest for ``--json``."""
+    from ckpt.cli.describe import label, langgraph_nodes, meta_fields, user_meta
+    from ckpt.errors import CkptError
+    from ckpt.objects.canonical import printable_json
+
+    def read(oid: str) -> Commit | None:
+        try:
+            return job.repo.objects.get_commit(oid)  # type: ignore[arg-type]
+        except CkptError:
+            return None
+
+    fields = [
+        ("Job", job.name),
+        ("Branch", commit.branch),
+        ("Parents", ", ".join(p[:12] for p in commit.parents) or "none (first checkpoint)"),
+        ("Date", f"{out.timestamp(commit.time)} ({out.relative_time(commit.time)})"),
+        ("Stage", label(commit, langgraph_nodes(commit, read))),
+        ("Cost", f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens (this stage)"),
+        ("Total", f"{out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens"),
+        ("Status", out.status_text(commit.status)),
+    ]
+    if commit.message:
+        fields.append(("Message", commit.message))
+    fields.extend(meta_fields(commit))
+    labels = job.labels
+    if labels:
+        fields.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
+    cut = False
+    for key, value in sorted(user_meta(commit).items()):
+        text = f"{key}: {printable_json(value, indent=None)}"
+        if len(text) > META_WIDTH:
+            text, cut = text[: META_WIDTH - 1] + "…", True
+        fields.append(("Metadata" if not any(f == "Metadata" for f, _ in fields) else "", text))
+    width = max(9, *(len(name) + 1 for name, _ in fields))
+    lines = [f"{(name + ':') if name else '':<{width}} {value}" for name, value in fields]
+    if job.is_cut(commit):
+        lines.append(CUT_NOTE)
+    if cut:
+        lines.append(out.style("(cut values are whole in `ckpt show --json`)", fg="bright_black"))
+    return lines
 
 
 def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:

@@ -137,6 +137,60 @@ def test_show_one_checkpoint(run: Run, novel: Job) -> None:
     ]
 
 
+def test_show_tells_a_person_what_a_run_recorded_and_keeps_internals_for_json(
+    run: Run, repo: Repository
+) -> None:
+    import ckpt
+
+    pipeline = ckpt.Pipeline(store=repo)
+
+    @pipeline.stage
+    def outline(input: dict[str, str]) -> dict[str, str]:
+        return {"title": input["title"]}
+
+    @pipeline.stage
+    def chapters(outline: dict[str, str]) -> list[str]:
+        raise TimeoutError("API timeout after 120 s")
+
+    with pytest.raises(TimeoutError):
+        pipeline.run("novel", {"title": "Vell"})
+    job = repo.job("novel")
+    job.set_labels(team="fiction", model="m-2")
+    failed = job.resolve()
+    shown = run("show", "novel")
+    assert shown.exit_code == 0
+    run_id = failed.meta["pipeline"]["run"]  # type: ignore[index]
+    assert shown.stdout.splitlines()[1:14] == [
+        "Job:      novel",
+        "Branch:   main",
+        f"Parents:  {failed.parents[0][:12]}",
+        f"Date:     {out.timestamp(failed.time)} ({out.relative_time(failed.time)})",
+        "Stage:    [failed]",
+        "Cost:     $0.00, 0 tokens (this stage)",
+        "Total:    $0.00, 0 tokens",
+        "Status:   failed",
+        "Message:  failed: API timeout after 120 s",
+        f"Run:      {run_id}, 1 of 2 stages done",
+        "Error:    TimeoutError: API timeout after 120 s (in stage chapters)",
+        "Labels:   model=m-2, team=fiction",
+        "",
+    ]
+    assert "base_cost" not in shown.stdout  # the runner's bookkeeping stays in --json
+    doc = json.loads(run("show", "novel", "--json").stdout)
+    assert doc["commit"]["meta"]["pipeline"]["base_cost"] == 0.0
+
+
+def test_show_lists_user_metadata_one_key_a_line_cut_to_fit(run: Run, repo: Repository) -> None:
+    job = repo.job("novel")
+    job.save("outline", {"n": 1}, meta={"prompt": "Write " * 30, "temperature": 0.7})
+    lines = run("show", "novel").stdout.splitlines()
+    assert lines[9:12] == [
+        'Metadata: prompt: "Write Write Write Write Write Write Write Write Write Write Wr…',
+        "          temperature: 0.7",
+        "(cut values are whole in `ckpt show --json`)",
+    ]
+
+
 def test_show_json(run: Run, novel: Job) -> None:
     doc = json.loads(run("show", "novel", "--json").stdout)
     assert doc["commit"]["refs"] == ["HEAD -> main"]
