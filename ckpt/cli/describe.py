@@ -23,7 +23,7 @@ that both sides agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def node_of(commit: Commit) -> str | None:
     if not isinstance(path, str) or not path:
         return None
     node = path.rsplit(",", 1)[-1].strip()
-    return node if node and not node.startswith("__") else None
+    return node or None
 
 
 def langgraph_nodes(commit: Commit, parent: Callable[[str], Commit | None]) -> list[str]:
@@ -115,14 +115,18 @@ def langgraph_nodes(commit: Commit, parent: Callable[[str], Commit | None]) -> l
 def label(commit: Commit, nodes: Iterable[str] = ()) -> str:
     """What ``commit`` recorded, in a word or three: its stage; its status for a status-only
     commit (``[completed]``); for a LangGraph checkpoint, the node(s) that produced it and
-    its step (``model (step 3)``; the source, ``input`` or ``fork``, when no node did)."""
+    its step (``model (step 3)``; else how it came about: ``input (step -1)``,
+    ``fork (step 2)``)."""
     lg = _langgraph(commit)
     if lg is not None:
         summary = lg.get("metadata")
         summary = summary if isinstance(summary, dict) else {}
         step = summary.get("step")
         if lg.get("kind") == LANGGRAPH_CHECKPOINT and isinstance(step, int):
-            who = ", ".join(nodes) or str(summary.get("source") or "checkpoint")
+            source = str(summary.get("source") or "checkpoint")
+            # A "loop" checkpoint is what its nodes wrote; "input", "fork" and "update" say
+            # how the checkpoint came about better than the writes below it.
+            who = ", ".join(nodes) if source == "loop" and nodes else source
             return f"{who} (step {step})"
         if lg.get("kind") == LANGGRAPH_WRITES:
             node = node_of(commit)
@@ -176,3 +180,45 @@ def meta_fields(commit: Commit) -> list[tuple[str, str]]:
 def user_meta(commit: Commit) -> dict[str, Any]:
     """The metadata the caller of ``save`` passed, without what ckpt wrote itself."""
     return {key: value for key, value in commit.meta.items() if key not in OWN_KEYS}
+
+
+class Folded:
+    """Commits as ``ckpt log`` shows them: internal ones (see :func:`internal_kind`) folded
+    away unless a ref points at them, and each shown commit's parents drawn to the nearest
+    shown ancestor (through the folded ones, by first parents)."""
+
+    def __init__(
+        self, commits: Sequence[Commit], keep: Collection[str] = (), *, fold: bool = True
+    ) -> None:
+        self.all: dict[str, Commit] = {commit.id: commit for commit in commits}
+        kinds = {
+            commit.id: kind
+            for commit in (commits if fold else ())
+            if commit.id not in keep and (kind := internal_kind(commit)) is not None
+        }
+        self.hidden = frozenset(kinds)
+        self.shown = [commit for commit in commits if commit.id not in self.hidden]
+        self.counts: dict[str, int] = {}
+        for kind in kinds.values():
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def shown_parent(self, oid: str) -> str | None:
+        """``oid``, or its nearest first-parent ancestor that is not folded (None: none known)."""
+        seen = 0
+        current: str | None = oid
+        while current is not None and current in self.hidden and seen <= len(self.hidden):
+            current = self.all[current].parent
+            seen += 1
+        return current
+
+    def note(self) -> str:
+        """``(3 internal commits not shown: 2 partial checkpoints, 1 failed attempt; ...)``."""
+        total = sum(self.counts.values())
+        if not total:
+            return ""
+        parts = [
+            f"{count} {INTERNAL_KINDS[kind][count != 1]}"
+            for kind, count in sorted(self.counts.items(), key=lambda item: -item[1])
+        ]
+        noun = "commit" if total == 1 else "commits"
+        return f"({total} internal {noun} not shown: {', '.join(parts)}; --all-commits shows them)"

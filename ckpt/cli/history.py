@@ -7,7 +7,7 @@ nature) with the schema documented in ``docs/cli.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,159 +15,17 @@ from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs, complete_revisions
 from ckpt.cli.context import command_line, get_job
 from ckpt.cli.exits import UserError
+from ckpt.cli.logtext import CUT_NOTE, commit_json, decorations, log_commits, log_lines
+from ckpt.cli.logtext import decoration_text as _decoration_text
+from ckpt.cli.logtext import what as what
 
 if TYPE_CHECKING:
     from ckpt.history.job import Job
     from ckpt.objects.model import Commit
 
-CUT_NOTE = "(history before this checkpoint was removed by retention)"
-
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli.md)."
 )
-
-
-# -- shared formatting ----------------------------------------------------------
-
-
-def decorations(job: Job) -> dict[str, list[str]]:
-    """Commit id -> ref labels, git style: ``HEAD -> main``, ``other``, ``tag: v1``."""
-    labels: dict[str, list[str]] = {}
-    current = job.branch_name
-    for name, oid in sorted(job.branches().items(), key=lambda item: item[0] != current):
-        labels.setdefault(oid, []).append(f"HEAD -> {name}" if name == current else name)
-    for name, oid in sorted(job.tags().items()):
-        labels.setdefault(oid, []).append(f"tag: {name}")
-    return labels
-
-
-def _decoration_text(refs: Sequence[str]) -> str:
-    if not refs:
-        return ""
-    parts = []
-    for ref in refs:
-        if ref.startswith("HEAD -> "):
-            parts.append(
-                out.style("HEAD -> ", fg="cyan", bold=True)
-                + out.style(ref[8:], fg="green", bold=True)
-            )
-        elif ref.startswith("tag: "):
-            parts.append(out.style(ref, fg="yellow", bold=True))
-        else:
-            parts.append(out.style(ref, fg="green", bold=True))
-    return "(" + ", ".join(parts) + ")"
-
-
-def what(commit: Commit) -> str:
-    """What a commit recorded: its stage, its status for a status-only commit, or a LangGraph
-    checkpoint's step (see :func:`ckpt.cli.describe.label`)."""
-    from ckpt.cli.describe import label
-
-    return label(commit)
-
-
-def cost_line(commit: Commit) -> str:
-    return (
-        f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens "
-        f"(total {out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens)"
-    )
-
-
-def _commit_block(commit: Commit, refs: Sequence[str]) -> list[str]:
-    head = out.style(f"commit {commit.short_id}", fg="yellow")
-    decoration = _decoration_text(refs)
-    lines = [f"{head} {decoration}".rstrip()]
-    lines.append(f"Stage:  {what(commit)}")
-    lines.append(f"Date:   {out.timestamp(commit.time)} ({out.relative_time(commit.time)})")
-    lines.append(f"Cost:   {cost_line(commit)}")
-    if commit.status != "active":
-        lines.append(f"Status: {out.status_text(commit.status)}")
-    if commit.message:
-        lines.append("")
-        lines.extend(f"    {line}" for line in commit.message.splitlines())
-    return lines
-
-
-def _oneline(commit: Commit, refs: Sequence[str], stage_width: int) -> str:
-    parts = [
-        out.style(commit.short_id, fg="yellow"),
-        what(commit).ljust(stage_width),
-        out.money(commit.cost).rjust(9),
-        out.relative_time(commit.time).ljust(15),
-    ]
-    decoration = _decoration_text(refs)
-    if decoration:
-        parts.append(decoration)
-    if commit.message:
-        parts.append(commit.message.splitlines()[0])
-    return " ".join(parts).rstrip()
-
-
-def log_commits(job: Job, rev: str | None, *, all_refs: bool, limit: int | None) -> list[Commit]:
-    """The commits ``ckpt log`` shows, newest first (children before parents)."""
-    from ckpt.cli.graph import topological
-
-    if not all_refs:
-        return job.log(rev, limit=limit)
-    seen: dict[str, Commit] = {}
-    heads = [*job.branches().values(), *job.tags().values()]
-    for head in heads:
-        for commit in job.walk(head):
-            if commit.id in seen:
-                break
-            seen[commit.id] = commit
-    ordered = topological(list(seen.values()))
-    return ordered if limit is None else ordered[:limit]
-
-
-def log_lines(
-    job: Job,
-    commits: Sequence[Commit],
-    *,
-    oneline: bool = False,
-    graph: bool = False,
-) -> list[str]:
-    """The text of ``ckpt log`` for ``commits`` (from :func:`log_commits`)."""
-    from ckpt.cli.graph import layout
-
-    refs = decorations(job)
-    shown = {c.id for c in commits}
-    width = max((len(what(c)) for c in commits), default=0)
-    cut = job.record.cut
-
-    def is_cut(commit: Commit) -> bool:
-        return commit.id in cut and commit.parent is not None
-
-    def parents_of(commit: Commit) -> list[str]:
-        if is_cut(commit):
-            return []
-        return [p for p in commit.parents if p in shown]
-
-    rows = layout(commits, parents_of) if graph else None
-    lines: list[str] = []
-    for index, commit in enumerate(commits):
-        node = padding = ""
-        after: tuple[str, ...] = ()
-        if rows is not None:
-            row = rows[index]
-            node, padding, after = row.node + " ", row.padding + " ", row.after
-        labels = refs.get(commit.id, [])
-        if oneline:
-            lines.append(node + _oneline(commit, labels, width))
-        else:
-            block = _commit_block(commit, labels)
-            lines.append(node + block[0])
-            lines.extend((padding + line).rstrip() for line in block[1:])
-        if is_cut(commit):
-            lines.append(padding + out.style(CUT_NOTE, fg="bright_black"))
-        if not oneline and index < len(commits) - 1:
-            lines.append(padding.rstrip())
-        lines.extend(after)
-    return lines
-
-
-def commit_json(commit: Commit, refs: Sequence[str], cut: bool) -> dict[str, Any]:
-    return {**commit.to_json(), "refs": list(refs), "cut": cut}
 
 
 # -- commands -------------------------------------------------------------------
@@ -184,6 +42,11 @@ def commit_json(commit: Commit, refs: Sequence[str], cut: bool) -> dict[str, Any
 @click.option(
     "--all", "all_refs", is_flag=True, help="Show every branch and tag, not only REV's history."
 )
+@click.option(
+    "--all-commits",
+    is_flag=True,
+    help="Also show internal commits: partial checkpoints, failed attempts, LangGraph writes.",
+)
 @json_option
 def log(
     job: str,
@@ -192,18 +55,25 @@ def log(
     oneline: bool,
     graph: bool,
     all_refs: bool,
+    all_commits: bool,
     as_json: bool,
 ) -> None:
     """Show the checkpoints of JOB, newest first.
 
     Starts at REV (default HEAD) and follows first parents back to the first
     checkpoint, or to where retention cut the history.
+
+    Internal commits are folded into one note at the end: a stage's partial
+    checkpoints, a failed attempt that a later run resumed, LangGraph's
+    pending writes (unless a branch or tag points at one); --all-commits
+    shows them, and --json lists every commit.  A LangGraph checkpoint is
+    shown by the node that produced it and its step, as `model (step 3)`.
     """
     if all_refs and rev is not None:
         raise UserError("give either REV or --all, not both")
     the_job = get_job(job)
-    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit)
     if as_json:
+        commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit).shown
         refs = decorations(the_job)
         cut = the_job.record.cut
         out.emit_json(
@@ -216,7 +86,8 @@ def log(
             }
         )
         return
-    out.echo_lines(log_lines(the_job, commits, oneline=oneline, graph=graph))
+    folded = log_commits(the_job, rev, all_refs=all_refs, limit=limit, fold=not all_commits)
+    out.echo_lines(log_lines(the_job, folded, oneline=oneline, graph=graph))
 
 
 @click.command("show")

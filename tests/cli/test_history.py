@@ -88,13 +88,42 @@ def test_log_all_graph_draws_a_fork(run: Run, novel: Job) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     # alt's commit is the newest; main's two commits run beside it, then join at outline.
-    assert lines[0].startswith(f"* {alt.short_id} characters")
+    # Every row's id starts in the same column, whatever the graph beside it.
+    chapters, characters = novel.log("main", limit=2)
+    assert [line[:17] for line in lines] == [
+        f"*   {alt.short_id} ",
+        f"| * {chapters.short_id} ",
+        f"| * {characters.short_id} ",
+        "|/",
+        f"*   {outline.short_id} ",
+    ]
     assert "(HEAD -> alt)" in lines[0]
-    assert lines[1].startswith("| * ") and "(main, tag: v1)" in lines[1]
-    assert lines[2].startswith("| * ")
-    assert lines[3] == "|/"
-    assert lines[4].startswith(f"* {outline.short_id} outline")
-    assert len(lines) == 5
+    assert "(main, tag: v1)" in lines[1]
+    assert len({line.index("$") for line in lines if "$" in line}) == 1  # costs aligned
+
+
+def test_log_graph_indents_the_last_commit_and_the_cut_like_the_others(
+    run: Run, novel: Job
+) -> None:
+    prune_job(novel, 2)
+    head, cut = novel.log()
+    lines = run("log", "novel", "--graph").stdout.splitlines()
+    assert lines == [
+        f"* commit {head.short_id} (HEAD -> main)",
+        "| Stage:  chapters",
+        f"| Date:   {out.timestamp(head.time)} ({out.relative_time(head.time)})",
+        "| Cost:   $1.25, 40,000 tokens (total $2.00, 43,000 tokens)",
+        "|",
+        "|     chapters done",
+        "|",
+        f"* commit {cut.short_id}",
+        "  Stage:  characters",
+        f"  Date:   {out.timestamp(cut.time)} ({out.relative_time(cut.time)})",
+        "  Cost:   $0.50, 2,000 tokens (total $0.75, 3,000 tokens)",
+        "",
+        "      characters done",
+        "  (history before this checkpoint was removed by retention)",
+    ]
 
 
 def test_log_says_where_retention_cut_history(run: Run, novel: Job) -> None:
