@@ -29,6 +29,8 @@ class Settings:
         self.store = store
         self.debug = debug
         self.repo = repo
+        self.no_pager = False
+        self.paging: object | None = None  # the running pager (ckpt.cli.pager), if any
 
 
 def settings(ctx: click.Context | None = None) -> Settings:

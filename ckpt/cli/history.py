@@ -18,6 +18,7 @@ from ckpt.cli.exits import UserError
 from ckpt.cli.logtext import CUT_NOTE, commit_json, decorations, log_commits, log_lines
 from ckpt.cli.logtext import decoration_text as _decoration_text
 from ckpt.cli.logtext import what as what
+from ckpt.cli.pager import page
 
 if TYPE_CHECKING:
     from ckpt.history.job import Job
@@ -72,6 +73,7 @@ def log(
     if all_refs and rev is not None:
         raise UserError("give either REV or --all, not both")
     the_job = get_job(job)
+    page()
     if as_json:
         commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit).shown
         refs = decorations(the_job)
@@ -117,6 +119,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     elif commit.parent is None:
         changes = {entry.name: "added" for entry in tree}
     refs = decorations(the_job).get(commit.id, [])
+    page()
     if as_json:
         out.emit_json(
             {
@@ -263,6 +266,8 @@ def cat(job: str, args: tuple[str, ...], raw: bool, text: bool | None) -> None:
             raise UserError("give either --raw or --text, not both")
         click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
         return
+    if entry.encoding != "raw":
+        page()
     terminal = out.is_terminal()
     if (text or (text is None and terminal)) and entry.encoding != "raw":
         value = the_job.load(stage, at=commit.id)
@@ -407,6 +412,7 @@ def diff(
         )
         for c in changes
     }
+    page()
     if as_json:
         out.emit_json(
             {
@@ -455,6 +461,7 @@ def reflog(job: str, limit: int | None, as_json: bool) -> None:
     entries = the_job.reflog()
     if limit is not None:
         entries = entries[:limit]
+    page()
     if as_json:
         out.emit_json({"job": the_job.name, "entries": [e.to_json() for e in entries]})
         return

@@ -37,6 +37,7 @@ SUMMARY_LIMIT = 1000
 
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (
     ("CKPT_DIR", "the store to use when --store is not given"),
+    ("CKPT_PAGER", "the pager for long output on a terminal (then PAGER, then less -FRX)"),
     ("NO_COLOR", "set to anything to turn colour off (unless --color always)"),
     ("CKPT_DEBUG", "set to 1 to show tracebacks, like --debug"),
 )
@@ -111,8 +112,14 @@ class LazyGroup(click.Group):
         try:
             with warnings_as_lines():
                 return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
-            raise  # click reports these itself (a closed pipe, as in `ckpt log | head`, quietly)
+        except BrokenPipeError:
+            from ckpt.cli.context import settings
+
+            if settings(ctx).paging is not None:
+                raise click.exceptions.Exit(ExitCode.OK) from None  # the reader quit the pager
+            raise  # click reports it itself: quietly, as in `ckpt log | head`
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click reports these itself
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
@@ -140,6 +147,11 @@ class LazyGroup(click.Group):
     help="Show the traceback of an error.",
 )
 @click.option(
+    "--no-pager",
+    is_flag=True,
+    help="Do not page long output (log, show, diff, cat, reflog) on a terminal.",
+)
+@click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
@@ -148,7 +160,7 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, "--version", prog_name="ckpt", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
+def cli(ctx: click.Context, store: str | None, debug: bool, no_pager: bool, color: str) -> None:
     """ckpt: a content-addressed checkpoint store for long, expensive pipelines.
 
     A job saves one checkpoint per pipeline stage.  ckpt shows a job's
@@ -172,6 +184,7 @@ def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
     state = settings(ctx)
     state.store = store
     state.debug = debug
+    state.no_pager = no_pager
     ctx.color = colour_setting(color)
 
 

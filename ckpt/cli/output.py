@@ -33,8 +33,20 @@ STATUS_COLOURS = {
 }
 
 
+_PAGING = False
+
+
+def paging(on: bool) -> None:
+    """Tell :func:`is_terminal` that stdout is a pager writing to a terminal (or no more)."""
+    global _PAGING
+    _PAGING = on
+
+
 def is_terminal(stream: Any = None) -> bool:
-    """True if ``stream`` (default stdout) is an interactive terminal."""
+    """True if ``stream`` (default stdout) is an interactive terminal, or a pager that
+    writes to one (see :mod:`ckpt.cli.pager`)."""
+    if stream is None and _PAGING:
+        return True
     stream = sys.stdout if stream is None else stream
     isatty = getattr(stream, "isatty", None)
     try:
