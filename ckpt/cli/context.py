@@ -64,6 +64,11 @@ def get_job(name: str, ctx: click.Context | None = None) -> Job:
     repo = open_repo(ctx)
     job = repo.job(job_name(name))
     if not job.exists:
+        from ckpt.cli.currentjob import missing_current_job
+
+        problem = missing_current_job(ctx or click.get_current_context(), name)
+        if problem is not None:
+            raise NotFoundError(problem)
         known = repo.job_names()
         close = difflib.get_close_matches(name, known, n=1)
         if close:

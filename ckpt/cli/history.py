@@ -14,6 +14,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs, complete_revisions
 from ckpt.cli.context import command_line, get_job
+from ckpt.cli.currentjob import JobCommand
 from ckpt.cli.exits import UserError
 from ckpt.cli.logtext import CUT_NOTE, commit_json, decorations, log_commits, log_lines
 from ckpt.cli.logtext import decoration_text as _decoration_text
@@ -32,7 +33,7 @@ json_option = click.option(
 # -- commands -------------------------------------------------------------------
 
 
-@click.command("log")
+@click.command("log", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @click.option(
@@ -92,7 +93,7 @@ def log(
     out.echo_lines(log_lines(the_job, folded, oneline=oneline, graph=graph))
 
 
-@click.command("show")
+@click.command("show", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @json_option
@@ -228,7 +229,7 @@ def _not_a_revision(job: Job, word: str) -> None:
     )
 
 
-@click.command("cat")
+@click.command("cat", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument(
     "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
@@ -341,7 +342,7 @@ def _diff_line(line: str) -> str:
     return line
 
 
-@click.command("diff")
+@click.command("diff", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument(
     "args",
@@ -445,7 +446,7 @@ def diff(
             out.echo_lines([_diff_line(line) for line in diffs[c.stage]])
 
 
-@click.command("reflog")
+@click.command("reflog", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N moves."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,8 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
-from ckpt.cli.exits import JobFailedError
+from ckpt.cli.currentjob import JobCommand
+from ckpt.cli.exits import JobFailedError, UserError
 from ckpt.cli.history import json_option, what
 
 if TYPE_CHECKING:
@@ -84,6 +86,44 @@ def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json:
     out.echo_lines(out.table(headers, rows, align_right=[3, 4, 5, 7], shrink=0))
 
 
+@click.command("use")
+@click.argument("job", required=False, shell_complete=complete_jobs)
+@click.option("--clear", is_flag=True, help="Forget the current job of this store.")
+def use(job: str | None, clear: bool) -> None:
+    """Set the current job, so that commands may leave out JOB.
+
+    After `ckpt use novel`, `ckpt log` is `ckpt log novel`, `ckpt cat
+    outline` is `ckpt cat novel outline`, and so for every command that
+    takes JOB first.  A first word that names a job is still that job.
+    The choice is remembered for this store and this user ($CKPT_JOB, when
+    set, wins over it).  Without JOB, shows the current job.
+    """
+    from ckpt.cli.currentjob import ENV_VAR, remember, remembered
+
+    repo = open_repo()
+    env = os.environ.get(ENV_VAR, "").strip()
+    if clear:
+        if job is not None:
+            raise UserError("give either a JOB or --clear, not both")
+        remember(repo.location, None)
+        out.echo(f"No current job for {repo.location} any more.")
+    elif job is not None:
+        name = get_job(job).name
+        remember(repo.location, name)
+        out.echo(f"Using job {name}: `ckpt log` now means `ckpt log {name}`.")
+    else:
+        chosen = remembered(repo.location)
+        if env:
+            out.echo(f"{env} (from ${ENV_VAR})")
+        elif chosen is not None:
+            out.echo(f"{chosen} (from `ckpt use`)")
+        else:
+            out.echo(f"No current job: set one with `ckpt use JOB` or ${ENV_VAR}.")
+        return
+    if env:
+        out.echo(f"warning: ${ENV_VAR}={env} is set, and wins while it is", err=True)
+
+
 def progress_bar(fraction: float, width: int = 20) -> str:
     filled = round(fraction * width)
     return "[" + "#" * filled + "-" * (width - filled) + "]"
@@ -129,7 +169,7 @@ def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
     return f"resumes after stage {progress.resume_after} (skips {skipped})"
 
 
-@click.command("status")
+@click.command("status", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @json_option
 def status(job: str, as_json: bool) -> None:
@@ -170,7 +210,7 @@ def _stage_event(commit: Commit) -> str:
     )
 
 
-@click.command("watch")
+@click.command("watch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "--interval",

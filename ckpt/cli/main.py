@@ -24,7 +24,7 @@ from ckpt.cli.exits import EXIT_CODE_HELP, ExitCode, report
 #: (module, section title in ``--help``, the commands it defines), in help order.
 COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.setup", "Getting started", ("init", "demo", "completion")),
-    ("ckpt.cli.jobs", "Jobs", ("jobs", "status", "watch")),
+    ("ckpt.cli.jobs", "Jobs", ("jobs", "use", "status", "watch")),
     ("ckpt.cli.history", "History", ("log", "show", "cat", "diff", "reflog")),
     ("ckpt.cli.refs", "Rolling back and branching", ("checkout", "branch", "switch", "tag")),
     ("ckpt.cli.maintenance", "Maintenance", ("verify", "gc", "stats", "rm")),
@@ -37,6 +37,7 @@ SUMMARY_LIMIT = 1000
 
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (
     ("CKPT_DIR", "the store to use when --store is not given"),
+    ("CKPT_JOB", "the current job, for commands whose JOB is left out (see ckpt use)"),
     ("CKPT_PAGER", "the pager for long output on a terminal (then PAGER, then less -FRX)"),
     ("NO_COLOR", "set to anything to turn colour off (unless --color always)"),
     ("CKPT_DEBUG", "set to 1 to show tracebacks, like --debug"),

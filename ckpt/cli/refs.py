@@ -13,6 +13,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_branches, complete_jobs, complete_revisions, complete_tags
 from ckpt.cli.context import command_line, get_job
+from ckpt.cli.currentjob import JobCommand
 from ckpt.cli.exits import UserError
 from ckpt.cli.history import json_option, what
 
@@ -26,7 +27,7 @@ def _at(commit: Commit) -> str:
     return f"{commit.short_id} ({what(commit)})"
 
 
-@click.command("checkout")
+@click.command("checkout", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", shell_complete=complete_revisions)
 @click.option(
@@ -122,7 +123,7 @@ def _list_refs(job: Job, refs: dict[str, CommitId], *, current: str | None, as_j
     out.echo_lines(out.table(headers if current is None else ["", *headers], rows))
 
 
-@click.command("branch")
+@click.command("branch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("name", required=False, shell_complete=complete_branches)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
@@ -160,7 +161,7 @@ def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_j
     out.echo("Switch to it with: " + command_line("switch", the_job.name, name))
 
 
-@click.command("switch")
+@click.command("switch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("branch_name", metavar="BRANCH", shell_complete=complete_branches)
 def switch(job: str, branch_name: str) -> None:
@@ -180,7 +181,7 @@ def switch(job: str, branch_name: str) -> None:
     out.echo("Undo with: " + command_line("switch", the_job.name, previous))
 
 
-@click.command("tag")
+@click.command("tag", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("name", required=False, shell_complete=complete_tags)
 @click.argument("rev", required=False, shell_complete=complete_revisions)

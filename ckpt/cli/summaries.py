@@ -20,6 +20,9 @@ SUMMARIES: dict[str, dict[str, Any]] = {
     "jobs": {
         "help": "List the jobs: status, stages done, cost, tokens, last update.",
     },
+    "use": {
+        "help": "Set the current job, so that commands may leave out JOB.",
+    },
     "status": {
         "help": "Show how far JOB got and where its next run resumes.",
     },

@@ -13,6 +13,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs, complete_revisions
 from ckpt.cli.context import get_job, open_repo
+from ckpt.cli.currentjob import JobCommand
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -31,7 +32,7 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
-@click.command("export")
+@click.command("export", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @click.option(

@@ -77,7 +77,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_missing_argument_is_a_usage_error(run: Run) -> None:
     result = run("show")
     assert result.exit_code == ExitCode.USAGE
-    assert "Error: Missing argument 'JOB'." in result.stderr
+    assert "Error: Missing argument 'JOB' (or set a current job: `ckpt use JOB`" in result.stderr
 
 
 def test_no_store_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
