@@ -63,9 +63,11 @@ _TRANSFER: Schema = {
             "new": ("string", "commit of the sending side"),
             "status": (
                 "string",
-                "created, fast-forward, forced, up-to-date, rejected or conflict",
+                "created, fast-forward, forced, up-to-date, rejected (the other side is "
+                "ahead, or a tag differs), diverged (each side has checkpoints the other "
+                "lacks) or conflict",
             ),
-            "reason": ("string", "why a ref was rejected or conflicted (else empty)"),
+            "reason": ("string", "why a ref was refused (else empty)"),
         },
     ),
 }
@@ -256,6 +258,16 @@ SCHEMAS: dict[str, Schema] = {
                 "logical_bytes": ("integer", "its checkpoints kept in full"),
                 "stored_bytes": ("integer", "stored bytes it reaches"),
                 "exclusive_bytes": ("integer", "stored bytes only it reaches"),
+            },
+        ),
+    },
+    "remote": {
+        "remotes": ("list of objects", "one per remote, sorted by name"),
+        **_nested(
+            "remotes[]",
+            {
+                "name": ("string", "the remote's name"),
+                "url": ("string", "the store it names (a password in it shown as ***)"),
             },
         ),
     },
