@@ -64,11 +64,14 @@ def get_job(name: str, ctx: click.Context | None = None) -> Job:
     repo = open_repo(ctx)
     job = repo.job(job_name(name))
     if not job.exists:
-        from ckpt.cli.currentjob import missing_current_job
-
-        problem = missing_current_job(ctx or click.get_current_context(), name)
-        if problem is not None:
-            raise NotFoundError(problem)
+        # JOB left out, and the current job (ckpt.cli.currentjob) is gone: say where it was set.
+        chosen = (ctx or click.get_current_context()).meta.get("current_job")
+        if chosen is not None and chosen[0] == name:
+            how = "unset CKPT_JOB" if chosen[1].startswith("$") else "`ckpt use --clear`"
+            raise NotFoundError(
+                f"the current job {name!r} (set by {chosen[1]}) is not in this store; "
+                f"give a JOB, pick another with `ckpt use JOB`, or {how}"
+            )
         known = repo.job_names()
         close = difflib.get_close_matches(name, known, n=1)
         if close:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -122,18 +121,5 @@ class JobCommand(click.Command):
         if isinstance(first, str) and _is_job(ctx, first):
             return args
         job, where = found
-        ctx.meta["current_job"] = (job, where)
+        ctx.meta["current_job"] = (job, where)  # for get_job's error, if the job is gone
         return [job, *args]
-
-
-def missing_current_job(ctx: click.Context, name: str) -> str | None:
-    """The error for a current job that is not in the store, or None if JOB was given."""
-    found: Any = ctx.meta.get("current_job")
-    if found is None or found[0] != name:
-        return None
-    job, where = found
-    how = f"unset {ENV_VAR}" if where.startswith("$") else "`ckpt use --clear`"
-    return (
-        f"the current job {job!r} (set by {where}) is not in this store; "
-        f"give a JOB, pick another with `ckpt use JOB`, or {how}"
-    )
