@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ckpt.errors import StoreExistsError, StoreNotFoundError
 from ckpt.history.repository import (
     STORE_DIRNAME,
     BaseRepository,
@@ -61,14 +62,28 @@ class Repository(BaseRepository):
         return collect(self, grace=grace, dry_run=dry_run)
 
 
-def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
+def init(
+    location: str | os.PathLike[str] | None = None,
+    *,
+    durable: bool = True,
+    exist_ok: bool = False,
+) -> Repository:
     """Create a new store at ``location`` (default ``./.ckpt``) and return it open.
 
-    Raises StoreExistsError if a store is already there.  With
+    Raises StoreExistsError if a store is already there, unless ``exist_ok``:
+    then that store is opened (so that a script can run twice).  With
     ``durable=False`` writes are not fsynced: faster, but a machine crash
     may lose the latest checkpoints (a process crash still loses nothing).
     """
-    return Repository(create_storage(location, durable=durable))
+    try:
+        return Repository(create_storage(location, durable=durable))
+    except StoreExistsError as exc:
+        if not exist_ok:
+            raise
+        try:
+            return open(STORE_DIRNAME if location is None else location, durable=durable)
+        except StoreNotFoundError:
+            raise exc from None  # something that is not a store is in the way
 
 
 def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:

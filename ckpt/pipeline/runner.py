@@ -37,6 +37,7 @@ from ckpt import repository as repo_module
 from ckpt.errors import (
     CkptError,
     NotFoundError,
+    SerializationError,
     StoreExistsError,
     StoreNotFoundError,
 )
@@ -315,9 +316,11 @@ class Pipeline:
             ran=(),
             skipped=(),
             outputs=outputs,
-            cost=round(head.total_cost - found[1].base_cost, 9),
-            tokens=head.total_tokens - found[1].base_tokens,
+            cost=0.0,
+            tokens=0,
             head=head,
+            total_cost=head.total_cost,
+            total_tokens=head.total_tokens,
         )
 
     async def _io(self, offload: bool, fn: Callable[..., Any], *args: Any) -> Any:
@@ -357,6 +360,8 @@ class Pipeline:
                 raise
         await self._io(offload, run.finish)
         head = run.head
+        total_cost = head.total_cost if head else run.cost
+        total_tokens = head.total_tokens if head else run.tokens
         return RunResult(
             job=job_id,
             status=STATUS_COMPLETED,
@@ -365,9 +370,11 @@ class Pipeline:
             ran=tuple(run.ran),
             skipped=tuple(run.skipped),
             outputs=run.outputs,
-            cost=round(head.total_cost - run.meta.base_cost, 9) if head else run.cost,
-            tokens=head.total_tokens - run.meta.base_tokens if head else run.tokens,
+            cost=round(total_cost - run.start_cost, 9),
+            tokens=total_tokens - run.start_tokens,
             head=head,
+            total_cost=total_cost,
+            total_tokens=total_tokens,
         )
 
     async def _run_stage(self, run: Run, stage: Stage, index: int, offload: bool) -> None:
@@ -398,7 +405,12 @@ class Pipeline:
         if stage.output_type is None and run.job is not None:
             # Unannotated outputs come back from the store as plain JSON data: hand later
             # stages the same form now, so that a fresh run and a resumed one agree.
-            result = serialize.loads(serialize.dumps(result))
+            try:
+                result = serialize.loads(serialize.dumps(result))
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"stage {stage.name!r} of job {run.job_name!r}: {exc}"
+                ) from exc
         run.complete_stage(stage, result, cost, tokens, duration)
         run.emit(
             self.on_stage_end,
@@ -429,6 +441,7 @@ class Pipeline:
                 )
         run = Run(self, job.name, job, attrs.evolve(meta, invoked=now()))
         run.head = head
+        run.start_cost, run.start_tokens = head.total_cost, head.total_tokens
         run.cost = round(head.total_cost - meta.base_cost, 9)
         run.tokens = head.total_tokens - meta.base_tokens
         run.outputs = Outputs(job, head.id, self.output_types())
@@ -458,6 +471,7 @@ class Pipeline:
             base_tokens=0 if head is None else head.total_tokens,
         )
         run = Run(self, job.name, job, meta)
+        run.start_cost, run.start_tokens = meta.base_cost, meta.base_tokens
         commit = job.save(
             self.input_name,
             input,

@@ -102,7 +102,13 @@ class Outputs(Mapping[str, Any]):
 
 @attrs.frozen
 class RunResult:
-    """The outcome of a run (or, from ``Pipeline.state``, of the job as it stands)."""
+    """The outcome of a run (or, from ``Pipeline.state``, of the job as it stands).
+
+    Two figures each for cost and tokens: ``cost`` and ``tokens`` are what this call
+    spent (a resumed run that found everything done spent nothing; ``Pipeline.state``
+    runs nothing), ``total_cost`` and ``total_tokens`` the job's totals at its head, every
+    run of every earlier call included (the branch's running totals, as in ``Commit``).
+    """
 
     job: str
     status: str
@@ -114,6 +120,8 @@ class RunResult:
     cost: float
     tokens: int
     head: Commit | None
+    total_cost: float = 0.0
+    total_tokens: int = 0
 
     def __getitem__(self, stage: str) -> Any:
         return self.outputs[stage]
@@ -216,6 +224,9 @@ class Run:
         self.partial_at: str | None = None
         self.last_flush = time.monotonic()
         self.head: Commit | None = None
+        # The job's totals when this call began: what it spends is measured from here.
+        self.start_cost = 0.0
+        self.start_tokens = 0
         self.failure_recorded = False
         self.partials_saved: set[str] = set()  # partial entries in the tree, dropped on completion
         self.outputs = Outputs(job, None, pipeline.output_types())
