@@ -27,7 +27,7 @@ from ckpt.history.repository import (
     find_store,
     resolve_location,
 )
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
 
 if TYPE_CHECKING:
     from ckpt.maintenance.gc import GcReport
@@ -55,11 +55,18 @@ class Repository(BaseRepository):
 
         return verify(self, full=full, jobs=jobs)
 
-    def gc(self, *, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
-        """Delete unreachable objects older than ``grace``; see :mod:`ckpt.maintenance.gc`."""
+    def gc(
+        self,
+        *,
+        grace: dt.timedelta = DEFAULT_GRACE,
+        dry_run: bool = False,
+        reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
+    ) -> GcReport:
+        """Delete unreachable objects older than ``grace``; reflog entries older than
+        ``reflog_expiry`` keep nothing.  See :mod:`ckpt.maintenance.gc`."""
         from ckpt.maintenance.gc import collect
 
-        return collect(self, grace=grace, dry_run=dry_run)
+        return collect(self, grace=grace, dry_run=dry_run, reflog_expiry=reflog_expiry)
 
 
 def init(

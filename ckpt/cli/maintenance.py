@@ -158,6 +158,14 @@ def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool)
     metavar="DURATION",
     help="Keep unreachable objects younger than this (protects saves in flight).",
 )
+@click.option(
+    "--reflog-expiry",
+    callback=duration,
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="Let reflog entries older than this keep nothing (0s: what only the reflog keeps goes).",
+)
 @json_option
 def gc(
     dry_run: bool,
@@ -166,6 +174,7 @@ def gc(
     expired: bool,
     statuses: tuple[str, ...],
     grace: dt.timedelta,
+    reflog_expiry: dt.timedelta,
     as_json: bool,
 ) -> None:
     """Apply retention, then delete unreachable old objects.
@@ -176,9 +185,12 @@ def gc(
     --expired, --status) and cuts histories to --keep-last (or each job's
     own keep-last setting).  Then objects no job, tag or recent reflog entry
     reaches are removed.  Reports objects and bytes freed, or with --dry-run
-    what would be.
+    what would be, and how many checkpoints only the reflog still keeps (a
+    deleted branch's, a rolled-back checkout's: for --reflog-expiry after
+    the move, so that it can be undone).
     """
     from ckpt.maintenance.gc import collect
+    from ckpt.maintenance.reflog import kept_by_reflog
     from ckpt.maintenance.retention import apply_retention
 
     repo = open_repo()
@@ -191,9 +203,18 @@ def gc(
         dry_run=dry_run,
     )
     with out.progress("Scanning objects") as advance:
-        report = collect(repo, grace=grace, dry_run=dry_run, progress=advance)
+        report = collect(
+            repo, grace=grace, dry_run=dry_run, progress=advance, reflog_expiry=reflog_expiry
+        )
+    reflog_only = kept_by_reflog(repo, expiry=reflog_expiry)
     if as_json:
-        out.emit_json({"retention": retention.to_json(), "gc": report.to_json()})
+        out.emit_json(
+            {
+                "retention": retention.to_json(),
+                "gc": report.to_json(),
+                "kept_by_reflog": reflog_only,
+            }
+        )
         return
     would = "Would delete" if dry_run else "Deleted"
     if retention.deleted_jobs:
@@ -220,6 +241,29 @@ def gc(
     )
     if dry_run and (retention.deleted_jobs or retention.pruned):
         out.echo("(Objects the retention above would release are not counted in a dry run.)")
+    if reflog_only:
+        out.echo(_reflog_note(reflog_only, reflog_expiry))
+
+
+def _reflog_note(kept: dict[str, int], expiry: dt.timedelta) -> str:
+    """Why gc kept what a deleted branch or a rollback left, and how to let it go."""
+    from ckpt.cli.durations import format_duration
+
+    total = sum(kept.values())
+    jobs = sorted(kept.items(), key=lambda item: (-item[1], item[0]))
+    where = ", ".join(f"{job}: {count}" for job, count in jobs[:5])
+    if len(jobs) > 5:
+        where += f", and {len(jobs) - 5} more jobs"
+    noun = "checkpoint is" if total == 1 else "checkpoints are"
+    days, rest = divmod(int(expiry.total_seconds()), 86400)
+    how_long = (
+        f"{days} day{'' if days == 1 else 's'}" if days and not rest else format_duration(expiry)
+    )
+    return (
+        f"{total} {noun} kept only by the reflog ({where}): deleted branches and rolled-back "
+        f"moves stay {how_long} so that they can be undone; "
+        "`ckpt gc --reflog-expiry 0s` lets them go now."
+    )
 
 
 @click.command("stats")

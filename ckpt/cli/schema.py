@@ -236,6 +236,10 @@ SCHEMAS: dict[str, Schema] = {
         "gc.deleted_objects": ("integer", "objects deleted (or that would be)"),
         "gc.deleted_bytes": ("integer", "stored bytes freed (or that would be)"),
         "gc.kept_by_grace": ("integer", "unreachable objects kept as younger than --grace"),
+        "kept_by_reflog": (
+            "map",
+            "job -> checkpoints only reflog entries younger than --reflog-expiry keep",
+        ),
     },
     "stats": {
         "objects": ("integer", "objects stored"),

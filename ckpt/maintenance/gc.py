@@ -31,7 +31,8 @@ from ckpt.errors import CkptError
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.gc_shared import collect_two_phase
 from ckpt.maintenance.mark import GcReport, mark
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
+from ckpt.maintenance.reflog import expire_reflog
 from ckpt.objects.scan import StoreScan
 
 
@@ -41,21 +42,30 @@ def collect(
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
 ) -> GcReport:
     """Mark, then sweep unreachable objects older than ``grace``.
 
-    On a backend whose ``delete_if_older`` is not atomic against ``touch``
-    (S3), objects are deleted in two phases a grace period apart instead:
+    Reflog entries older than ``reflog_expiry`` keep nothing alive (see
+    :mod:`ckpt.maintenance.reachable`); an expiry shorter than the default is
+    recorded in each job (:func:`ckpt.maintenance.reflog.expire_reflog`, not
+    in a dry run), so that verify agrees with what gc kept.  On a backend whose ``delete_if_older``
+    is not atomic against ``touch`` (S3), objects are deleted in two phases a
+    grace period apart instead:
     see :mod:`ckpt.maintenance.gc_shared` (the report is then a ``SharedGcReport``).
     """
     if grace < dt.timedelta(0):
         raise CkptError("the grace period must not be negative")
+    if reflog_expiry < REFLOG_EXPIRY and not dry_run:
+        expire_reflog(repo, reflog_expiry)
     # -- shared stores (issue 8): two-phase collection, see ckpt.maintenance.gc_shared --
     if not repo.storage.atomic_delete_if_older:
-        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress)
+        return collect_two_phase(
+            repo, grace=grace, dry_run=dry_run, progress=progress, reflog_expiry=reflog_expiry
+        )
     cutoff = time.time() - grace.total_seconds()
     scan = StoreScan(repo.objects)
-    marked = mark(repo, scan=scan)
+    marked = mark(repo, scan=scan, expiry=reflog_expiry)
     # The sweep goes pack by pack (a pack with dead objects is rewritten
     # once, not once per object) and keeps the chunks and delta bases that
     # marked objects need.

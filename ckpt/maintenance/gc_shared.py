@@ -53,7 +53,7 @@ import attrs
 from ckpt.errors import CkptError, ConflictError, StorageError
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.mark import GcReport, mark
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
 from ckpt.objects.ids import ObjectId, check_object_id
 from ckpt.objects.scan import StoreScan
 from ckpt.storage.base import KeyNotFoundError, Storage
@@ -168,6 +168,7 @@ def collect_two_phase(
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
 ) -> SharedGcReport:
     """Run phase 1 (record candidates) and, for records a grace period old, phase 2
     (delete those still unreachable and untouched).  See the module docstring.
@@ -186,7 +187,7 @@ def collect_two_phase(
     else:
         key, marking, marked_at = _begin(storage)
     try:
-        marked = mark(repo)
+        marked = mark(repo, expiry=reflog_expiry)
         scan = StoreScan(repo.objects).sweep(
             marked, marked_at - grace_s, dry_run=True, progress=progress
         )
