@@ -4,7 +4,7 @@ Quick start::
 
     import ckpt
 
-    repo = ckpt.init("./.ckpt")          # or ckpt.open() to find an existing store
+    repo = ckpt.init("./.ckpt", exist_ok=True)  # or ckpt.open() to find an existing store
     job = repo.job("novel-42")
     job.save("outline", {"chapters": 12}, cost=0.12, tokens=1834)
     job.load("outline")                  # -> {"chapters": 12}
@@ -65,6 +65,7 @@ _EXPORTS = {
     "StageResult": "ckpt.pipeline.stages",
     "stage": "ckpt.pipeline.stages",
     "Progress": "ckpt.pipeline.progress",
+    "read_progress": "ckpt.pipeline.progress",
     "watch": "ckpt.pipeline.progress",
     "click_options": "ckpt.pipeline.clickopts",
     "Runner": "ckpt.pipeline.runflags",
@@ -132,6 +133,7 @@ __all__ = [
     "init",
     "list_jobs",
     "open",
+    "read_progress",
     "runner_from_args",
     "stage",
     "watch",
@@ -164,7 +166,7 @@ if TYPE_CHECKING:
     from ckpt.pipeline.clickopts import click_options
     from ckpt.pipeline.lease import LeaseHeldError, LeaseLostError
     from ckpt.pipeline.listing import expire_due, list_jobs
-    from ckpt.pipeline.progress import Progress, watch
+    from ckpt.pipeline.progress import Progress, read_progress, watch
     from ckpt.pipeline.runflags import Runner
     from ckpt.pipeline.runner import (
         CostLimitExceeded,
@@ -182,12 +184,24 @@ if TYPE_CHECKING:
     from ckpt.values.files import Directory, File
 
 
+#: Modules reachable as attributes of ``ckpt`` without importing them first, as the docs
+#: write them (``ckpt.progress.read_progress(job)``, ``ckpt.pipeline.progress...``).
+_MODULES = {
+    "progress": "ckpt.pipeline.progress",
+    "pipeline": "ckpt.pipeline",
+}
+
+
 def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'ckpt' has no attribute {name!r}")
     import importlib
 
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        if name in _MODULES:
+            module = importlib.import_module(_MODULES[name])
+            globals()[name] = module
+            return module
+        raise AttributeError(f"module 'ckpt' has no attribute {name!r}")
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value

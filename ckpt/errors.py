@@ -128,3 +128,12 @@ def in_context(
     new.args = (f"{', '.join(where)}: {exc}",)
     new.job, new.commit, new.stage = job, commit, stage
     return new
+
+
+class CkptWarning(UserWarning):
+    """Root of the warnings ckpt gives: something was done, but maybe not what was meant."""
+
+
+class AmbiguousRevisionWarning(CkptWarning):
+    """A revision word names more than one thing (a branch and a stage, say); the message
+    says which was used and how to write the other."""

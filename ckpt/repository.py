@@ -29,7 +29,7 @@ from ckpt.history.repository import (
     find_store,
     resolve_location,
 )
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
 from ckpt.storage import is_url, open_storage
 
 if TYPE_CHECKING:
@@ -59,21 +59,42 @@ class Repository(BaseRepository):
 
         return verify(self, full=full, jobs=jobs)
 
-    def gc(self, *, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
-        """Delete unreachable objects older than ``grace``; see :mod:`ckpt.maintenance.gc`."""
+    def gc(
+        self,
+        *,
+        grace: dt.timedelta = DEFAULT_GRACE,
+        dry_run: bool = False,
+        reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
+    ) -> GcReport:
+        """Delete unreachable objects older than ``grace``; reflog entries older than
+        ``reflog_expiry`` keep nothing.  See :mod:`ckpt.maintenance.gc`."""
         from ckpt.maintenance.gc import collect
 
-        return collect(self, grace=grace, dry_run=dry_run)
+        return collect(self, grace=grace, dry_run=dry_run, reflog_expiry=reflog_expiry)
 
 
-def init(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:
+def init(
+    location: str | os.PathLike[str] | None = None,
+    *,
+    durable: bool = True,
+    exist_ok: bool = False,
+) -> Repository:
     """Create a new store at ``location`` (default ``./.ckpt``) and return it open.
 
-    Raises StoreExistsError if a store is already there.  With
+    Raises StoreExistsError if a store is already there, unless ``exist_ok``:
+    then that store is opened (so that a script can run twice).  With
     ``durable=False`` writes are not fsynced: faster, but a machine crash
     may lose the latest checkpoints (a process crash still loses nothing).
     """
-    return Repository(create_storage(location, durable=durable))
+    try:
+        return Repository(create_storage(location, durable=durable))
+    except StoreExistsError as exc:
+        if not exist_ok:
+            raise
+        try:
+            return open(STORE_DIRNAME if location is None else location, durable=durable)
+        except StoreNotFoundError:
+            raise exc from None  # something that is not a store is in the way
 
 
 def open(location: str | os.PathLike[str] | None = None, *, durable: bool = True) -> Repository:

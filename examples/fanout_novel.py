@@ -164,13 +164,13 @@ def main() -> None:
         print(f"  refused: {exc}".split("; ")[0])
     child.wait()
     state = pipeline.state(JOB)
-    written = (state.tokens - progress.tokens) // 1500  # chapters paid for by the resumed run
+    written = (state.total_tokens - progress.tokens) // 1500  # chapters paid for by the resumed run
     print(f"  resumed: {written} chapters written now, {progress.items_done} loaded")
     print(f"  {state['assemble']}")
     assert written + (progress.items_done or 0) == 40
     one_pass = 0.05 + 0.04 + 40 * 1500 * PRICE_PER_TOKEN
-    print(f"  total cost ${state.cost:.2f} = one pass (${one_pass:.2f}): no chapter paid twice")
-    assert abs(state.cost - one_pass) < 1e-6 and state.cost > paid_before
+    print(f"  total cost ${state.total_cost:.2f} = one pass (${one_pass:.2f}): no chapter paid twice")
+    assert abs(state.total_cost - one_pass) < 1e-6 and state.total_cost > paid_before
 
     print("3. the editor changes the beat of chapter 7 (outline version 1 -> 2)")
     edited = make_pipeline(store, edited=True)

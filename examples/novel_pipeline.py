@@ -152,8 +152,12 @@ def main() -> None:
     result = pipeline.run(JOB, cost_limit=100.0)
     print(f"  skipped {', '.join(result.skipped)}; ran {', '.join(result.ran)}")
     expected = 0.5 + 2.0 + 4.0 + 10 * 1.25 + 1.0
-    print(f"  total cost ${result.cost:.2f} (each stage and chapter paid once: ${expected:.2f})")
-    assert abs(result.cost - expected) < 1e-9
+    print(
+        f"  this run paid ${result.cost:.2f}; the job's total is ${result.total_cost:.2f} "
+        f"(each stage and chapter paid once: ${expected:.2f})"
+    )
+    assert abs(result.total_cost - expected) < 1e-9
+    assert 0 < result.cost < result.total_cost
     assert len(result["sequential_generator"]) == BRIEF.chapters
 
     print("4. progress, state and cleanup")

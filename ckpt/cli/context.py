@@ -29,6 +29,8 @@ class Settings:
         self.store = store
         self.debug = debug
         self.repo = repo
+        self.no_pager = False
+        self.paging: object | None = None  # the running pager (ckpt.cli.pager), if any
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -60,6 +62,14 @@ def get_job(name: str, ctx: click.Context | None = None) -> Job:
     repo = open_repo(ctx)
     job = repo.job(job_name(name))
     if not job.exists:
+        # JOB left out, and the current job (ckpt.cli.currentjob) is gone: say where it was set.
+        chosen = (ctx or click.get_current_context()).meta.get("current_job")
+        if chosen is not None and chosen[0] == name:
+            how = "unset CKPT_JOB" if chosen[1].startswith("$") else "`ckpt use --clear`"
+            raise NotFoundError(
+                f"the current job {name!r} (set by {chosen[1]}) is not in this store; "
+                f"give a JOB, pick another with `ckpt use JOB`, or {how}"
+            )
         import difflib
 
         known = repo.job_names()

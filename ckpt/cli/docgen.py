@@ -106,6 +106,13 @@ def _schema_section() -> list[str]:
         inspect.cleandoc(sys.modules["ckpt.cli.schema"].__doc__ or "").split("\n\n")[-1],
         "`ckpt cat` prints the stage's value itself as JSON.",
         "",
+        "The output is valid JSON everywhere: JSON has no literal for NaN or an infinite "
+        'float, so NaN, Infinity and -Infinity are written as the strings `"NaN"`, '
+        '`"Infinity"` and `"-Infinity"` (as protobuf\'s JSON mapping writes them; a string '
+        "value with that text reads the same).  `ckpt cat --raw` writes the stored canonical "
+        "bytes, which keep the floats as the bare `NaN`, `Infinity` and `-Infinity` that "
+        "Python's `json` reads.",
+        "",
     ]
     for name, schema in SCHEMAS.items():
         lines.extend(
@@ -223,8 +230,6 @@ def render_summaries() -> str:
         "by hand.  tests/cli/test_main.py fails when this table is stale.",
         '"""',
         "",
-        "# ruff: noqa: E501",
-        "",
         "from typing import Any",
         "",
         "#: Command name -> keyword arguments of a ``click.Command`` with the same short help.",
@@ -240,6 +245,8 @@ def render_summaries() -> str:
                 lines.append(f"        {json.dumps(key)}: {_literal(value)},")
             lines.append("    },")
     lines.extend(["}", ""])
+    if any(len(line) > 100 for line in lines):
+        lines[6:6] = ["# ruff: noqa: E501", ""]
     return "\n".join(lines)
 
 

@@ -9,7 +9,10 @@ below.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -76,6 +79,29 @@ def exit_code_for(exc: BaseException) -> ExitCode:
         # InvalidNameError, InvalidDurationError: the input is malformed.
         return ExitCode.USAGE
     return ExitCode.ERROR
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show each warning ckpt gives (:class:`ckpt.errors.CkptWarning`) as one
+    ``warning: ...`` line on stderr, once per command, as git shows its warnings;
+    other warnings are shown as Python shows them."""
+    import warnings
+
+    shown: set[str] = set()
+    python_shows = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, errors.CkptWarning):
+            python_shows(message, category, *args, **kwargs)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            click.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", errors.CkptWarning)
+        warnings.showwarning = show
+        yield
 
 
 def report(exc: BaseException, *, debug: bool) -> ExitCode:

@@ -14,131 +14,20 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs, complete_revisions
 from ckpt.cli.context import command_line, get_job
+from ckpt.cli.currentjob import JobCommand
 from ckpt.cli.exits import UserError
+from ckpt.cli.logtext import CUT_NOTE, log_commits, log_lines
+from ckpt.cli.logtext import decoration_text as _decoration_text
+from ckpt.cli.logtext import what as what
+from ckpt.cli.pager import page
 
 if TYPE_CHECKING:
     from ckpt.history.job import Job
     from ckpt.objects.model import Commit
 
-CUT_NOTE = "(history before this checkpoint was removed by retention)"
-
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli.md)."
 )
-
-
-# -- shared formatting ----------------------------------------------------------
-
-
-def _decoration_text(refs: Sequence[str]) -> str:
-    if not refs:
-        return ""
-    parts = []
-    for ref in refs:
-        if ref.startswith("HEAD -> "):
-            parts.append(
-                out.style("HEAD -> ", fg="cyan", bold=True)
-                + out.style(ref[8:], fg="green", bold=True)
-            )
-        elif ref.startswith("tag: "):
-            parts.append(out.style(ref, fg="yellow", bold=True))
-        else:
-            parts.append(out.style(ref, fg="green", bold=True))
-    return "(" + ", ".join(parts) + ")"
-
-
-def what(commit: Commit) -> str:
-    """What a commit recorded: its stage, or its status for a status-only commit."""
-    if commit.stage is not None:
-        return commit.stage
-    return f"[{commit.status}]"
-
-
-def cost_line(commit: Commit) -> str:
-    return (
-        f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens "
-        f"(total {out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens)"
-    )
-
-
-def _commit_block(commit: Commit, refs: Sequence[str]) -> list[str]:
-    head = out.style(f"commit {commit.short_id}", fg="yellow")
-    decoration = _decoration_text(refs)
-    lines = [f"{head} {decoration}".rstrip()]
-    lines.append(f"Stage:  {what(commit)}")
-    lines.append(f"Date:   {out.timestamp(commit.time)} ({out.relative_time(commit.time)})")
-    lines.append(f"Cost:   {cost_line(commit)}")
-    if commit.status != "active":
-        lines.append(f"Status: {out.status_text(commit.status)}")
-    if commit.message:
-        lines.append("")
-        lines.extend(f"    {line}" for line in commit.message.splitlines())
-    return lines
-
-
-def _oneline(commit: Commit, refs: Sequence[str], stage_width: int) -> str:
-    parts = [
-        out.style(commit.short_id, fg="yellow"),
-        what(commit).ljust(stage_width),
-        out.money(commit.cost).rjust(9),
-        out.relative_time(commit.time).ljust(15),
-    ]
-    decoration = _decoration_text(refs)
-    if decoration:
-        parts.append(decoration)
-    if commit.message:
-        parts.append(commit.message.splitlines()[0])
-    return " ".join(parts).rstrip()
-
-
-def log_lines(
-    job: Job,
-    commits: Sequence[Commit],
-    *,
-    oneline: bool = False,
-    graph: bool = False,
-) -> list[str]:
-    """The text of ``ckpt log`` for ``commits``.
-
-    The commits come from :func:`ckpt.history.documents.log_commits`.
-    """
-    from ckpt.cli.graph import layout
-    from ckpt.history.documents import decorations
-
-    refs = decorations(job)
-    shown = {c.id for c in commits}
-    width = max((len(what(c)) for c in commits), default=0)
-    cut = job.record.cut
-
-    def is_cut(commit: Commit) -> bool:
-        return commit.id in cut and commit.parent is not None
-
-    def parents_of(commit: Commit) -> list[str]:
-        if is_cut(commit):
-            return []
-        return [p for p in commit.parents if p in shown]
-
-    rows = layout(commits, parents_of) if graph else None
-    lines: list[str] = []
-    for index, commit in enumerate(commits):
-        node = padding = ""
-        after: tuple[str, ...] = ()
-        if rows is not None:
-            row = rows[index]
-            node, padding, after = row.node + " ", row.padding + " ", row.after
-        labels = refs.get(commit.id, [])
-        if oneline:
-            lines.append(node + _oneline(commit, labels, width))
-        else:
-            block = _commit_block(commit, labels)
-            lines.append(node + block[0])
-            lines.extend((padding + line).rstrip() for line in block[1:])
-        if is_cut(commit):
-            lines.append(padding + out.style(CUT_NOTE, fg="bright_black"))
-        if not oneline and index < len(commits) - 1:
-            lines.append(padding.rstrip())
-        lines.extend(after)
-    return lines
 
 
 def job_or_commit(name: str, rev: str | None) -> tuple[Job, str | None]:
@@ -156,7 +45,7 @@ def job_or_commit(name: str, rev: str | None) -> tuple[Job, str | None]:
 # -- commands -------------------------------------------------------------------
 
 
-class StagesAfterDashes(click.Command):
+class StagesAfterDashes(JobCommand):
     """A command that takes ``-- STAGE...`` after its arguments, as ``git log -- PATH``: the
     stages are kept in ``ctx.meta["stages"]``."""
 
@@ -182,6 +71,11 @@ class StagesAfterDashes(click.Command):
 @click.option(
     "--all", "all_refs", is_flag=True, help="Show every branch and tag, not only REV's history."
 )
+@click.option(
+    "--all-commits",
+    is_flag=True,
+    help="Also show internal commits: partial checkpoints, failed attempts, LangGraph writes.",
+)
 @json_option
 def log(
     job: str,
@@ -190,6 +84,7 @@ def log(
     oneline: bool,
     graph: bool,
     all_refs: bool,
+    all_commits: bool,
     as_json: bool,
 ) -> None:
     """Show the checkpoints of JOB, newest first.
@@ -198,8 +93,14 @@ def log(
     checkpoint, or to where retention cut the history.  After `--`, only the
     checkpoints that added, changed or removed one of the STAGEs are shown
     (`ckpt log novel -- outline`).
+
+    Internal commits are folded into one note at the end: a stage's partial
+    checkpoints, a failed attempt that a later run resumed, LangGraph's
+    pending writes (unless a branch or tag points at one); --all-commits
+    shows them, and --json lists every commit.  A LangGraph checkpoint is
+    shown by the node that produced it and its step, as `model (step 3)`.
     """
-    from ckpt.history.documents import log_commits, log_document
+    from ckpt.history.documents import log_document
 
     stages: tuple[str, ...] = click.get_current_context().meta.get("stages", ())
     if all_refs and rev is not None:
@@ -207,19 +108,27 @@ def log(
     if stages and graph:
         raise UserError("--graph draws whole histories; leave it out to list by stage")
     the_job = get_job(job)
+    page()
     if as_json:
         out.emit_json(log_document(the_job, rev, all_refs=all_refs, limit=limit, stages=stages))
         return
-    commits = log_commits(the_job, rev, all_refs=all_refs, limit=limit, stages=stages)
-    out.echo_lines(log_lines(the_job, commits, oneline=oneline, graph=graph))
+    folded = log_commits(
+        the_job, rev, all_refs=all_refs, limit=limit, stages=stages, fold=not all_commits
+    )
+    out.echo_lines(log_lines(the_job, folded, oneline=oneline, graph=graph))
 
 
-@click.command("show")
+@click.command("show", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @json_option
 def show(job: str, rev: str | None, as_json: bool) -> None:
-    """Show one checkpoint of JOB (default HEAD) and the stages it holds.
+    """Show one checkpoint of JOB and the stages it holds.
+
+    REV defaults to HEAD.  Shows the stages with their sizes, the cost and
+    tokens, status, message, the job's labels and the metadata a pipeline
+    recorded; ckpt's own bookkeeping (the runner's, LangGraph's) is told in
+    words, and is whole in --json.
 
     Stages marked + were added and ~ changed by this checkpoint.  The files
     a stage holds (ckpt.File, ckpt.Directory) are listed with their sizes.
@@ -229,6 +138,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     from ckpt.history.documents import decorations, show_document, stage_changes
 
     the_job, rev = job_or_commit(job, rev)
+    page()
     if as_json:
         out.emit_json(show_document(the_job, rev))
         return
@@ -238,30 +148,7 @@ def show(job: str, rev: str | None, as_json: bool) -> None:
     refs = decorations(the_job).get(commit.id, [])
     files = {entry.name: stage_files(the_job, entry) for entry in tree if entry.files}
     lines = [f"{out.style('commit ' + commit.id, fg='yellow')} {_decoration_text(refs)}".rstrip()]
-    fields = [
-        ("Job", the_job.name),
-        ("Branch", commit.branch),
-        ("Parents", ", ".join(p[:12] for p in commit.parents) or "none (first checkpoint)"),
-        ("Date", f"{out.timestamp(commit.time)} ({out.relative_time(commit.time)})"),
-        ("Stage", what(commit)),
-        ("Cost", f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens (this stage)"),
-        ("Total", f"{out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens"),
-        ("Status", out.status_text(commit.status)),
-    ]
-    if commit.message:
-        fields.append(("Message", commit.message))
-    fields.extend(_tag_fields(the_job, commit))
-    lines.extend(f"{name + ':':<9} {value}" for name, value in fields)
-    if the_job.is_cut(commit):
-        lines.append(CUT_NOTE)
-    if commit.meta:
-        import json
-
-        lines.append("Metadata:")
-        lines.extend(
-            f"  {key}: {json.dumps(value, ensure_ascii=False)}"
-            for key, value in sorted(commit.meta.items())
-        )
+    lines.extend(_show_fields(the_job, commit))
     lines.append("")
     lines.append(f"Stages ({len(tree)}):")
     marks = {"added": "+", "changed": "~"}
@@ -296,6 +183,55 @@ def _tag_fields(job: Job, commit: Commit) -> list[tuple[str, str]]:
     return fields
 
 
+#: ``ckpt show`` cuts a metadata value longer than this (``--json`` has it whole).
+META_WIDTH = 72
+
+
+def _show_fields(job: Job, commit: Commit) -> list[str]:
+    """The ``Name: value`` lines of ``ckpt show``: what a person needs to know about a
+    checkpoint; the runner's and LangGraph's bookkeeping in words, the rest for ``--json``."""
+    from ckpt.cli.describe import label, langgraph_nodes, meta_fields, user_meta
+    from ckpt.errors import CkptError
+    from ckpt.objects.canonical import printable_json
+
+    def read(oid: str) -> Commit | None:
+        try:
+            return job.repo.objects.get_commit(oid)  # type: ignore[arg-type]
+        except CkptError:
+            return None
+
+    fields = [
+        ("Job", job.name),
+        ("Branch", commit.branch),
+        ("Parents", ", ".join(p[:12] for p in commit.parents) or "none (first checkpoint)"),
+        ("Date", f"{out.timestamp(commit.time)} ({out.relative_time(commit.time)})"),
+        ("Stage", label(commit, langgraph_nodes(commit, read))),
+        ("Cost", f"{out.money(commit.cost)}, {out.count(commit.tokens)} tokens (this stage)"),
+        ("Total", f"{out.money(commit.total_cost)}, {out.count(commit.total_tokens)} tokens"),
+        ("Status", out.status_text(commit.status)),
+    ]
+    if commit.message:
+        fields.append(("Message", commit.message))
+    fields.extend(_tag_fields(job, commit))
+    fields.extend(meta_fields(commit))
+    labels = job.labels
+    if labels:
+        fields.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
+    cut = False
+    for key, value in sorted(user_meta(commit).items()):
+        text = f"{key}: {printable_json(value, indent=None)}"
+        if len(text) > META_WIDTH:
+            text, cut = text[: META_WIDTH - 1] + "…", True
+        fields.append(("Metadata" if not any(f == "Metadata" for f, _ in fields) else "", text))
+    width = max(9, *(len(name) + 1 for name, _ in fields))
+    lines = [f"{(name + ':') if name else '':<{width}} {value}" for name, value in fields]
+    if job.is_cut(commit):
+        lines.append(CUT_NOTE)
+    if cut:
+        lines.append(out.style("(cut values are whole in `ckpt show --json`)", fg="bright_black"))
+    return lines
+
+
 def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     if len(args) == 1:
         return None, args[0]
@@ -304,7 +240,26 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     raise click.UsageError("expected [REV] STAGE after JOB")
 
 
-@click.command("cat")
+def _not_a_revision(job: Job, word: str) -> None:
+    """Refuse ``ckpt cat JOB REV`` with its STAGE forgotten: ``word`` is no stage at HEAD but
+    names a checkpoint."""
+    from ckpt.errors import CkptError
+
+    stages = job.stages()
+    if word in stages:
+        return
+    try:
+        commit = job.resolve(word)
+    except CkptError:
+        return  # neither: the stage is reported missing
+    names = ", ".join(job.stages(commit.id)) or "none"
+    raise UserError(
+        f"{word} is a checkpoint ({commit.short_id}), not a stage: give the stage after it, "
+        f"as in `{command_line('cat', job.name, word, 'STAGE')}` (its stages: {names})"
+    )
+
+
+@click.command("cat", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument(
     "args", nargs=-1, required=True, metavar="[REV] STAGE", shell_complete=complete_revisions
@@ -317,8 +272,16 @@ def _split_cat_args(args: Sequence[str]) -> tuple[str | None, str]:
     type=click.Path(file_okay=False),
     help="Write the stage's files (ckpt.File, ckpt.Directory) into DIR instead.",
 )
-def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
+@click.option(
+    "--text/--no-text",
+    default=None,
+    help="Print a string value as the text itself (default on a terminal), or as JSON.",
+)
+def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None, text: bool | None) -> None:
     """Print the value of STAGE at REV (default HEAD) as pretty JSON.
+
+    A string value (a chapter, a prompt) prints as text on a terminal, line
+    by line; piped, it stays a JSON string unless --text is given.
 
     With --to DIR, write the files the value holds into DIR instead: a file
     as DIR/NAME, a directory as DIR/NAME/..., byte-identical, modes restored.
@@ -332,6 +295,8 @@ def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
 
     rev, stage = _split_cat_args(args)
     the_job, rev = job_or_commit(job, rev)
+    if rev is None:
+        _not_a_revision(the_job, stage)
     stage_name(stage)
     commit = the_job.resolve(rev)
     entry = the_job.repo.objects.get_tree(commit.tree).get(stage)
@@ -354,8 +319,25 @@ def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
             out.echo(f"wrote {path}")
         return
     if raw:
+        if text:
+            raise UserError("give either --raw or --text, not both")
         click.echo(the_job.load_raw(stage, at=commit.id), nl=False)
         return
+    if entry.encoding != "raw":
+        page()
+    terminal = out.is_terminal()
+    if (text or (text is None and terminal)) and entry.encoding != "raw":
+        value = the_job.load(stage, at=commit.id)
+        if isinstance(value, str):
+            # A terminal gets a last newline, so that the prompt starts on a line of its own.
+            ending = "\n" if terminal and not value.endswith("\n") else ""
+            click.echo(value + ending, nl=False)
+            return
+        if text:
+            raise UserError(
+                f"stage {stage!r} holds {_json_kind(value)}, not a string: --text prints "
+                "string values only (leave it out to print JSON)"
+            )
     if entry.encoding == "raw":
         raise UserError(
             f"stage {stage!r} holds {out.count(entry.size)} bytes of binary data; add --raw "
@@ -365,15 +347,29 @@ def cat(job: str, args: tuple[str, ...], raw: bool, to: str | None) -> None:
     click.echo(value_text(the_job, entry), nl=False)
 
 
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
 def _split_diff_args(job: Job, args: Sequence[str]) -> tuple[str, str | None, str | None]:
     if len(args) == 1:
         return args[0], None, None
     if len(args) == 3:
         return args[0], args[1], args[2]
     if len(args) == 2:
+        # REV1 WORD: WORD is a STAGE if one has that name, unless a branch or tag does (as
+        # in every revision, refs win over stages; resolving it then warns).
         first, second = args
         named = set(job.tree(first).names) | set(job.stages())
-        if second in named:
+        if second in named and not _names_a_ref(job, second):
             return first, None, second
         return first, second, None
     raise click.UsageError("expected REV1 [REV2] [STAGE] after JOB")
@@ -396,6 +392,17 @@ def _split_two_jobs(
     )
 
 
+def _names_a_ref(job: Job, word: str) -> bool:
+    from ckpt.errors import InvalidNameError
+    from ckpt.history.names import branch_name
+
+    try:
+        branch_name(word)
+    except InvalidNameError:
+        return False
+    return word in job.branches() or word in job.tags()
+
+
 def _diff_line(line: str) -> str:
     if line.startswith(("+++", "---")):
         return out.style(line, bold=True)
@@ -408,7 +415,7 @@ def _diff_line(line: str) -> str:
     return line
 
 
-@click.command("diff")
+@click.command("diff", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument(
     "args",
@@ -427,15 +434,34 @@ def _diff_line(line: str) -> str:
     show_default=True,
     help="Lines of context around each change.",
 )
+@click.option(
+    "--no-text",
+    "as_json_values",
+    is_flag=True,
+    help="Diff string values as JSON strings, not as text line by line.",
+)
 @json_option
-def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json: bool) -> None:
-    """Show the stages added, changed and removed from REV1 to REV2 (default HEAD),
-    and a diff of each changed value's JSON.
+def diff(
+    job: str,
+    args: tuple[str, ...],
+    stat_only: bool,
+    context: int,
+    as_json_values: bool,
+    as_json: bool,
+) -> None:
+    """Show what changed between two checkpoints of JOB.
 
-    With two revisions given, the second is taken as a STAGE when REV1 or
-    HEAD has a stage of that name; give all three to compare one stage
-    between two revisions.  Two jobs are compared with `ckpt diff
-    JOB1:REV1 JOB2:REV2 [STAGE]` (an empty REV is HEAD: `novel: sequel:`).
+    Lists the stages added, changed and removed from REV1 to REV2 (default
+    HEAD), and a diff of each changed value's JSON.
+
+    With two words given, the second is taken as a STAGE when REV1 or HEAD
+    has a stage of that name and no branch or tag has it (a branch or tag
+    wins, with a warning, as everywhere a REV is read); give all three to
+    compare one stage between two revisions.  Two jobs are compared with
+    `ckpt diff JOB1:REV1 JOB2:REV2 [STAGE]` (an empty REV is HEAD: `novel:
+    sequel:`).
+
+    A string value (a chapter, a prompt) is diffed as text, line by line.
     """
     from ckpt.history.documents import diff_document
 
@@ -446,8 +472,16 @@ def diff(job: str, args: tuple[str, ...], stat_only: bool, context: int, as_json
         the_job = get_job(job)
         rev1, rev2, stage = _split_diff_args(the_job, args)
     doc = diff_document(
-        the_job, rev1, rev2, stage, stat_only=stat_only, context=context, new_job=new_job
+        the_job,
+        rev1,
+        rev2,
+        stage,
+        stat_only=stat_only,
+        context=context,
+        new_job=new_job,
+        text=not as_json_values,
     )
+    page()
     if as_json:
         out.emit_json(doc)
         return
@@ -497,7 +531,7 @@ def _file_change_rows(changes: Sequence[dict[str, Any]], marks: dict[str, str]) 
     return out.table(["", "FILE", "SIZE"], rows)
 
 
-@click.command("reflog")
+@click.command("reflog", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N moves."
@@ -513,6 +547,7 @@ def reflog(job: str, limit: int | None, as_json: bool) -> None:
     entries = the_job.reflog()
     if limit is not None:
         entries = entries[:limit]
+    page()
     if as_json:
         out.emit_json({"job": the_job.name, "entries": [e.to_json() for e in entries]})
         return

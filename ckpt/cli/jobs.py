@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -12,8 +13,9 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo
+from ckpt.cli.currentjob import JobCommand
 from ckpt.cli.durations import format_duration
-from ckpt.cli.exits import DamageFoundError, JobFailedError
+from ckpt.cli.exits import DamageFoundError, JobFailedError, UserError
 from ckpt.cli.history import json_option, what
 
 if TYPE_CHECKING:
@@ -46,7 +48,9 @@ STATUS_CHOICES = ("active", "completed", "failed", "expired")
 )
 @json_option
 def jobs(statuses: tuple[str, ...], tags: tuple[str, ...], sizes: bool, as_json: bool) -> None:
-    """List the jobs in the store: status, branch, stages done, cost, tokens, last update.
+    """List the jobs: status, stages done, cost, tokens, last update.
+
+    Also shows each job's current branch.
 
     A listing longer than the terminal goes through a pager.  What it shows
     of each job is cached (store key cache/jobs) and read again only for the
@@ -106,6 +110,44 @@ def _fail_if_damaged(summaries: Sequence[JobSummary]) -> None:
         f"job {first.name} is damaged: {first.damage}{more}; "
         "`ckpt verify` names the last good checkpoints"
     )
+
+
+@click.command("use")
+@click.argument("job", required=False, shell_complete=complete_jobs)
+@click.option("--clear", is_flag=True, help="Forget the current job of this store.")
+def use(job: str | None, clear: bool) -> None:
+    """Set the current job, so that commands may leave out JOB.
+
+    After `ckpt use novel`, `ckpt log` is `ckpt log novel`, `ckpt cat
+    outline` is `ckpt cat novel outline`, and so for every command that
+    takes JOB first.  A first word that names a job is still that job.
+    The choice is remembered for this store and this user ($CKPT_JOB, when
+    set, wins over it).  Without JOB, shows the current job.
+    """
+    from ckpt.cli.currentjob import ENV_VAR, remember, remembered
+
+    repo = open_repo()
+    env = os.environ.get(ENV_VAR, "").strip()
+    if clear:
+        if job is not None:
+            raise UserError("give either a JOB or --clear, not both")
+        remember(repo.location, None)
+        out.echo(f"No current job for {repo.location} any more.")
+    elif job is not None:
+        name = get_job(job).name
+        remember(repo.location, name)
+        out.echo(f"Using job {name}: `ckpt log` now means `ckpt log {name}`.")
+    else:
+        chosen = remembered(repo.location)
+        if env:
+            out.echo(f"{env} (from ${ENV_VAR})")
+        elif chosen is not None:
+            out.echo(f"{chosen} (from `ckpt use`)")
+        else:
+            out.echo(f"No current job: set one with `ckpt use JOB` or ${ENV_VAR}.")
+        return
+    if env:
+        out.echo(f"warning: ${ENV_VAR}={env} is set, and wins while it is", err=True)
 
 
 def progress_bar(fraction: float, width: int = 20) -> str:
@@ -182,14 +224,15 @@ def _next_run(progress: JobProgress, ctx: click.Context | None) -> str:
     return f"resumes after stage {progress.resume_after} (skips {skipped})"
 
 
-@click.command("status")
+@click.command("status", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @json_option
 def status(job: str, as_json: bool) -> None:
-    """Show how far JOB got: stages done, cost, status, and where the next run resumes.
+    """Show how far JOB got and where its next run resumes.
 
-    For a pipeline run it also shows the stages running, the ETA of an active
-    run, the stale stages with the reason (those a run found stale, and those
+    Lists the stages done, the cost and tokens so far and the status.  For a
+    pipeline run it also shows the stages running, the ETA of an active run,
+    the stale stages with the reason (those a run found stale, and those
     whose inputs changed since they ran), and the process holding the job's
     lease (its runner), if one does.
     """
@@ -227,7 +270,7 @@ def _stage_event(commit: Commit, eta: dt.timedelta | None = None) -> str:
     )
 
 
-@click.command("watch")
+@click.command("watch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "--interval",
@@ -242,8 +285,9 @@ def _stage_event(commit: Commit, eta: dt.timedelta | None = None) -> str:
     help="Give up after this long (like 30m), with exit code 1.",
 )
 def watch(job: str, interval: float, timeout: str | None) -> None:
-    """Follow JOB live: print each checkpoint as it lands (with the ETA of an active run),
-    until the job completes or fails.
+    """Follow JOB live until it completes or fails.
+
+    Prints each checkpoint as it lands, with the ETA of an active run.
 
     Exits 0 when the job completes and 1 when it fails (or expires, or
     --timeout passes), so that `ckpt watch JOB && next-step` works.

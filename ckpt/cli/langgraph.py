@@ -141,7 +141,7 @@ def _langgraph_subcommands() -> list[click.Command]:
 
 @click.group("langgraph", commands=_langgraph_subcommands())
 def langgraph() -> None:
-    """Bring LangGraph threads in from a SqliteSaver file, or take them out to one.
+    """Import or export LangGraph threads as a SqliteSaver file.
 
     \b
       ckpt langgraph import FILE   copy the threads of a SqliteSaver database into the store

@@ -24,7 +24,7 @@ from ckpt.cli.exits import EXIT_CODE_HELP, ExitCode, report
 #: (module, section title in ``--help``, the commands it defines), in help order.
 COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.setup", "Getting started", ("init", "demo", "completion")),
-    ("ckpt.cli.jobs", "Jobs", ("jobs", "status", "watch")),
+    ("ckpt.cli.jobs", "Jobs", ("jobs", "use", "status", "watch")),
     ("ckpt.cli.history", "History", ("log", "show", "cat", "diff", "reflog")),
     ("ckpt.cli.refs", "Rolling back and branching", ("checkout", "branch", "switch", "tag")),
     ("ckpt.cli.maintenance", "Maintenance", ("verify", "repair", "gc", "stats", "rm")),
@@ -34,8 +34,13 @@ COMMAND_MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ckpt.cli.langgraph", "LangGraph", ("langgraph",)),
 )
 
+#: Longer than any first sentence: ``ckpt --help`` shows each command's summary whole.
+SUMMARY_LIMIT = 1000
+
 ENVIRONMENT_HELP: tuple[tuple[str, str], ...] = (
     ("CKPT_DIR", "the store to use when --store is not given"),
+    ("CKPT_JOB", "the current job, for commands whose JOB is left out (see ckpt use)"),
+    ("CKPT_PAGER", "the pager for long output on a terminal (then PAGER, then less -FRX)"),
     ("NO_COLOR", "set to anything to turn colour off (unless --color always)"),
     ("CKPT_DEBUG", "set to 1 to show tracebacks, like --debug"),
 )
@@ -86,13 +91,14 @@ class LazyGroup(click.Group):
         return click.Command(name, **summary)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        width = formatter.width - 6 - max(len(name) for name in self.module_of)
         for _, title, names in self.modules:
             rows = []
             for name in names:
                 command = self.summary_command(ctx, name)
                 if command is not None and not command.hidden:
-                    rows.append((name, command.get_short_help_str(limit=max(width, 30))))
+                    # Never cut mid-phrase: a summary too long for the line wraps
+                    # (tests/cli/test_main.py keeps every one on one line at 80 columns).
+                    rows.append((name, command.get_short_help_str(limit=SUMMARY_LIMIT)))
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
@@ -104,10 +110,19 @@ class LazyGroup(click.Group):
             formatter.write_dl(list(ENVIRONMENT_HELP))
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ckpt.cli.exits import warnings_as_lines
+
         try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
-            raise  # click reports these itself (a closed pipe, as in `ckpt log | head`, quietly)
+            with warnings_as_lines():
+                return super().invoke(ctx)
+        except BrokenPipeError:
+            from ckpt.cli.context import settings
+
+            if settings(ctx).paging is not None:
+                raise click.exceptions.Exit(ExitCode.OK) from None  # the reader quit the pager
+            raise  # click reports it itself: quietly, as in `ckpt log | head`
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click reports these itself
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
@@ -135,6 +150,11 @@ class LazyGroup(click.Group):
     help="Show the traceback of an error.",
 )
 @click.option(
+    "--no-pager",
+    is_flag=True,
+    help="Do not page long output (log, show, diff, cat, reflog) on a terminal.",
+)
+@click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
@@ -143,7 +163,7 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, "--version", prog_name="ckpt", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
+def cli(ctx: click.Context, store: str | None, debug: bool, no_pager: bool, color: str) -> None:
     """ckpt: a content-addressed checkpoint store for long, expensive pipelines.
 
     A job saves one checkpoint per pipeline stage.  ckpt shows a job's
@@ -156,7 +176,9 @@ def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
 
     A REV is HEAD, HEAD~N (N checkpoints back), a branch, a tag, a stage
     name (the newest checkpoint that saved it) or a commit-id prefix of 6 or
-    more hex digits.  Try `ckpt demo` for a guided first minute.
+    more hex digits.  A branch or tag wins over a stage of the same name,
+    with a warning; stage:NAME (or branch:NAME, tag:NAME) names one kind
+    only.  Try `ckpt demo` for a guided first minute.
     """
     # Imported here, not at the top: `ckpt --help` never gets this far.
     from ckpt.cli.context import settings
@@ -165,6 +187,7 @@ def cli(ctx: click.Context, store: str | None, debug: bool, color: str) -> None:
     state = settings(ctx)
     state.store = store
     state.debug = debug
+    state.no_pager = no_pager
     ctx.color = colour_setting(color)
 
 

@@ -90,7 +90,9 @@ def _verify_lines(repo: Repository, report: VerifyReport, ctx: click.Context) ->
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, jobs: tuple[str, ...], full: bool, as_json: bool) -> None:
-    """Check refs, reachability and (with --full) the hash of every object.
+    """Check the store for damage and say what it breaks.
+
+    Checks refs, reachability and (with --full) the hash of every object.
 
     For each problem, names the jobs and checkpoints it breaks and, per
     branch, the last good checkpoint to roll back to.  Exits 5 when it finds
@@ -147,7 +149,7 @@ REF_PROBLEMS = frozenset({"missing-head", "missing-ref", "bad-ref", "bad-record"
     help="Copy clean copies of damaged or missing objects from this remote (a name or URL).",
 )
 def repair(source: str | None) -> None:
-    """Put back damaged refs from the reflog and move corrupt objects aside.
+    """Restore damaged refs from the reflog; move corrupt objects aside.
 
     Restores a job's lost HEAD, and branches and tags that are missing or
     garbled, to where the reflog says they were.  Moves every corrupt object
@@ -250,6 +252,14 @@ def repair(source: str | None) -> None:
     metavar="DURATION",
     help="Keep unreachable objects younger than this (protects saves in flight).",
 )
+@click.option(
+    "--reflog-expiry",
+    callback=duration,
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="Let reflog entries older than this keep nothing (0s: what only the reflog keeps goes).",
+)
 @json_option
 def gc(
     dry_run: bool,
@@ -261,9 +271,12 @@ def gc(
     expired: bool,
     statuses: tuple[str, ...],
     grace: dt.timedelta,
+    reflog_expiry: dt.timedelta,
     as_json: bool,
 ) -> None:
-    """Apply retention, then delete unreachable objects older than the grace period.
+    """Apply retention, then delete unreachable old objects.
+
+    Unreachable objects are deleted once older than the grace period.
 
     Retention deletes the jobs matching every given criterion (--older-than,
     --expired, --status) and thins every branch's history: like restic's
@@ -273,9 +286,12 @@ def gc(
     in UTC; the rest are let go.  Without these options each job's own
     keep-last setting applies.  Then objects no job, tag or recent reflog
     entry reaches are removed.  Reports objects and bytes freed, or with
-    --dry-run what would be (retention included).
+    --dry-run what would be (retention included), and how many checkpoints
+    only the reflog still keeps (a deleted branch's, a rolled-back
+    checkout's: for --reflog-expiry after the move, so that it can be undone).
     """
     from ckpt.maintenance.gc import collect
+    from ckpt.maintenance.reflog import kept_by_reflog
     from ckpt.maintenance.retention import apply_retention
 
     repo = open_repo()
@@ -297,9 +313,17 @@ def gc(
             dry_run=dry_run,
             progress=events,
             plan=retention.plan if dry_run else None,
+            reflog_expiry=reflog_expiry,
         )
+    reflog_only = kept_by_reflog(repo, expiry=reflog_expiry)
     if as_json:
-        out.emit_json({"retention": retention.to_json(), "gc": report.to_json()})
+        out.emit_json(
+            {
+                "retention": retention.to_json(),
+                "gc": report.to_json(),
+                "kept_by_reflog": reflog_only,
+            }
+        )
         return
     would = "Would delete" if dry_run else "Deleted"
     if retention.deleted_jobs:
@@ -324,12 +348,38 @@ def gc(
         )
         + "."
     )
+    if reflog_only:
+        out.echo(_reflog_note(reflog_only, reflog_expiry))
+
+
+def _reflog_note(kept: dict[str, int], expiry: dt.timedelta) -> str:
+    """Why gc kept what a deleted branch or a rollback left, and how to let it go."""
+    from ckpt.cli.durations import format_duration
+
+    total = sum(kept.values())
+    jobs = sorted(kept.items(), key=lambda item: (-item[1], item[0]))
+    where = ", ".join(f"{job}: {count}" for job, count in jobs[:5])
+    if len(jobs) > 5:
+        where += f", and {len(jobs) - 5} more jobs"
+    noun = "checkpoint is" if total == 1 else "checkpoints are"
+    days, rest = divmod(int(expiry.total_seconds()), 86400)
+    how_long = (
+        f"{days} day{'' if days == 1 else 's'}" if days and not rest else format_duration(expiry)
+    )
+    return (
+        f"{total} {noun} kept only by the reflog ({where}): deleted branches and rolled-back "
+        f"moves stay {how_long} so that they can be undone; "
+        "`ckpt gc --reflog-expiry 0s` lets them go now."
+    )
 
 
 @click.command("stats")
 @json_option
 def stats(as_json: bool) -> None:
-    """Show objects, logical vs stored bytes, dedup and compression ratios, and per-job sizes.
+    """Show sizes, dedup and compression, for the store and each job.
+
+    Counts objects, logical vs stored bytes, the dedup and compression
+    ratios, and each job's sizes.
 
     Logical bytes are what the checkpoints would take kept in full, one copy
     per checkpoint; unique bytes are the stored objects uncompressed; stored
@@ -345,7 +395,15 @@ def stats(as_json: bool) -> None:
     if as_json:
         out.emit_json(result.to_json())
         return
-    kinds = ", ".join(f"{n:,} {kind}s" for kind, n in result.objects_by_kind.items() if n)
+    if not result.objects and not result.jobs:
+        out.echo(
+            f"The store at {repo.location} is empty: no jobs, no objects "
+            "(a job's first save fills it; try `ckpt demo`)."
+        )
+        return
+    kinds = ", ".join(
+        f"{n:,} {kind}{'' if n == 1 else 's'}" for kind, n in result.objects_by_kind.items() if n
+    )
     fields = [
         ("Objects", f"{out.count(result.objects)} ({kinds})"),
         ("Logical", f"{out.size(result.logical_bytes)} (every checkpoint in full)"),

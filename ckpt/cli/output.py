@@ -34,8 +34,20 @@ STATUS_COLOURS = {
 }
 
 
+_PAGING = False
+
+
+def paging(on: bool) -> None:
+    """Tell :func:`is_terminal` that stdout is a pager writing to a terminal (or no more)."""
+    global _PAGING
+    _PAGING = on
+
+
 def is_terminal(stream: Any = None) -> bool:
-    """True if ``stream`` (default stdout) is an interactive terminal."""
+    """True if ``stream`` (default stdout) is an interactive terminal, or a pager that
+    writes to one (see :mod:`ckpt.cli.pager`)."""
+    if stream is None and _PAGING:
+        return True
     stream = sys.stdout if stream is None else stream
     isatty = getattr(stream, "isatty", None)
     try:
@@ -77,10 +89,11 @@ def echo(text: str = "", *, err: bool = False) -> None:
 
 
 def emit_json(doc: object) -> None:
-    """Write ``doc`` as one JSON document to stdout."""
-    import json
+    """Write ``doc`` as one JSON document to stdout: valid JSON, so a NaN or an infinity
+    in it is written as the string "NaN", "Infinity" or "-Infinity"."""
+    from ckpt.objects.canonical import printable_json
 
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    click.echo(printable_json(doc))
 
 
 # -- numbers and times --------------------------------------------------------

@@ -13,6 +13,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_branches, complete_jobs, complete_revisions, complete_tags
 from ckpt.cli.context import command_line, get_job
+from ckpt.cli.currentjob import JobCommand
 from ckpt.cli.exits import UserError
 from ckpt.cli.history import json_option, what
 
@@ -26,7 +27,7 @@ def _at(commit: Commit) -> str:
     return f"{commit.short_id} ({what(commit)})"
 
 
-@click.command("checkout")
+@click.command("checkout", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", shell_complete=complete_revisions)
 @click.option(
@@ -36,7 +37,9 @@ def _at(commit: Commit) -> str:
     help="Start branch NEW_BRANCH at REV and switch to it, leaving the current branch as it is.",
 )
 def checkout(job: str, rev: str, new_branch: str | None) -> None:
-    """Roll JOB's current branch back to REV, so that the next run resumes from there.
+    """Roll JOB's current branch back to REV (or branch off there).
+
+    The next run resumes from REV.
 
     The checkpoints rolled back stay reachable through the reflog (for 30
     days, or until retention prunes the job); the command prints how to undo
@@ -140,7 +143,7 @@ def _deleted(kind: str, job: Job, name: str, oid: CommitId | None) -> None:
     out.echo("Undo with: " + command_line(kind, job.name, name, oid[:12]))
 
 
-@click.command("branch")
+@click.command("branch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("name", required=False, shell_complete=complete_branches)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
@@ -154,7 +157,10 @@ def _deleted(kind: str, job: Job, name: str, oid: CommitId | None) -> None:
 )
 @json_option
 def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_json: bool) -> None:
-    """List JOB's branches, create branch NAME at REV (default HEAD), or delete one.
+    """List, create or delete JOB's branches.
+
+    Without NAME, lists them; with NAME, creates branch NAME at REV
+    (default HEAD); -d deletes one.
 
     Creating a branch does not switch to it; `ckpt switch` does, and
     `ckpt checkout JOB REV -b NAME` does both.
@@ -173,11 +179,14 @@ def branch(job: str, name: str | None, rev: str | None, delete: str | None, as_j
     out.echo("Switch to it with: " + command_line("switch", the_job.name, name))
 
 
-@click.command("switch")
+@click.command("switch", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("branch_name", metavar="BRANCH", shell_complete=complete_branches)
 def switch(job: str, branch_name: str) -> None:
-    """Make BRANCH JOB's current branch: the next run continues from its head."""
+    """Make BRANCH the current branch of JOB.
+
+    The next run continues from its head.
+    """
     the_job = get_job(job)
     previous = the_job.branch_name
     if previous == branch_name:
@@ -190,7 +199,7 @@ def switch(job: str, branch_name: str) -> None:
     out.echo("Undo with: " + command_line("switch", the_job.name, previous))
 
 
-@click.command("tag")
+@click.command("tag", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("name", required=False, shell_complete=complete_tags)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
@@ -217,7 +226,10 @@ def tag(
     delete: str | None,
     as_json: bool,
 ) -> None:
-    """List JOB's tags, tag REV (default HEAD) as NAME, or delete a tag.
+    """List, create or delete JOB's tags.
+
+    Without NAME, lists them; with NAME, tags REV (default HEAD) as NAME;
+    -d deletes one.
 
     With -m the tag is annotated, as with git: the message (and when it was
     written) is kept with the tag.  A tag keeps its checkpoint (and the

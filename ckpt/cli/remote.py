@@ -19,13 +19,16 @@ from click.shell_completion import CompletionItem
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs
 from ckpt.cli.context import command_line, get_job, open_repo, settings
-from ckpt.cli.history import json_option
+from ckpt.cli.history import json_option, what
 from ckpt.cli.progress import progress_events
-from ckpt.errors import ConflictError
+from ckpt.errors import CkptError, ConflictError
 from ckpt.storage import shown_url
 
 if TYPE_CHECKING:
+    from ckpt.repository import Repository
     from ckpt.transfer.remote import RefUpdate, TransferReport
+
+HEADS = "refs/heads/"
 
 DEFAULT_STORE = ".ckpt"
 DEFAULT_REMOTE = "origin"  # the library's default; repeated so that --help imports no library
@@ -35,6 +38,7 @@ _STATUS_TEXT = {
     "fast-forward": "fast-forward",
     "forced": "forced update",
     "rejected": "rejected",
+    "diverged": "diverged",
     "conflict": "conflict",
 }
 _STATUS_COLOUR = {"created": "green", "fast-forward": "green", "forced": "yellow"}
@@ -78,7 +82,7 @@ def _status(update: RefUpdate) -> str:
     text = _STATUS_TEXT.get(update.status, update.status)
     if update.status == "created" and update.ref.startswith("refs/tags/"):
         text = "new tag"
-    if update.status in ("rejected", "conflict"):
+    if update.status in ("rejected", "diverged", "conflict"):
         return out.style(f"{text} ({update.reason})", fg="red")
     return out.style(text, fg=_STATUS_COLOUR.get(update.status))
 
@@ -99,37 +103,90 @@ def ref_lines(updates: Sequence[RefUpdate]) -> list[str]:
     ]
 
 
-def _hints(report: TransferReport, *, pushing: bool, remote: str) -> list[str]:
-    """What to do about refused refs, as git-style ``hint:`` lines."""
-    rejected = [u for u in report.updates if u.status == "rejected"]
+#: Refused branches explained one by one in the hints; the rest are counted.
+DETAILED_HINTS = 3
+
+
+def _hints(
+    report: TransferReport, *, pushing: bool, remote: str, repo: Repository | None = None
+) -> list[str]:
+    """What to do about refused refs, as git-style ``hint:`` lines: for each branch, whether
+    the other side is ahead or the two diverged (with both heads), and the real choices."""
+    refused = [
+        u
+        for u in report.updates
+        if u.status in ("rejected", "diverged") and u.ref.startswith(HEADS)
+    ]
     lines: list[str] = []
-    branches = sorted({u.job for u in rejected if u.ref.startswith("refs/heads/")})
-    if branches:
-        job = branches[0] if len(branches) == 1 else "JOB"
-        keep = command_line("branch", job, "NAME")
-        if pushing:
-            lines += [
-                "The remote has checkpoints on that branch that this store lacks.",
-                f"To take them: {command_line('pull', remote, job)}",
-                f"(if this store has new ones too, keep them first: {keep}; then pull --force)",
-                f"To overwrite the remote's branch: {command_line('push', '--force', remote, job)}",
-            ]
-        else:
-            lines += [
-                "This store has checkpoints on that branch that the remote lacks.",
-                f"To send them: {command_line('push', remote, job)}",
-                f"To take the remote's branch instead, keep yours first: {keep}",
-                f"then: {command_line('pull', '--force', remote, job)}",
-            ]
-    if any(u.ref.startswith("refs/tags/") for u in rejected):
+    for update in refused[:DETAILED_HINTS]:
+        lines += _branch_hints(update, pushing=pushing, remote=remote, repo=repo)
+    if len(refused) > DETAILED_HINTS:
+        lines.append(f"... and {len(refused) - DETAILED_HINTS} more branches refused likewise.")
+    if any(u.status == "rejected" and u.ref.startswith("refs/tags/") for u in report.updates):
         lines.append("A tag of the same name points elsewhere on the other side; --force moves it.")
     if any(u.status == "conflict" for u in report.updates):
         lines.append("Another writer moved a ref during the transfer; run the command again.")
-    return ["hint: " + line for line in lines]
+    return ["hint: " + line[:1].upper() + line[1:] for line in lines]
+
+
+def _branch_hints(
+    update: RefUpdate, *, pushing: bool, remote: str, repo: Repository | None
+) -> list[str]:
+    job, branch = update.job, update.ref[len(HEADS) :]
+    there = remote if "/" not in remote and "://" not in remote else "the remote"
+    ours, theirs = (update.new, update.old) if pushing else (update.old, update.new)
+    assert theirs is not None and ours is not None  # a refused branch exists on both sides
+
+    def at(oid: str) -> str:
+        label = ""
+        if repo is not None:
+            try:
+                label = f" ({what(repo.objects.get_commit(oid))})"  # type: ignore[arg-type]
+            except CkptError:
+                label = ""  # not in this store (a push's other side)
+        return oid[:12] + label
+
+    push_force = command_line("push", "--force", remote, job)
+    if update.status == "rejected":  # a push: the other side has everything and more
+        return [
+            f"{there} has checkpoints on branch {branch} of {job} that this store lacks "
+            "(and lacks none of this store's).",
+            f"To take them: {command_line('pull', remote, job)} (then nothing is left to push)",
+            f"To replace {there}'s branch with this store's: {push_force}",
+        ]
+    lines = [
+        f"Branch {branch} of {job} has diverged: here it is at {at(ours)}, on {there} at "
+        f"{at(theirs)}; each has checkpoints the other lacks.",
+    ]
+    compare = command_line("diff", job, branch, theirs)
+    keep = command_line(
+        "branch", job, f"{there if there != 'the remote' else 'remote'}/{branch}", theirs
+    )
+    if pushing:
+        lines += [
+            f"To compare them: {command_line('pull', remote, job)} (refused too, it fetches "
+            f"{there}'s checkpoints and keeps yours), then {compare}",
+            f"To replace {there}'s branch with this store's: {push_force}",
+        ]
+    else:
+        lines += [
+            f"{there}'s checkpoints were fetched. To compare them: {compare}",
+            f"To keep both, {there}'s as a branch here: {keep}",
+            f"To take {there}'s (this store's stay in the reflog): "
+            f"{command_line('pull', '--force', remote, job)}",
+            f"To replace {there}'s branch with this store's: {push_force}",
+        ]
+    return lines
 
 
 def _print_report(
-    report: TransferReport, *, heading: str, url: str, pushing: bool, remote: str
+    report: TransferReport,
+    *,
+    heading: str,
+    url: str,
+    pushing: bool,
+    remote: str,
+    repo: Repository | None = None,
 ) -> None:
     lines = ref_lines(report.updates)
     if lines:
@@ -144,7 +201,7 @@ def _print_report(
         )
     elif not lines:
         out.echo("Everything up-to-date.")
-    for hint in _hints(report, pushing=pushing, remote=remote):
+    for hint in _hints(report, pushing=pushing, remote=remote, repo=repo):
         out.echo(hint, err=True)
 
 
@@ -173,14 +230,22 @@ def _remote_subcommands() -> list[click.Command]:
     @click.argument("name")
     @click.argument("url")
     def add(name: str, url: str) -> None:
-        """Register URL (a store path or URL) as remote NAME."""
-        from ckpt.storage import is_url
+        """Register URL (a store path or URL) as remote NAME.
+
+        A relative path, alone or in a file:// or sqlite:// URL, is made
+        absolute.
+        """
         from ckpt.transfer.remote import add_remote
 
-        if not is_url(url) and not url.startswith("file://"):
-            url = os.path.abspath(url)
-        add_remote(open_repo(), name, url)
-        out.echo(f"Added remote {name}: {shown_url(url)}")
+        kept = add_remote(open_repo(), name, url)
+        out.echo(f"Added remote {name}: {shown_url(kept)}")
+        if kept.startswith("sqlite:///") and os.path.dirname(kept[len("sqlite://") :]) == "/":
+            relative = "sqlite://" + kept[len("sqlite:///") :]
+            out.echo(
+                f"note: three slashes make an absolute path, a file at the root of the "
+                f"filesystem; for one in this directory write {relative}",
+                err=True,
+            )
 
     @click.command("remove")
     @click.argument("name", shell_complete=_complete_remotes)
@@ -196,9 +261,12 @@ def _remote_subcommands() -> list[click.Command]:
 
 @click.group("remote", invoke_without_command=True, commands=_remote_subcommands())
 @click.option("-v", "--verbose", is_flag=True, help="Show each remote's URL.")
+@json_option
 @click.pass_context
-def remote(ctx: click.Context, verbose: bool) -> None:
-    """List the remotes of this store (with -v, their URLs), or change them.
+def remote(ctx: click.Context, verbose: bool, as_json: bool) -> None:
+    """List, add or remove remotes (other stores).
+
+    Lists the remotes of this store (with -v, their URLs).
 
     A remote is another store (a path or any store URL: s3://, sqlite://,
     redis://, postgresql://, ...) known by a short name, for `ckpt push` and
@@ -213,6 +281,15 @@ def remote(ctx: click.Context, verbose: bool) -> None:
     from ckpt.transfer.remote import remotes
 
     known = remotes(open_repo())
+    if as_json:
+        out.emit_json(
+            {
+                "remotes": [
+                    {"name": name, "url": shown_url(url)} for name, url in sorted(known.items())
+                ]
+            }
+        )
+        return
     if not verbose:
         out.echo_lines(sorted(known))
         return
@@ -233,7 +310,10 @@ _force_option = click.option(
 @_force_option
 @json_option
 def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: bool) -> None:
-    """Send JOBS (default: every job) to REMOTE (a remote name or a store URL; default origin).
+    """Send jobs to another store (a remote or a store URL).
+
+    Sends JOBS (default: every job) to REMOTE (a remote name or a store
+    URL; default origin).
 
     A REMOTE with no store yet gets one, created empty before the push (a
     location that holds anything else is refused and left alone).  Copies
@@ -259,7 +339,7 @@ def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     else:
         if report.created_store:
             out.echo(f"Created a ckpt store at {url} (there was none).")
-        _print_report(report, heading=f"To {url}", url=url, pushing=True, remote=name)
+        _print_report(report, heading=f"To {url}", url=url, pushing=True, remote=name, repo=repo)
     _check_refused(report)
 
 
@@ -269,7 +349,10 @@ def push(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
 @_force_option
 @json_option
 def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: bool) -> None:
-    """Fetch JOBS (default: every job of the remote) from REMOTE (default origin) into this store.
+    """Fetch jobs from another store into this one.
+
+    Fetches JOBS (default: every job of the remote) from REMOTE (default
+    origin).
 
     Copies only the objects this store lacks, checking each one's hash on
     arrival, then moves this store's branches and tags to the remote's.  A
@@ -291,7 +374,7 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
     if as_json:
         out.emit_json(_transfer_json(report, url))
     else:
-        _print_report(report, heading=f"From {url}", url=url, pushing=False, remote=name)
+        _print_report(report, heading=f"From {url}", url=url, pushing=False, remote=name, repo=repo)
     _check_refused(report)
 
 
@@ -303,8 +386,10 @@ def pull(remote_name: str | None, jobs: tuple[str, ...], force: bool, as_json: b
 @click.argument("path", required=False, metavar="[PATH]")
 @json_option
 def clone(url: str, path: str | None, as_json: bool) -> None:
-    """Create a store at PATH (default: --store, or ./.ckpt) holding every job of the store
-    at URL, with URL as its remote origin.
+    """Copy the store at URL, with every job, into a new store.
+
+    The new store is at PATH (default: --store, or ./.ckpt), with URL as its
+    remote origin.
 
     Run `ckpt pull` there later to fetch new checkpoints, `ckpt push` to
     send yours back.  If a clone is interrupted, `ckpt --store PATH pull`
@@ -312,11 +397,11 @@ def clone(url: str, path: str | None, as_json: bool) -> None:
     events go to stderr as JSON lines.
     """
     from ckpt.errors import StoreExistsError
-    from ckpt.storage import is_url
+    from ckpt.storage import absolute_location
     from ckpt.transfer.remote import clone as clone_store
 
     where = path or settings().store or DEFAULT_STORE
-    source = url if is_url(url) or url.startswith("file://") else os.path.abspath(url)
+    source = absolute_location(url)
     shown = shown_url(source)
     try:
         with progress_events(as_json) as events:

@@ -70,9 +70,11 @@ _TRANSFER: Schema = {
             "new": ("string", "commit of the sending side"),
             "status": (
                 "string",
-                "created, fast-forward, forced, up-to-date, rejected or conflict",
+                "created, fast-forward, forced, up-to-date, rejected (the other side is "
+                "ahead, or a tag differs), diverged (each side has checkpoints the other "
+                "lacks) or conflict",
             ),
-            "reason": ("string", "why a ref was rejected or conflicted (else empty)"),
+            "reason": ("string", "why a ref was refused (else empty)"),
         },
     ),
     "created_store": (
@@ -292,6 +294,10 @@ SCHEMAS: dict[str, Schema] = {
         "gc.deleted_objects": ("integer", "objects deleted (or that would be)"),
         "gc.deleted_bytes": ("integer", "stored bytes freed (or that would be)"),
         "gc.kept_by_grace": ("integer", "unreachable objects kept as younger than --grace"),
+        "kept_by_reflog": (
+            "map",
+            "job -> checkpoints only reflog entries younger than --reflog-expiry keep",
+        ),
     },
     "stats": {
         "objects": ("integer", "objects stored"),
@@ -316,6 +322,16 @@ SCHEMAS: dict[str, Schema] = {
                 "logical_bytes": ("integer", "its checkpoints kept in full"),
                 "stored_bytes": ("integer", "stored bytes it reaches"),
                 "exclusive_bytes": ("integer", "stored bytes only it reaches"),
+            },
+        ),
+    },
+    "remote": {
+        "remotes": ("list of objects", "one per remote, sorted by name"),
+        **_nested(
+            "remotes[]",
+            {
+                "name": ("string", "the remote's name"),
+                "url": ("string", "the store it names (a password in it shown as ***)"),
             },
         ),
     },

@@ -21,10 +21,11 @@ DEMO_JOB = "novel"
 @click.command("init")
 @click.argument("path", required=False, metavar="[PATH]", type=click.Path(file_okay=False))
 def init(path: str | None) -> None:
-    """Create an empty store at PATH (default: --store, $CKPT_DIR, or ./.ckpt).
+    """Create an empty store (default: ./.ckpt).
 
-    Commands find a store named .ckpt in the current directory or a parent
-    by themselves; a store anywhere else is used with --store or CKPT_DIR.
+    PATH defaults to --store, then $CKPT_DIR, then ./.ckpt.  Commands find
+    a store named .ckpt in the current directory or a parent by themselves;
+    a store anywhere else is used with --store or CKPT_DIR.
     """
     from ckpt.repository import init as init_store
 
@@ -92,8 +93,11 @@ def _free_demo_path() -> str:
 @click.argument("path", required=False, metavar="[PATH]", type=click.Path(file_okay=False))
 @click.pass_context
 def demo(ctx: click.Context, path: str | None) -> None:
-    """Run a small pipeline that fails, resumes and rolls back, in a new store at PATH
-    (default ./ckpt-demo, or -2, -3... if taken), then show its log: a newcomer's first minute.
+    """Run a guided demo: a pipeline fails, resumes and rolls back.
+
+    The demo runs a small pipeline in a new store at PATH (default
+    ./ckpt-demo, or -2, -3... if taken), then shows its log: a newcomer's
+    first minute.
     """
     from ckpt.cli.demo import STAGES, run_novel
     from ckpt.cli.history import log

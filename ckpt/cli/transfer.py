@@ -13,6 +13,7 @@ import click
 from ckpt.cli import output as out
 from ckpt.cli.complete import complete_jobs, complete_revisions
 from ckpt.cli.context import get_job, open_repo
+from ckpt.cli.currentjob import JobCommand
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -31,7 +32,7 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
-@click.command("export")
+@click.command("export", cls=JobCommand)
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("rev", required=False, shell_complete=complete_revisions)
 @click.option(
@@ -44,7 +45,7 @@ def _write_atomically(path: str, text: str) -> None:
     help="Where to write the export (- for stdout).",
 )
 def export(job: str, rev: str | None, output_path: str) -> None:
-    """Write JOB (its branches, tags and every checkpoint) as a JSON file.
+    """Write JOB (branches, tags, every checkpoint) as a JSON file.
 
     With REV, only that one checkpoint is exported; importing it starts a
     job whose history begins there.  Values are written as plain JSON, so

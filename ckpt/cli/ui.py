@@ -54,8 +54,10 @@ def _can_open_a_browser() -> bool:
 def ui(
     host: str, port: int, allow_remote: bool, open_browser: bool | None, interval: float
 ) -> None:
-    """Serve a web dashboard of the store until Ctrl-C: jobs, history graphs, costs, values,
-    diffs and verify, updated live while jobs run in other processes.
+    """Serve a live web dashboard of the store until Ctrl-C.
+
+    It shows jobs, history graphs, costs, values, diffs and verify, updated
+    live while jobs run in other processes.
 
     The dashboard only reads the store.  It listens on loopback (127.0.0.1)
     unless --host names another address, which also needs --allow-remote:

@@ -4,21 +4,21 @@
 id, so an unchanged value costs no read).  ``value_diff`` renders a stage's
 two values as pretty JSON (keys sorted, two-space indent) and returns a
 unified diff of those texts, so a change deep inside a large value shows as
-a few lines.  Raw ``bytes`` values are compared by size and id only.
-``file_diff`` says which files (``ckpt.File``, ``ckpt.Directory``) a stage's
-value added, changed or removed; ``stage_files`` lists them.
+a few lines; a string value is diffed as text, line by line.  Raw ``bytes``
+values are compared by size and id only.  ``file_diff`` says which files
+(``ckpt.File``, ``ckpt.Directory``) a stage's value added, changed or
+removed; ``stage_files`` lists them.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Collection
 
 import attrs
 
 from ckpt.history.job import Job
-from ckpt.objects.canonical import parse_json
+from ckpt.objects.canonical import parse_json, printable_json
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
 from ckpt.values.filelisting import FileChange, FileInfo, file_changes, stored_files
@@ -112,19 +112,29 @@ def diff_commits(
     return CommitDiff(old, new, diff_trees(objects.get_tree(old.tree), objects.get_tree(new.tree)))
 
 
-def value_text(job: Job, entry: TreeEntry) -> str:
-    """A stage value as people read it: pretty JSON, or a one-line note for raw bytes."""
+def value_text(job: Job, entry: TreeEntry, *, text: bool = False) -> str:
+    """A stage value as people read it: pretty JSON, or a one-line note for raw bytes.
+
+    With ``text``, a string value is the string itself (ending in a newline), so that a
+    chapter reads, and diffs, line by line instead of as one escaped JSON string.
+    """
     data = job.repo.objects.get(entry.id, Kind.BLOB)
     if entry.encoding == ENCODING_RAW:
         return f"<{len(data)} bytes of binary data, object {entry.id[:12]}>\n"
     value = parse_json(data)
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if text and isinstance(value, str):
+        return value if value.endswith("\n") else value + "\n"
+    return printable_json(value, sort_keys=True) + "\n"
 
 
-def value_diff(job: Job, change: StageChange, *, context: int = 3) -> list[str]:
-    """Unified-diff lines (no trailing newlines) from the old to the new value of a stage."""
-    old_text = "" if change.old is None else value_text(job, change.old)
-    new_text = "" if change.new is None else value_text(job, change.new)
+def value_diff(job: Job, change: StageChange, *, context: int = 3, text: bool = True) -> list[str]:
+    """Unified-diff lines (no trailing newlines) from the old to the new value of a stage.
+
+    With ``text`` (the default), string values are compared as text, line by line (see
+    :func:`value_text`); without it, as JSON.
+    """
+    old_text = "" if change.old is None else value_text(job, change.old, text=text)
+    new_text = "" if change.new is None else value_text(job, change.new, text=text)
     old_name = "/dev/null" if change.old is None else f"a/{change.stage}"
     new_name = "/dev/null" if change.new is None else f"b/{change.stage}"
     return [

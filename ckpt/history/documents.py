@@ -196,11 +196,13 @@ def diff_document(
     stat_only: bool = False,
     context: int = 3,
     new_job: Job | None = None,
+    text: bool = True,
 ) -> dict[str, Any]:
     """``ckpt diff JOB OLD [NEW] [STAGE] [--stat] [-U CONTEXT] --json``: the stages that differ
     from ``old_rev`` to ``new_rev`` (default HEAD), only ``stage`` if given, each with a
-    unified diff of its JSON (none with ``stat_only``).  With ``new_job``, ``new_rev`` is a
-    revision of that job (``ckpt diff JOB1:OLD JOB2:NEW``)."""
+    unified diff of its JSON (none with ``stat_only``; a string value as text, line by line,
+    unless ``text`` is False).  With ``new_job``, ``new_rev`` is a revision of that job
+    (``ckpt diff JOB1:OLD JOB2:NEW``)."""
     result = diff_commits(job, old_rev, new_rev, new_job=new_job)
     changes = result.changes
     if stage is not None:
@@ -224,7 +226,7 @@ def diff_document(
             {
                 **c.to_json(),
                 "files": [f.to_json() for f in file_diff(job, c)],
-                "diff": [] if stat_only else value_diff(job, c, context=context),
+                "diff": [] if stat_only else value_diff(job, c, context=context, text=text),
             }
             for c in changes
         ],

@@ -28,11 +28,17 @@ def _describe(name: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_component(kind: str, name: str, component: str) -> None:
+def _check_component(kind: str, name: str, component: str, *, allow_slash: bool) -> None:
     if not _COMPONENT.match(component):
+        if allow_slash:
+            where = "; '/' may separate parts (as in fix/ending), each part following that rule"
+        elif "/" in name:
+            where = f"; '/' is allowed only in branch and tag names, not in a {kind} name"
+        else:
+            where = ""
         raise InvalidNameError(
             f"invalid {kind} name {_describe(name)}: use letters, digits and . _ - @ + = "
-            "(starting with a letter, digit or _)"
+            f"(starting with a letter, digit or _){where}"
         )
     if ".." in component or component.endswith((".", *RESERVED_SUFFIXES)):
         raise InvalidNameError(
@@ -56,13 +62,16 @@ def validate_name(kind: str, name: object, *, allow_slash: bool = False) -> str:
     components = name.split("/") if allow_slash else [name]
     for component in components:
         if not component:
-            raise InvalidNameError(f"invalid {kind} name {_describe(name)}: empty path component")
+            raise InvalidNameError(
+                f"invalid {kind} name {_describe(name)}: an empty part between '/' "
+                "(no leading, trailing or doubled '/')"
+            )
         if allow_slash and len(component) > MAX_COMPONENT_BYTES:
             raise InvalidNameError(
                 f"invalid {kind} name {_describe(name)}: a part between '/' is longer than "
                 f"{MAX_COMPONENT_BYTES} bytes"
             )
-        _check_component(kind, name, component)
+        _check_component(kind, name, component, allow_slash=allow_slash)
     if name in _RESERVED:
         raise InvalidNameError(f"{kind} name {name!r} is reserved")
     return name

@@ -12,20 +12,24 @@ import json
 from ckpt.errors import ConflictError, NotFoundError
 from ckpt.history.names import validate_name
 from ckpt.history.repository import BaseRepository
+from ckpt.storage import absolute_location
 from ckpt.storage.base import KeyNotFoundError
 
 REMOTES_PREFIX = "remotes/"
 DEFAULT_REMOTE = "origin"
 
 
-def add_remote(repo: BaseRepository, name: str, url: str) -> None:
-    """Register ``url`` as remote ``name``; refuse if the name is taken."""
+def add_remote(repo: BaseRepository, name: str, url: str) -> str:
+    """Register ``url`` as remote ``name``; refuse if the name is taken.  A relative path in
+    it (``../other``, ``sqlite://other.db``) is made absolute first; return the URL kept."""
     validate_name("remote", name)
+    url = absolute_location(url)
     doc = json.dumps({"url": url}).encode() + b"\n"
     try:
         repo.storage.compare_and_swap(REMOTES_PREFIX + name, None, doc)
     except ConflictError:
         raise ConflictError(f"remote {name!r} already exists") from None
+    return url
 
 
 def remove_remote(repo: BaseRepository, name: str) -> None:

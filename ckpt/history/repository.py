@@ -24,6 +24,7 @@ from ckpt.errors import (
     CkptError,
     ConflictError,
     NotFoundError,
+    StorageError,
     StoreExistsError,
     StoreNotFoundError,
 )
@@ -168,7 +169,12 @@ def create_storage(
         path = Path(where.removeprefix("file://"))
         if path.exists() and not path.is_dir():
             raise StoreExistsError(f"{path} exists and is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                exc.errno or 0, f"cannot create a store at {where}: {_mkdir_problem(path, exc)}"
+            ) from None
     storage = open_storage(where, durable=durable)
     config = {
         "format": STORE_FORMAT,
@@ -181,6 +187,21 @@ def create_storage(
     except ConflictError:
         raise StoreExistsError(f"a ckpt store already exists at {storage.url}") from None
     return storage
+
+
+def _mkdir_problem(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be made, in a person's words (naming the part in the way)."""
+    if isinstance(exc, NotADirectoryError):
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{parent} is not a directory"
+                break
+    if isinstance(exc, FileNotFoundError):
+        for parent in path.parents:
+            if parent.exists():
+                return f"nothing can be created in {parent}"
+    return exc.strerror or str(exc)
 
 
 def find_store(start: str | os.PathLike[str] | None = None) -> str | None:

@@ -32,7 +32,8 @@ from ckpt.history.jobrecord import JobRecord
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.gc_shared import collect_two_phase
 from ckpt.maintenance.mark import GcReport, mark
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
+from ckpt.maintenance.reflog import expire_reflog
 from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.scan import StoreScan
 from ckpt.objects.storemap import restore_set_aside
@@ -45,11 +46,16 @@ def collect(
     dry_run: bool = False,
     progress: ProgressFn | None = None,
     plan: Mapping[str, JobRecord | None] | None = None,
+    reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
 ) -> GcReport:
     """Mark, then sweep unreachable objects older than ``grace``.
 
-    On a backend whose ``delete_if_older`` is not atomic against ``touch``
-    (S3), objects are deleted in two phases a grace period apart instead:
+    Reflog entries older than ``reflog_expiry`` keep nothing alive (see
+    :mod:`ckpt.maintenance.reachable`); an expiry shorter than the default is
+    recorded in each job (:func:`ckpt.maintenance.reflog.expire_reflog`, not
+    in a dry run), so that verify agrees with what gc kept.  On a backend whose ``delete_if_older``
+    is not atomic against ``touch`` (S3), objects are deleted in two phases a
+    grace period apart instead:
     see :mod:`ckpt.maintenance.gc_shared` (the report is then a ``SharedGcReport``).
     ``progress`` receives the events of the two phases (``marking objects``,
     ``sweeping objects``).  ``plan``, for a dry run only, counts what gc would
@@ -59,16 +65,25 @@ def collect(
         raise CkptError("the grace period must not be negative")
     if plan is not None and not dry_run:
         raise CkptError("a retention plan is only for a dry run; apply retention first")
+    if reflog_expiry < REFLOG_EXPIRY and not dry_run:
+        expire_reflog(repo, reflog_expiry)
     # -- shared stores (issue 8): two-phase collection, see ckpt.maintenance.gc_shared --
     if not repo.storage.atomic_delete_if_older:
-        return collect_two_phase(repo, grace=grace, dry_run=dry_run, progress=progress, plan=plan)
+        return collect_two_phase(
+            repo,
+            grace=grace,
+            dry_run=dry_run,
+            progress=progress,
+            plan=plan,
+            reflog_expiry=reflog_expiry,
+        )
     cutoff = time.time() - grace.total_seconds()
     if not dry_run:
         # What an older gc, killed midway through a deletion, left hidden.
         restore_set_aside(repo.objects)
     scan = StoreScan(repo.objects)
     marking = Meter(progress, "marking objects")
-    marked = mark(repo, scan=scan, progress=marking, plan=plan)
+    marked = mark(repo, scan=scan, progress=marking, plan=plan, expiry=reflog_expiry)
     marking.finish()
     # The sweep goes pack by pack (a pack with dead objects is rewritten
     # once, not once per object) and keeps the chunks and delta bases that

@@ -62,7 +62,7 @@ from ckpt.errors import CkptError, ConflictError, StorageError
 from ckpt.history.jobrecord import JobRecord
 from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.mark import GcReport, mark
-from ckpt.maintenance.reachable import DEFAULT_GRACE
+from ckpt.maintenance.reachable import DEFAULT_GRACE, REFLOG_EXPIRY
 from ckpt.objects.ids import ObjectId, check_object_id
 from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.reliance import CANDIDATES_PREFIX, RECORD_FORMAT
@@ -178,6 +178,7 @@ def collect_two_phase(
     dry_run: bool = False,
     progress: ProgressFn | None = None,
     plan: Mapping[str, JobRecord | None] | None = None,
+    reflog_expiry: dt.timedelta = REFLOG_EXPIRY,
 ) -> SharedGcReport:
     """Run phase 1 (record candidates) and, for records a grace period old, phase 2
     (delete those still unreachable and untouched).  See the module docstring.
@@ -199,7 +200,9 @@ def collect_two_phase(
         key, marking, marked_at = _begin(storage)
     try:
         marking_meter = Meter(progress, "marking objects")
-        marked = mark(repo, progress=marking_meter, plan=plan if dry_run else None)
+        marked = mark(
+            repo, progress=marking_meter, plan=plan if dry_run else None, expiry=reflog_expiry
+        )
         marking_meter.finish()
         sweeping = Meter(progress, "sweeping objects")
         scan = StoreScan(repo.objects).sweep(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import math
 import pathlib
 import sys
 import uuid
@@ -112,6 +113,37 @@ def reference_json(value: object, unstructure: Unstructure = _identity) -> bytes
         raise
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"cannot encode value: {exc}") from exc
+
+
+#: How :func:`strict_json` writes the floats JSON has no literal for.
+NON_FINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def strict_json(value: object) -> object:
+    """``value`` (JSON primitives) with every NaN, Infinity and -Infinity float replaced by
+    the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, as protobuf's JSON mapping
+    writes them: what ckpt prints is then valid JSON (RFC 8259 has no such literals),
+    while the stored canonical bytes keep the floats themselves."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NON_FINITE_TEXT[repr(value)]
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    return value
+
+
+def printable_json(value: object, *, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """``value`` as JSON text for people and scripts: non-ASCII kept, non-finite floats
+    written as strings (see :func:`strict_json`)."""
+    try:
+        return json.dumps(
+            value, indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:  # a NaN or an infinity somewhere: the slow path only then
+        return json.dumps(
+            strict_json(value), indent=indent, sort_keys=sort_keys, ensure_ascii=False
+        )
 
 
 def reference_parse(data: bytes) -> JSONValue:

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name not in _RUNNER_NAMES:
+        # A module of this package (``ckpt.pipeline.progress``), imported on first use.
+        import importlib
+        import importlib.util
+
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'ckpt.pipeline' has no attribute {name!r}")
     from ckpt.pipeline import runner
 

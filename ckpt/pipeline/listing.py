@@ -23,7 +23,7 @@ import attrs
 from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
 from ckpt.history import names
 from ckpt.history.job import Job
-from ckpt.history.jobrecord import JobRecord
+from ckpt.history.jobrecord import JobRecord, read_record_or_default
 from ckpt.history.refs import HEADS, JOBS_PREFIX, now
 from ckpt.objects.ids import CommitId
 from ckpt.objects.model import (
@@ -314,7 +314,7 @@ def list_jobs(
                 continue
             job = Job(repo, name)
             try:
-                record = job.record
+                record = read_record_or_default(repo.storage, job.name)
                 branch = job.refs.current_branch()
                 head_id = job.refs.read(HEADS + branch)
                 head = None if head_id is None else repo.objects.get_commit(head_id)

@@ -118,6 +118,7 @@ def prepare(
     )
     run = Run(pipeline, job.name, job, meta, cost_limit=options.cost_limit, lease=lease)
     run.set_head(head)
+    run.start_cost, run.start_tokens = head.total_cost, head.total_tokens
     run.cost = round(head.total_cost - meta.base_cost, 9)
     run.tokens = head.total_tokens - meta.base_tokens
     run.outputs = Outputs(job, head.id, pipeline.output_types())
@@ -211,6 +212,7 @@ def start(
         concurrency=options.concurrency,
     )
     run = Run(pipeline, job.name, job, meta, cost_limit=options.cost_limit, lease=lease)
+    run.start_cost, run.start_tokens = meta.base_cost, meta.base_tokens
     if lease is not None:
         lease.check()
     leftovers = [] if head is None else [n for n in job.stages(head.id) if is_internal_entry(n)]

@@ -430,9 +430,11 @@ class Pipeline:
             ran=(),
             skipped=(),
             outputs=outputs,
-            cost=round(head.total_cost - meta.base_cost, 9),
-            tokens=head.total_tokens - meta.base_tokens,
+            cost=0.0,
+            tokens=0,
             head=head,
+            total_cost=head.total_cost,
+            total_tokens=head.total_tokens,
             stale=dict(meta.stale),
             stage_costs=dict(meta.stage_costs),
         )
@@ -473,6 +475,8 @@ class Pipeline:
             scheduler.drive()
         await self._io(offload, run.finish)
         head = run.head
+        total_cost = head.total_cost if head else run.cost
+        total_tokens = head.total_tokens if head else run.tokens
         return RunResult(
             job=run.job_name,
             status=STATUS_COMPLETED,
@@ -481,9 +485,11 @@ class Pipeline:
             ran=tuple(run.ran),
             skipped=tuple(run.skipped),
             outputs=run.outputs,
-            cost=round(head.total_cost - run.meta.base_cost, 9) if head else run.cost,
-            tokens=head.total_tokens - run.meta.base_tokens if head else run.tokens,
+            cost=round(total_cost - run.start_cost, 9),
+            tokens=total_tokens - run.start_tokens,
             head=head,
+            total_cost=total_cost,
+            total_tokens=total_tokens,
             stale=dict(run.stale),
             stage_costs=dict(run.stage_costs),
         )

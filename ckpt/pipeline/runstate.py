@@ -32,6 +32,7 @@ from ckpt.objects.model import STATUS_COMPLETED, STATUS_FAILED, Commit
 from ckpt.pipeline.fingerprint import Fingerprint, short
 from ckpt.pipeline.lease import Lease
 from ckpt.pipeline.progress import META_KEY, Progress, RunMeta, compute_progress
+from ckpt.pipeline.result import RunResult as RunResult
 from ckpt.pipeline.stages import PARTIAL_SUFFIX, Stage, item_prefix
 from ckpt.values.serialize import JSONValue
 
@@ -124,37 +125,6 @@ class Outputs(Mapping[str, Any]):
 
 
 @attrs.frozen
-class RunResult:
-    """The outcome of a run (or, from ``Pipeline.state``, of the job as it stands).
-
-    ``stale`` maps each stage this run found stale to the reason (re-run,
-    or kept with ``stale="keep"``); ``stage_costs`` each stage's cost and
-    tokens in this run, fan-out items and partial checkpoints included.
-    """
-
-    job: str
-    status: str
-    stages: tuple[str, ...]
-    completed: tuple[str, ...]
-    ran: tuple[str, ...]
-    skipped: tuple[str, ...]
-    outputs: Mapping[str, Any]
-    cost: float
-    tokens: int
-    head: Commit | None
-    stale: Mapping[str, str] = attrs.field(factory=dict)
-    stage_costs: Mapping[str, tuple[float, int]] = attrs.field(factory=dict)
-
-    def __getitem__(self, stage: str) -> Any:
-        return self.outputs[stage]
-
-    @property
-    def output(self) -> Any:
-        """The last stage's output."""
-        return self.outputs[self.stages[-1]]
-
-
-@attrs.frozen
 class _Pending:
     stage: Stage
     value: Any
@@ -214,6 +184,9 @@ class Run:
         self.stale: dict[str, str] = {}  # found stale at the start of this run
         self.last_flush = time.monotonic()
         self.head: Commit | None = None
+        # The job's totals when this call began: what it spends is measured from here.
+        self.start_cost = 0.0
+        self.start_tokens = 0
         self.failure_recorded = False
         self.closed = False
         self.outputs = Outputs(job, None, pipeline.output_types())

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ckpt.errors import CkptError
+from ckpt.errors import CkptError, SerializationError
 from ckpt.pipeline.context import StageContext
 from ckpt.pipeline.runstate import CostLimitExceeded, Run, StageEvent
 from ckpt.pipeline.stages import Stage, as_plain, split_result
@@ -183,7 +183,12 @@ class Scheduler:
         duration = time.monotonic() - started
         value, cost, tokens = split_result(result)
         if self.run.job is not None:
-            value = as_plain(value, stage.output_type)
+            try:
+                value = as_plain(value, stage.output_type)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"stage {stage.name!r} of job {self.run.job_name!r}: {exc}"
+                ) from exc
         return _Finished(
             stage,
             index,

@@ -18,6 +18,8 @@ guarantees.
 
 from __future__ import annotations
 
+import os
+
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage, check_key
 
 __all__ = [
@@ -85,6 +87,21 @@ def open_storage(location: str, *, durable: bool = True) -> Storage:
         raise CkptError(
             f"{scheme}:// stores need the {exc.name} package: pip install 'ckpt[{extra}]'"
         ) from None
+
+
+def absolute_location(location: str) -> str:
+    """``location`` with a relative file path in it made absolute (against the current
+    directory): a plain path, ``file://PATH`` and ``sqlite://PATH``.  Other URLs name
+    servers and come back as they are.  A location kept for later (a remote) must not
+    depend on the directory a later command runs in."""
+    if location.startswith("file://"):
+        return os.path.abspath(location[len("file://") :])
+    if not is_url(location):
+        return os.path.abspath(location)
+    scheme, _, rest = location.partition("://")
+    if scheme == "sqlite" and rest and not rest.startswith("/"):
+        return f"sqlite://{os.path.abspath(rest)}"
+    return location
 
 
 def _open_url(scheme: str, rest: str, location: str, *, durable: bool) -> Storage:

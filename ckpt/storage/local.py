@@ -11,6 +11,10 @@ Layout: the value of key ``a/b/c`` is the file ``ROOT/a/b/c``; the log at key
   re-reads the key, and if it still holds the expected bytes renames a
   fsynced temporary file over it.  The kernel drops the ``flock`` when its
   holder dies, so a killed writer never leaves a lock that blocks others.
+  A swap that deletes the key removes its lock file too, still holding the
+  lock (so a deleted branch leaves no ``.lock`` behind); a writer that then
+  gets the lock of the unlinked file sees that its name no longer leads to
+  it and takes the lock again on the file the name leads to now.
 * ``append`` writes one line with ``O_APPEND`` under the same kind of lock.
 * ``touch`` and ``delete_if_older`` exclude each other with a ``flock`` on
   the directory's ``.mtime.lock`` (shared for touches, exclusive for the
@@ -462,25 +466,24 @@ class LocalStorage:
         """Hold a flock on ``name.lock`` (exclusive, or ``shared``); released by the kernel
         if we die.  An exclusive holder records itself in the file, for reporting."""
         lock_name = f"{name}.lock"
-        fd = os.open(
-            lock_name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
-        )
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
+            fd = os.open(
+                lock_name,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=dir_fd,
+            )
+            try:
+                self._flock(fd, lock_name, deadline, shared=shared)
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._still_named(fd, dir_fd, lock_name):
+                break
+            # The holder before us deleted the key and its lock file: lock the current one.
+            os.close(fd)
         try:
-            deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-            delay = 0.0005
-            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-            while True:
-                try:
-                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ConflictError(
-                            f"lock {lock_name} held by {self._lock_owner(fd)} for over "
-                            f"{_LOCK_WAIT_SECONDS:.0f}s"
-                        ) from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
             if not shared:
                 # A fixed-width record overwritten in place: truncating the file first
                 # would make ext4 flush it on close (its replace-by-truncate safeguard).
@@ -489,6 +492,32 @@ class LocalStorage:
             yield
         finally:
             os.close(fd)
+
+    def _flock(self, fd: int, lock_name: str, deadline: float, *, shared: bool = False) -> None:
+        delay = 0.0005
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConflictError(
+                        f"lock {lock_name} held by {self._lock_owner(fd)} for over "
+                        f"{_LOCK_WAIT_SECONDS:.0f}s"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    @staticmethod
+    def _still_named(fd: int, dir_fd: int, lock_name: str) -> bool:
+        """True if ``lock_name`` still leads to the file ``fd`` has open."""
+        try:
+            named = os.stat(lock_name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     @staticmethod
     def _lock_owner(fd: int) -> str:
@@ -510,6 +539,9 @@ class LocalStorage:
                     if new is None:
                         if current is not None:
                             os.unlink(name, dir_fd=dir_fd)
+                        # Held still: later writers find the name gone and lock anew.
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(f"{name}.lock", dir_fd=dir_fd)
                     else:
                         tmp = self._write_temp(dir_fd, name, new)
                         try:
@@ -542,7 +574,14 @@ class LocalStorage:
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc
         try:
-            os.unlink(name, dir_fd=dir_fd)
+            if self._has_lock_file(dir_fd, name):
+                # A key written by compare-and-swap: its lock file goes with it, under the lock.
+                with self._locked(dir_fd, name):
+                    os.unlink(name, dir_fd=dir_fd)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{name}.lock", dir_fd=dir_fd)
+            else:
+                os.unlink(name, dir_fd=dir_fd)
             if sync:
                 self._fsync(dir_fd)
             return True
@@ -552,6 +591,14 @@ class LocalStorage:
             raise _storage_error("delete", key, exc) from exc
         finally:
             os.close(dir_fd)
+
+    @staticmethod
+    def _has_lock_file(dir_fd: int, name: str) -> bool:
+        try:
+            os.stat(f"{name}.lock", dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
 
     def touch(self, key: str) -> bool:
         """Set the mtime to now under a shared lock of the directory's ``.mtime.lock``, which

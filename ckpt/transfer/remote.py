@@ -33,12 +33,13 @@ history before them.
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
-from ckpt.errors import CkptError, ConflictError, NotFoundError
+from ckpt.errors import CkptError, ConflictError, NotFoundError, StoreNotFoundError
 from ckpt.history.job import Job
 from ckpt.history.jobrecord import read_record, record_key, update_record
 from ckpt.history.refs import HEADS, TAGS
@@ -56,11 +57,16 @@ from ckpt.objects.model import Commit, Tree, decode_commit
 from ckpt.objects.progress import Meter, ProgressFn
 from ckpt.objects.stream import ContentWriter, blob_length
 from ckpt.repository import Repository, init, open, open_or_init
+from ckpt.storage import absolute_location
 from ckpt.storage.base import KeyNotFoundError
 
 #: A transfer writes a pack (and reports progress) every this many objects or bytes.
 _FLUSH_OBJECTS = 16
 _FLUSH_BYTES = 16 << 20
+
+
+#: The statuses of refs a transfer did not move.
+REFUSED = ("rejected", "diverged", "conflict")
 
 
 @attrs.frozen
@@ -69,7 +75,10 @@ class RefUpdate:
     ref: str
     old: CommitId | None
     new: CommitId
-    status: str  # "created" | "fast-forward" | "forced" | "up-to-date" | "rejected" | "conflict"
+    #: "created" | "fast-forward" | "forced" | "up-to-date" | "rejected" | "diverged" |
+    #: "conflict".  "diverged": each side has checkpoints on the branch that the other
+    #: lacks (refused without force, like "rejected").
+    status: str
     reason: str = ""
 
     def to_json(self) -> dict[str, object]:
@@ -87,7 +96,7 @@ class TransferReport:
 
     @property
     def rejected(self) -> list[RefUpdate]:
-        return [u for u in self.updates if u.status in ("rejected", "conflict")]
+        return [u for u in self.updates if u.status in REFUSED]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -151,18 +160,38 @@ def pull(
     progress: ProgressFn | None = None,
     workers: int = 8,
 ) -> TransferReport:
-    """Fetch jobs (default: all the remote has) from ``remote`` into this store."""
-    with open(remote_url(repo, remote)) as source:
+    """Fetch jobs (default: all the remote has) from ``remote`` into this store.
+
+    The checkpoints of a branch that has diverged (each side has some the other lacks)
+    are fetched too, though the branch is not moved without ``force``: they can be
+    compared, or kept as a branch, by their commit id.
+    """
+    with _open_remote(repo, remote) as source:
         names = list(jobs) if jobs is not None else source.job_names()
         return _transfer(
             source, repo, names, force=force, progress=progress, workers=workers, pulling=True
         )
 
 
+def _open_remote(repo: Repository, remote: str) -> Repository:
+    """The store ``remote`` names; StoreNotFoundError naming the remote if it has none."""
+    url = remote_url(repo, remote)
+    try:
+        return open(url)
+    except StoreNotFoundError:
+        named = f"remote {remote!r} ({url})" if url != remote else url
+        raise StoreNotFoundError(
+            f"{named} holds no ckpt store: create an empty one there with "
+            f"`ckpt init {shlex.quote(url)}`, then run this again"
+        ) from None
+
+
 def clone(
     url: str, path: str, *, progress: ProgressFn | None = None, workers: int = 8
 ) -> tuple[Repository, TransferReport]:
-    """Create a store at ``path`` with remote ``origin`` = ``url`` and every job of it."""
+    """Create a store at ``path`` with remote ``origin`` = ``url`` and every job of it.
+    A relative path in ``url`` is kept absolute (see :func:`ckpt.storage.absolute_location`)."""
+    url = absolute_location(url)
     with open(url):
         pass  # fail before creating anything if the source is not a store
     repo = init(path)
@@ -192,7 +221,9 @@ def _transfer(
         dst_job = dest.job(name)
         plan = _plan(src_job, dst_job, force, pulling)
         plans.append((src_job, dst_job, plan))
-        moving = [u.new for u in plan if u.status not in ("rejected", "up-to-date")]
+        # A pull fetches a diverged branch's checkpoints (to compare), without moving it.
+        skip = ("rejected", "up-to-date") if pulling else ("rejected", "diverged", "up-to-date")
+        moving = [u.new for u in plan if u.status not in skip]
         if moving:
             record = src_job.record
             # The checkpoints retention kept below a cut travel with the refs.
@@ -228,13 +259,12 @@ def _plan(src: Job, dst: Job, force: bool, pulling: bool) -> list[RefUpdate]:
                     plan.append(RefUpdate(src.name, ref, old, new, "rejected", why))
             elif force:
                 plan.append(RefUpdate(src.name, ref, old, new, "forced"))
+            elif kind == HEADS:
+                why = "both sides have checkpoints the other lacks"
+                plan.append(RefUpdate(src.name, ref, old, new, "diverged", why))
             else:
-                why = "non-fast-forward" if kind == HEADS else "tag exists with another target"
-                plan.append(
-                    RefUpdate(
-                        src.name, ref, old, new, "rejected", f"{why}; use --force to overwrite"
-                    )
-                )
+                why = "tag exists with another target; use --force to overwrite"
+                plan.append(RefUpdate(src.name, ref, old, new, "rejected", why))
     return plan
 
 
@@ -255,12 +285,12 @@ def _is_ancestor(job: Job, ancestor: CommitId, tip: CommitId) -> bool:
 
 
 def _apply(src: Job, dst: Job, plan: list[RefUpdate]) -> list[RefUpdate]:
-    if not dst.exists and any(u.status != "rejected" for u in plan):
+    if not dst.exists and any(u.status not in ("rejected", "diverged") for u in plan):
         dst.refs.create(src.branch_name)
     _copy_record(src, dst)
     done = []
     for update in plan:
-        if update.status in ("rejected", "up-to-date"):
+        if update.status in ("rejected", "diverged", "up-to-date"):
             done.append(update)
             continue
         if update.ref.startswith(TAGS):

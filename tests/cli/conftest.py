@@ -24,9 +24,13 @@ SAMPLE_STAGES: dict[str, tuple[object, float, int]] = {
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CKPT_DIR", "CKPT_DEBUG", "NO_COLOR"):
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    for name in ("CKPT_DIR", "CKPT_DEBUG", "CKPT_JOB", "CKPT_PAGER", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    # `ckpt use` remembers the current job here: never in the real home of whoever runs tests.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture

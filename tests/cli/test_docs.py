@@ -114,6 +114,7 @@ def test_json_output_matches_the_documented_schemas(
 ) -> None:
     remote = str(tmp_path / "remote")
     init(remote, durable=False).close()
+    assert run("remote", "add", "origin", remote).exit_code == 0
     invocations = {
         "jobs": [("jobs", "--json")],
         "log": [("log", "novel", "--json", "--all")],
@@ -130,6 +131,7 @@ def test_json_output_matches_the_documented_schemas(
         "verify": [("verify", "--full", "--json")],
         "gc": [("gc", "--dry-run", "--keep-last", "1", "--json")],
         "stats": [("stats", "--json")],
+        "remote": [("remote", "--json")],
         "push": [("push", remote, "novel", "--json")],
         "pull": [("pull", remote, "--json")],
         "clone": [("clone", remote, str(tmp_path / "clone"), "--json")],

@@ -80,7 +80,12 @@ def test_the_whole_flow(tmp_path: Path) -> None:
     assert resumed.stdout == "skip outline\nskip characters\nran chapters\nran edit\n"
 
     log = ckpt_cli(project, "log", "novel", "--oneline").stdout.splitlines()
-    assert [line.split()[1] for line in log] == [
+    assert [line.split()[1] for line in log[:-1]] == [
+        "[completed]", "edit", "chapters", "characters", "outline",
+    ]  # fmt: skip
+    assert log[-1] == ("(1 internal commit not shown: 1 failed attempt; --all-commits shows them)")
+    every = ckpt_cli(project, "log", "novel", "--oneline", "--all-commits").stdout.splitlines()
+    assert [line.split()[1] for line in every] == [
         "[completed]", "edit", "chapters", "[failed]", "characters", "outline",
     ]  # fmt: skip
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
+
+import pytest
 
 from ckpt.cli import output as out
 from ckpt.cli.exits import ExitCode
 from ckpt.history.job import Job
 from ckpt.maintenance.retention import prune_job
+from ckpt.repository import Repository
 
 from .conftest import Run
+from .terminal import run_on_terminal
 
 
 def _ids(job: Job) -> list[str]:
@@ -82,13 +88,42 @@ def test_log_all_graph_draws_a_fork(run: Run, novel: Job) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     # alt's commit is the newest; main's two commits run beside it, then join at outline.
-    assert lines[0].startswith(f"* {alt.short_id} characters")
+    # Every row's id starts in the same column, whatever the graph beside it.
+    chapters, characters = novel.log("main", limit=2)
+    assert [line[:17] for line in lines] == [
+        f"*   {alt.short_id} ",
+        f"| * {chapters.short_id} ",
+        f"| * {characters.short_id} ",
+        "|/",
+        f"*   {outline.short_id} ",
+    ]
     assert "(HEAD -> alt)" in lines[0]
-    assert lines[1].startswith("| * ") and "(main, tag: v1)" in lines[1]
-    assert lines[2].startswith("| * ")
-    assert lines[3] == "|/"
-    assert lines[4].startswith(f"* {outline.short_id} outline")
-    assert len(lines) == 5
+    assert "(main, tag: v1)" in lines[1]
+    assert len({line.index("$") for line in lines if "$" in line}) == 1  # costs aligned
+
+
+def test_log_graph_indents_the_last_commit_and_the_cut_like_the_others(
+    run: Run, novel: Job
+) -> None:
+    prune_job(novel, 2)
+    head, cut = novel.log()
+    lines = run("log", "novel", "--graph").stdout.splitlines()
+    assert lines == [
+        f"* commit {head.short_id} (HEAD -> main)",
+        "| Stage:  chapters",
+        f"| Date:   {out.timestamp(head.time)} ({out.relative_time(head.time)})",
+        "| Cost:   $1.25, 40,000 tokens (total $2.00, 43,000 tokens)",
+        "|",
+        "|     chapters done",
+        "|",
+        f"* commit {cut.short_id}",
+        "  Stage:  characters",
+        f"  Date:   {out.timestamp(cut.time)} ({out.relative_time(cut.time)})",
+        "  Cost:   $0.50, 2,000 tokens (total $0.75, 3,000 tokens)",
+        "",
+        "      characters done",
+        "  (history before this checkpoint was removed by retention)",
+    ]
 
 
 def test_log_says_where_retention_cut_history(run: Run, novel: Job) -> None:
@@ -128,6 +163,60 @@ def test_show_one_checkpoint(run: Run, novel: Job) -> None:
         "     STAGE       TYPE  SIZE",
         "     outline     dict  29 B",
         "  +  characters  list  15 B",
+    ]
+
+
+def test_show_tells_a_person_what_a_run_recorded_and_keeps_internals_for_json(
+    run: Run, repo: Repository
+) -> None:
+    import ckpt
+
+    pipeline = ckpt.Pipeline(store=repo)
+
+    @pipeline.stage
+    def outline(input: dict[str, str]) -> dict[str, str]:
+        return {"title": input["title"]}
+
+    @pipeline.stage
+    def chapters(outline: dict[str, str]) -> list[str]:
+        raise TimeoutError("API timeout after 120 s")
+
+    with pytest.raises(TimeoutError):
+        pipeline.run("novel", {"title": "Vell"})
+    job = repo.job("novel")
+    job.set_labels(team="fiction", model="m-2")
+    failed = job.resolve()
+    shown = run("show", "novel")
+    assert shown.exit_code == 0
+    run_id = failed.meta["pipeline"]["run"]  # type: ignore[index]
+    assert shown.stdout.splitlines()[1:14] == [
+        "Job:      novel",
+        "Branch:   main",
+        f"Parents:  {failed.parents[0][:12]}",
+        f"Date:     {out.timestamp(failed.time)} ({out.relative_time(failed.time)})",
+        "Stage:    [failed]",
+        "Cost:     $0.00, 0 tokens (this stage)",
+        "Total:    $0.00, 0 tokens",
+        "Status:   failed",
+        "Message:  failed: API timeout after 120 s",
+        f"Run:      {run_id}, 1 of 2 stages done",
+        "Error:    TimeoutError: API timeout after 120 s (in stage chapters)",
+        "Labels:   model=m-2, team=fiction",
+        "",
+    ]
+    assert "base_cost" not in shown.stdout  # the runner's bookkeeping stays in --json
+    doc = json.loads(run("show", "novel", "--json").stdout)
+    assert doc["commit"]["meta"]["pipeline"]["base_cost"] == 0.0
+
+
+def test_show_lists_user_metadata_one_key_a_line_cut_to_fit(run: Run, repo: Repository) -> None:
+    job = repo.job("novel")
+    job.save("outline", {"n": 1}, meta={"prompt": "Write " * 30, "temperature": 0.7})
+    lines = run("show", "novel").stdout.splitlines()
+    assert lines[9:12] == [
+        'Metadata: prompt: "Write Write Write Write Write Write Write Write Write Write Wr…',
+        "          temperature: 0.7",
+        "(cut values are whole in `ckpt show --json`)",
     ]
 
 
@@ -175,6 +264,22 @@ def test_cat_missing_stage(run: Run, novel: Job) -> None:
     assert result.stderr == (
         f"Error: job 'novel' has no stage 'ending' at {head.short_id} "
         "(stages: outline, characters, chapters)\n"
+    )
+
+
+@pytest.mark.parametrize("word", ["HEAD", "HEAD~1", "lyrical"])
+def test_cat_of_a_revision_without_its_stage_says_so(
+    run: Run, novel: Job, store: Path, word: str
+) -> None:
+    novel.tag("lyrical", "HEAD~1")
+    commit = novel.resolve(word)
+    stages = ", ".join(novel.stages(commit.id))
+    result = run("cat", "novel", word)
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == (
+        f"Error: {word} is a checkpoint ({commit.short_id}), not a stage: give the stage after "
+        f"it, as in `ckpt --store {store} cat novel {shlex.quote(word)} STAGE` "
+        f"(its stages: {stages})\n"
     )
 
 
@@ -280,3 +385,91 @@ def test_reflog(run: Run, novel: Job) -> None:
         "save: chapters",
     ]
     assert limited["entries"][0]["ref"] == "refs/heads/main"
+
+
+def _strict(text: str) -> object:
+    """``json.loads`` that refuses the NaN and Infinity literals JSON does not have."""
+
+    def refuse(literal: str) -> object:
+        raise ValueError(f"not JSON: {literal}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_floats_print_as_valid_json(run: Run, repo: Repository) -> None:
+    job = repo.job("floats")
+    job.save("scores", {"nan": float("nan"), "up": float("inf"), "down": [float("-inf"), 1.5]})
+    job.save(
+        "scores",
+        {"nan": 0.5, "up": float("inf"), "down": [float("-inf"), 1.5]},
+        meta={"loss": float("nan")},
+    )
+    printed = run("cat", "floats", "HEAD~1", "scores")
+    assert printed.stdout == (
+        '{\n  "down": [\n    "-Infinity",\n    1.5\n  ],\n  "nan": "NaN",\n  "up": "Infinity"\n}\n'
+    )
+    assert _strict(printed.stdout) == {"down": ["-Infinity", 1.5], "nan": "NaN", "up": "Infinity"}
+    assert run("cat", "floats", "HEAD~1", "scores", "--raw").stdout == (
+        '{"down":[-Infinity,1.5],"nan":NaN,"up":Infinity}'
+    )  # the stored canonical bytes keep the floats themselves
+    logged = _strict(run("log", "floats", "--json").stdout)
+    assert isinstance(logged, dict) and logged["commits"][0]["meta"] == {"loss": "NaN"}
+    diffed = run("diff", "floats", "HEAD~1", "HEAD", "--json")
+    assert diffed.exit_code == 0
+    assert '-  "nan": "NaN",' in _strict(diffed.stdout)["changes"][0]["diff"]  # type: ignore[index]
+
+
+CHAPTER = "Line one.\nLine two.\nLine three."
+
+
+def test_cat_text_prints_a_string_as_itself(run: Run, repo: Repository) -> None:
+    repo.job("book").save("chapter", CHAPTER)
+    assert run("cat", "book", "chapter").stdout == '"Line one.\\nLine two.\\nLine three."\n'
+    assert run("cat", "book", "chapter", "--text").stdout == CHAPTER  # exactly the string
+    refused = run("cat", "book", "chapter", "--text", "--raw")
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.stderr == "Error: give either --raw or --text, not both\n"
+
+
+def test_cat_text_refuses_what_is_not_a_string(run: Run, novel: Job) -> None:
+    result = run("cat", "novel", "outline", "--text")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == (
+        "Error: stage 'outline' holds an object, not a string: --text prints string values "
+        "only (leave it out to print JSON)\n"
+    )
+
+
+def test_cat_on_a_terminal_prints_a_string_as_text(store: Path, repo: Repository) -> None:
+    repo.job("book").save("chapter", CHAPTER)
+    repo.job("book").save("outline", {"chapters": 3})
+    shown, status = run_on_terminal(["--store", str(store), "cat", "book", "chapter"], cwd=store)
+    assert (shown, status) == (CHAPTER + "\n", 0)
+    as_json, _ = run_on_terminal(
+        ["--store", str(store), "cat", "book", "chapter", "--no-text"], cwd=store
+    )
+    assert as_json == '"Line one.\\nLine two.\\nLine three."\n'
+    other, _ = run_on_terminal(["--store", str(store), "cat", "book", "outline"], cwd=store)
+    assert other == '{\n  "chapters": 3\n}\n'
+
+
+def test_diff_of_string_values_is_line_by_line(run: Run, repo: Repository) -> None:
+    job = repo.job("book")
+    job.save("chapter", CHAPTER)
+    job.save("chapter", CHAPTER.replace("two", "2"))
+    result = run("diff", "book", "HEAD~1")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[4:] == [
+        "--- a/chapter",
+        "+++ b/chapter",
+        "@@ -1,3 +1,3 @@",
+        " Line one.",
+        "-Line two.",
+        "+Line 2.",
+        " Line three.",
+    ]
+    as_json = run("diff", "book", "HEAD~1", "--no-text")
+    assert as_json.stdout.splitlines()[-2:] == [
+        '-"Line one.\\nLine two.\\nLine three."',
+        '+"Line one.\\nLine 2.\\nLine three."',
+    ]

@@ -36,6 +36,16 @@ def test_help_lists_every_command_by_section_and_the_exit_codes() -> None:
     assert "CKPT_DIR" in result.output and "NO_COLOR" in result.output
 
 
+def test_help_summaries_are_whole_sentences_on_one_line_at_80_columns() -> None:
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=80)
+    commands = result.output.split("\nGetting started:\n")[1].split("\nExit status:\n")[0]
+    rows = [line for line in commands.splitlines() if line.startswith("  ")]
+    assert [row.split()[0] for row in rows] == ALL_COMMANDS  # no summary wrapped
+    for row in rows:
+        assert "..." not in row and row.rstrip().endswith("."), row
+    assert "  init        Create an empty store (default: ./.ckpt).\n" in result.output
+
+
 def test_every_command_has_help() -> None:
     for name in ALL_COMMANDS:
         result = CliRunner().invoke(cli, [name, "--help"])
@@ -67,7 +77,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_missing_argument_is_a_usage_error(run: Run) -> None:
     result = run("show")
     assert result.exit_code == ExitCode.USAGE
-    assert "Error: Missing argument 'JOB'." in result.stderr
+    assert "Error: Missing argument 'JOB' (or set a current job: `ckpt use JOB`" in result.stderr
 
 
 def test_no_store_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

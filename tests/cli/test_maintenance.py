@@ -111,6 +111,32 @@ def test_gc_keeps_young_objects_by_default(run: Run, novel: Job, repo: Repositor
     )
 
 
+def test_gc_says_what_only_the_reflog_keeps_and_how_to_let_it_go(
+    run: Run, novel: Job, repo: Repository
+) -> None:
+    novel.checkout("HEAD", new_branch="try")
+    novel.save("edit", "x" * 3000)
+    novel.save("publish", "y" * 3000)
+    novel.switch("main")
+    assert run("branch", "novel", "-d", "try").exit_code == 0
+    kept = run("gc", "--grace", "0s")
+    assert kept.stdout.splitlines() == [
+        "Removed 0 unreachable object(s), 0 B; 15 reachable kept.",
+        "2 checkpoints are kept only by the reflog (novel: 2): deleted branches and "
+        "rolled-back moves stay 30 days so that they can be undone; "
+        "`ckpt gc --reflog-expiry 0s` lets them go now.",
+    ]
+    assert json.loads(run("gc", "--dry-run", "--json").stdout)["kept_by_reflog"] == {"novel": 2}
+    freed = run("gc", "--grace", "0s", "--reflog-expiry", "0s")
+    assert re.fullmatch(  # the two checkpoints: a commit, a tree and a blob each
+        r"Removed 6 unreachable object\(s\), .+; 9 reachable kept\.\n", freed.stdout
+    )
+    assert run("verify", "--full").exit_code == 0  # the expiry is recorded: verify agrees
+    assert run("gc", "--grace", "0s").stdout == (
+        "Removed 0 unreachable object(s), 0 B; 9 reachable kept.\n"
+    )
+
+
 def test_gc_retention(run: Run, novel: Job, repo: Repository) -> None:
     done = repo.job("done")
     save_stages(done, ["outline"])
@@ -160,6 +186,21 @@ def test_stats(run: Run, novel: Job, repo: Repository) -> None:
     assert lines[4] == f"Dedup:       {out.ratio(expected.dedup_ratio)}"
     assert lines[-1].split()[:3] == ["novel", "3", "9"]
     assert json.loads(run("stats", "--json").stdout) == expected.to_json()
+
+
+def test_stats_of_an_empty_store(run: Run, repo: Repository) -> None:
+    result = run("stats")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"The store at {repo.location} is empty: no jobs, no objects "
+        "(a job's first save fills it; try `ckpt demo`).\n"
+    )
+    assert json.loads(run("stats", "--json").stdout)["objects"] == 0
+
+
+def test_stats_counts_one_of_a_kind_in_the_singular(run: Run, repo: Repository) -> None:
+    repo.job("one").save("only", 1)
+    assert run("stats").stdout.splitlines()[0] == "Objects:     3 (1 blob, 1 tree, 1 commit)"
 
 
 def test_rm(run: Run, novel: Job, repo: Repository) -> None:

@@ -64,11 +64,22 @@ def test_checkout_new_branch(run: Run, novel: Job, store: Path) -> None:
     assert again.stderr == "Error: job 'novel': branch 'alt' already exists\n"
 
 
+def test_checkout_b_name_rule_says_where_a_slash_goes(run: Run, novel: Job) -> None:
+    refused = run("checkout", "novel", "outline", "-b", "try again")
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.stderr == (
+        "Error: invalid branch name 'try again': use letters, digits and . _ - @ + = "
+        "(starting with a letter, digit or _); '/' may separate parts (as in fix/ending), "
+        "each part following that rule\n"
+    )
+    assert run("checkout", "novel", "outline", "-b", "try/again").exit_code == 0
+
+
 def test_checkout_bad_revision(run: Run, novel: Job) -> None:
     result = run("checkout", "novel", "HEAD~7")
     assert result.exit_code == ExitCode.NOT_FOUND
     assert result.stderr == (
-        "Error: job 'novel': 'HEAD~7' goes back past the first checkpoint (1 in this history)\n"
+        "Error: HEAD~7: branch main has only 3 checkpoints; the first is HEAD~2\n"
     )
 
 
@@ -158,3 +169,32 @@ def test_tag(run: Run, novel: Job, store: Path) -> None:
     missing = run("tag", "novel", "-d", "v1")
     assert missing.exit_code == ExitCode.NOT_FOUND
     assert missing.stderr == "Error: job 'novel' has no tag 'v1'\n"
+
+
+def test_a_branch_named_like_a_stage_wins_everywhere_with_a_warning(run: Run, novel: Job) -> None:
+    outline = novel.resolve("outline")
+    novel.branch("characters", at="HEAD")  # a branch with a stage's name, at HEAD
+    warning = (
+        "warning: 'characters' names both a branch and a stage of job 'novel': using the "
+        "branch; write stage:characters for the other\n"
+    )
+    # diff reads the word as checkout does: the branch, not the stage
+    diffed = run("diff", "novel", "outline", "characters")
+    assert diffed.exit_code == 0
+    assert diffed.stderr == warning
+    assert diffed.stdout.splitlines()[1:4] == [
+        "   STAGE       TYPE  SIZE",
+        "A  characters  list  15 B",
+        "A  chapters    list  43 B",
+    ]
+    moved = run("checkout", "novel", "characters")
+    assert moved.stderr == warning
+    assert "is already at" in moved.stdout
+    staged = run("checkout", "novel", "stage:characters")
+    assert staged.exit_code == 0 and staged.stderr == ""
+    novel.refresh()
+    assert novel.head is not None and novel.head.stage == "characters"
+    assert novel.head.parent == outline.id
+    # the three-word form still compares one stage between two revisions
+    one = run("diff", "novel", "outline", "HEAD", "characters")
+    assert one.exit_code == 0 and one.stderr == ""

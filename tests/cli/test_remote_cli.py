@@ -133,17 +133,22 @@ def test_a_non_fast_forward_push_is_refused_with_a_hint_unless_forced(
     assert result.stdout == (
         f"To {other}\n"
         f"  novel  main  {_short(theirs.id)}..{_short(ours.id)}  "
-        "rejected (non-fast-forward; use --force to overwrite)\n"
+        "diverged (both sides have checkpoints the other lacks)\n"
     )
     prefix = f"ckpt --store {store}"
     assert result.stderr == (
-        "hint: The remote has checkpoints on that branch that this store lacks.\n"
-        f"hint: To take them: {prefix} pull origin novel\n"
-        f"hint: (if this store has new ones too, keep them first: {prefix} branch novel NAME; "
-        "then pull --force)\n"
-        f"hint: To overwrite the remote's branch: {prefix} push --force origin novel\n"
+        f"hint: Branch main of novel has diverged: here it is at {_short(ours.id)} (edit), "
+        f"on origin at {_short(theirs.id)}; each has checkpoints the other lacks.\n"
+        f"hint: To compare them: {prefix} pull origin novel (refused too, it fetches origin's "
+        f"checkpoints and keeps yours), then {prefix} diff novel main {theirs.id}\n"
+        f"hint: To replace origin's branch with this store's: {prefix} push --force origin novel\n"
         "Error: 1 ref was refused (see the hints above); everything else was transferred\n"
     )
+    fetched = run("pull")  # as the hint says: refused, but origin's checkpoints come
+    assert fetched.exit_code == ExitCode.CONFLICT
+    compared = run("diff", "novel", "main", theirs.id)
+    assert compared.exit_code == 0
+    assert compared.stdout.splitlines()[-2:] == ["-our edit", "+their edit"]
     with ckpt.open(other) as remote:
         assert remote.job("novel").load("edit") == "their edit"
     forced = run("push", "--force")
@@ -182,21 +187,30 @@ def test_pull_fast_forwards_and_refuses_to_drop_local_checkpoints(
         theirs = remote.job("novel").save("edit", "another edit")
     refused = run("pull", "origin", "novel")  # the histories diverged
     assert refused.exit_code == ExitCode.CONFLICT
-    assert refused.stdout == (
-        f"From {other}\n"
+    assert refused.stdout.splitlines()[:2] == [
+        f"From {other}",
         f"  novel  main  {_short(mine.id)}..{_short(theirs.id)}  "
-        "rejected (non-fast-forward; use --force to overwrite)\n"
-    )
+        "diverged (both sides have checkpoints the other lacks)",
+    ]
+    assert refused.stdout.splitlines()[2].startswith("Copied 3 objects (")  # fetched
     prefix = f"ckpt --store {store}"
     assert refused.stderr == (
-        "hint: This store has checkpoints on that branch that the remote lacks.\n"
-        f"hint: To send them: {prefix} push origin novel\n"
-        f"hint: To take the remote's branch instead, keep yours first: {prefix} branch novel NAME\n"
-        f"hint: then: {prefix} pull --force origin novel\n"
+        f"hint: Branch main of novel has diverged: here it is at {_short(mine.id)} (publish), "
+        f"on origin at {_short(theirs.id)} (edit); each has checkpoints the other lacks.\n"
+        f"hint: Origin's checkpoints were fetched. To compare them: "
+        f"{prefix} diff novel main {theirs.id}\n"
+        f"hint: To keep both, origin's as a branch here: "
+        f"{prefix} branch novel origin/main {theirs.id}\n"
+        "hint: To take origin's (this store's stay in the reflog): "
+        f"{prefix} pull --force origin novel\n"
+        f"hint: To replace origin's branch with this store's: {prefix} push --force origin novel\n"
         "Error: 1 ref was refused (see the hints above); everything else was transferred\n"
     )
     novel.refresh()
     assert novel.load("publish") == "local only"
+    kept = run("branch", "novel", "origin/main", theirs.id)  # as the hint says
+    assert kept.exit_code == 0, kept.output
+    assert novel.load("edit", at="origin/main") == "another edit"
 
 
 def test_a_refused_tag_has_its_own_hint(run: Run, novel: Job, other: Path) -> None:
@@ -224,7 +238,77 @@ def test_push_errors(run: Run, novel: Job, other: Path, store: Path) -> None:
     assert no_job.stderr == f"Error: job 'novle' not found in {store}; did you mean 'novel'?\n"
     nowhere = run("pull", str(other / "missing"))
     assert nowhere.exit_code == ExitCode.NO_STORE
-    assert nowhere.stderr.startswith(f"Error: no ckpt store at {other / 'missing'}")
+    assert nowhere.stderr == (
+        f"Error: {other / 'missing'} holds no ckpt store: create an empty one there with "
+        f"`ckpt init {other / 'missing'}`, then run this again\n"
+    )
+
+
+def test_push_to_a_remote_without_a_store_creates_it_and_pull_names_it(
+    run: Run, novel: Job, tmp_path: Path
+) -> None:
+    url = f"sqlite://{tmp_path}/r.db"
+    run("remote", "add", "backup", url)
+    pulled = run("pull", "backup")
+    assert pulled.exit_code == ExitCode.NO_STORE
+    assert pulled.stderr == (
+        f"Error: remote 'backup' ({url}) holds no ckpt store: create an empty one there with "
+        f"`ckpt init {url}`, then run this again\n"
+    )
+    pushed = run("push", "backup")
+    assert pushed.exit_code == 0
+    assert f"Created a ckpt store at {url} (there was none)." in pushed.stdout
+    assert run("pull", "backup").exit_code == 0
+    direct = run("pull", f"sqlite://{tmp_path}/other.db")
+    assert direct.stderr == (
+        f"Error: sqlite://{tmp_path}/other.db holds no ckpt store: create an empty one there "
+        f"with `ckpt init sqlite://{tmp_path}/other.db`, then run this again\n"
+    )
+
+
+def test_push_behind_says_to_pull(run: Run, novel: Job, other: Path, store: Path) -> None:
+    run("remote", "add", "origin", str(other))
+    run("push")
+    with ckpt.open(other) as remote:
+        theirs = remote.job("novel").save("edit", "their edit")
+    head = novel.resolve()
+    result = run("push")
+    assert result.exit_code == ExitCode.CONFLICT
+    assert result.stdout == (
+        f"To {other}\n"
+        f"  novel  main  {_short(theirs.id)}..{_short(head.id)}  "
+        "rejected (the remote has newer checkpoints; pull first (or use --force))\n"
+    )
+    prefix = f"ckpt --store {store}"
+    assert result.stderr.splitlines()[:3] == [
+        "hint: Origin has checkpoints on branch main of novel that this store lacks (and lacks "
+        "none of this store's).",
+        f"hint: To take them: {prefix} pull origin novel (then nothing is left to push)",
+        f"hint: To replace origin's branch with this store's: {prefix} push --force origin novel",
+    ]
+
+
+def test_remote_add_makes_relative_paths_in_urls_absolute(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, given, kept in [
+        ("a", "sqlite://remote2.db", f"sqlite://{tmp_path}/remote2.db"),
+        ("b", "file://sub/store", f"{tmp_path}/sub/store"),
+        ("c", "../up", f"{tmp_path.parent}/up"),
+        ("d", "s3://bucket/prefix", "s3://bucket/prefix"),
+    ]:
+        added = run("remote", "add", name, given)
+        assert added.stdout == f"Added remote {name}: {kept}\n", given
+    rooted = run("remote", "add", "e", "sqlite:///remote2.db")
+    assert rooted.stdout == "Added remote e: sqlite:///remote2.db\n"
+    assert rooted.stderr == (
+        "note: three slashes make an absolute path, a file at the root of the filesystem; "
+        "for one in this directory write sqlite://remote2.db\n"
+    )
+    listed = json.loads(run("remote", "--json").stdout)
+    assert listed["remotes"][0] == {"name": "a", "url": f"sqlite://{tmp_path}/remote2.db"}
+    assert [r["name"] for r in listed["remotes"]] == ["a", "b", "c", "d", "e"]
 
 
 def test_push_to_a_new_location_creates_a_store_there_and_says_so(

@@ -40,6 +40,17 @@ def test_init_elsewhere_says_how_to_use_it(tmp_path: Path, monkeypatch: pytest.M
     assert from_env.stdout == f"Initialized empty ckpt store in {tmp_path / 'env-store'}\n"
 
 
+def test_init_where_no_directory_can_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for where, why in (
+        ("/dev/null/x", "/dev/null is not a directory"),
+        (f"{tmp_path}/afile/x/y", f"{tmp_path}/afile is not a directory"),
+    ):
+        result = CliRunner().invoke(cli, ["init", where])
+        assert result.exit_code == ExitCode.ERROR
+        assert result.stderr == f"Error: cannot create a store at {where}: {why}\n"
+
+
 def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["demo"])

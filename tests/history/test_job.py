@@ -350,13 +350,37 @@ def test_revision_with_a_huge_count_is_an_invalid_revision(
         job.resolve("HEAD~" + "9" * 5000)
 
 
-@pytest.mark.parametrize("rev", ["HEAD~4", "HEAD^^^^", "main~10", "draft~2"])
-def test_revision_past_the_first_commit(
-    history: tuple[ckpt.Job, list[ckpt.Commit]], rev: str
+@pytest.mark.parametrize(
+    ("rev", "message"),
+    [
+        ("HEAD~4", "HEAD~4: branch main has only 4 checkpoints; the first is HEAD~3"),
+        ("HEAD^^^^", "HEAD^^^^: branch main has only 4 checkpoints; the first is HEAD~3"),
+        ("main~10", "main~10: there are only 4 checkpoints up to main; the first is main~3"),
+        ("draft~2", "draft~2: there are only 2 checkpoints up to draft; the first is draft~1"),
+    ],
+)
+def test_revision_past_the_first_commit_says_how_many_there_are(
+    history: tuple[ckpt.Job, list[ckpt.Commit]], rev: str, message: str
 ) -> None:
     job, _ = history
-    with pytest.raises(InvalidRevisionError, match="goes back past the first checkpoint"):
+    with pytest.raises(InvalidRevisionError) as raised:
         job.resolve(rev)
+    assert str(raised.value) == message
+
+
+def test_revision_past_a_retention_cut_says_so(
+    history: tuple[ckpt.Job, list[ckpt.Commit]],
+) -> None:
+    from ckpt.maintenance.retention import prune_job
+
+    job, _ = history
+    prune_job(job, 2)
+    with pytest.raises(InvalidRevisionError) as raised:
+        job.resolve("HEAD~2")
+    assert str(raised.value) == (
+        "HEAD~2: branch main has only 2 checkpoints (retention removed the older ones); "
+        "the first is HEAD~1"
+    )
 
 
 def test_ambiguous_commit_prefix(history: tuple[ckpt.Job, list[ckpt.Commit]]) -> None:

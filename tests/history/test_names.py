@@ -171,10 +171,30 @@ def test_messages_say_what_is_wrong() -> None:
         names.branch_name("HEAD")
     with pytest.raises(InvalidNameError, match=r"invalid tag name 'a\.\.b': no '\.\.'"):
         names.tag_name("a..b")
-    with pytest.raises(InvalidNameError, match="empty path component"):
+    with pytest.raises(InvalidNameError, match="an empty part between '/'"):
         names.branch_name("a//b")
     with pytest.raises(InvalidNameError, match="use letters, digits"):
         names.job_name("../x")
+
+
+def test_the_name_rule_says_where_a_slash_is_allowed() -> None:
+    rule = "use letters, digits and . _ - @ + = (starting with a letter, digit or _)"
+    with pytest.raises(InvalidNameError) as branch:
+        names.branch_name("a b")
+    assert str(branch.value) == (
+        f"invalid branch name 'a b': {rule}; '/' may separate parts (as in fix/ending), "
+        "each part following that rule"
+    )
+    with pytest.raises(InvalidNameError) as job:
+        names.job_name("team/novel")
+    assert str(job.value) == (
+        f"invalid job name 'team/novel': {rule}; '/' is allowed only in branch and tag "
+        "names, not in a job name"
+    )
+    with pytest.raises(InvalidNameError) as stage:
+        names.stage_name("a b")
+    assert str(stage.value) == f"invalid stage name 'a b': {rule}"
+    assert names.branch_name("fix/ending") == "fix/ending"
 
 
 def test_invalid_name_error_is_a_value_error_and_a_ckpt_error() -> None:

@@ -70,4 +70,13 @@ POLICIES = {
 
 pipeline = Pipeline([a, b, chapters, d], store=STORE, partial_every=5, **POLICIES[MODE])
 result = pipeline.run("job", 1)
-print(json.dumps({"output": result.output, "cost": result.cost, "tokens": result.tokens}))
+print(
+    json.dumps(
+        {
+            "output": result.output,
+            "cost": result.total_cost,  # the job's: every stage and item counted once
+            "tokens": result.total_tokens,
+            "paid": result.cost,  # this run's
+        }
+    )
+)

@@ -86,4 +86,8 @@ pipeline = Pipeline(
     [a, b, chapters, book], store=STORE, max_concurrency=2, lease_seconds=lease_seconds
 )
 result = pipeline.run("job", 1, **OPTIONS)
-print(json.dumps({"output": result.output, "cost": result.cost, "tokens": result.tokens}))
+print(
+    json.dumps(
+        {"output": result.output, "cost": result.total_cost, "tokens": result.total_tokens}
+    )
+)

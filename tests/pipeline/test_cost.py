@@ -66,8 +66,23 @@ def test_cost_limit_stops_before_the_next_stage_and_raising_it_continues(
     RAN.clear()
     result = pipeline.run("j", cost_limit=10.0)
     assert RAN == ["edit"]
-    assert result.cost == pytest.approx(7.0)
+    assert (result.cost, result.tokens) == (pytest.approx(3.0), 700)  # this run: edit
+    assert (result.total_cost, result.total_tokens) == (pytest.approx(7.0), 2200)
     assert repo.job("j").status == "completed"
+
+
+def test_run_result_names_this_run_s_cost_and_the_job_s_total(repo: ckpt.Repository) -> None:
+    pipeline = Pipeline([research, write, edit], store=repo)
+    first = pipeline.run("j", "sea")
+    assert (first.cost, first.total_cost) == (pytest.approx(7.0), pytest.approx(7.0))
+    again = pipeline.run("j")  # resumed: every stage is done, nothing is spent
+    assert again.skipped == ("research", "write", "edit")
+    assert (again.cost, again.tokens) == (0.0, 0)
+    assert (again.total_cost, again.total_tokens) == (pytest.approx(7.0), 2200)
+    state = pipeline.state("j")
+    assert (state.cost, state.total_cost) == (0.0, pytest.approx(7.0))
+    restarted = pipeline.run("j", "sea", restart=True)  # a new run on top: the job's total grows
+    assert (restarted.cost, restarted.total_cost) == (pytest.approx(7.0), pytest.approx(14.0))
 
 
 def test_the_limit_is_exceeded_not_reached(repo: ckpt.Repository) -> None:

@@ -34,7 +34,7 @@ def test_novel_pipeline_cost_limit_crash_and_resume(tmp_path: Path) -> None:
     assert "crash while writing chapter 7" in out
     assert "resuming chapters after chapter 6" in out
     assert "ran sequential_generator, editor" in out
-    assert "total cost $20.00" in out
+    assert "this run paid $6.00; the job's total is $20.00" in out
 
 
 def test_progress_sse(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_a_failed_item_keeps_the_others_and_the_rerun_computes_only_the_rest(
     result = make(repo).run("novel")
     assert set(CALLS) == set(BEATS) - first | {"beat7"}
     assert result["chapters"] == [Chapter(i, f"BEAT{i}") for i in range(12)]
-    assert result.cost == pytest.approx(6.0)  # each item paid for once
+    assert result.total_cost == pytest.approx(6.0)  # each item paid for once
 
 
 def test_a_changed_item_runs_again_and_unchanged_ones_do_not(repo: ckpt.Repository) -> None:
@@ -199,7 +199,7 @@ def test_the_cost_limit_is_checked_before_each_item(repo: ckpt.Repository) -> No
     CALLS.clear()
     result = pipeline.run("novel", cost_limit=100.0)
     assert BEATS[5:] == CALLS
-    assert result.cost == pytest.approx(6.0)
+    assert result.total_cost == pytest.approx(6.0)
 
 
 def test_no_checkpoint_maps_in_memory(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def test_a_crash_anywhere_resumes_to_the_same_list_paying_each_item_once(
         repo.close()
     assert output == [item * 2 for item in items]
     assert sorted(calls) == sorted(set(items))  # each distinct item computed exactly once
-    assert result.cost == len(set(items))
+    assert result.total_cost == len(set(items))
 
 
 # -- a real process killed in the middle of a fan-out -----------------------------------

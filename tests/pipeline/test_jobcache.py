@@ -35,13 +35,13 @@ def _uncached(repo: ckpt.Repository, monkeypatch: pytest.MonkeyPatch) -> list[Jo
 
 def _records_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    real = listing.read_record
+    real = listing.read_record_or_default
 
     def counting(storage: object, job: str) -> jobrecord.JobRecord:
         seen.append(job)
         return real(storage, job)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(listing, "read_record", counting)
+    monkeypatch.setattr(listing, "read_record_or_default", counting)
     return seen
 
 

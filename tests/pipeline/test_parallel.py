@@ -170,7 +170,7 @@ def test_the_cost_limit_holds_between_parallel_stages(repo: ckpt.Repository) -> 
     assert (caught.value.spent, caught.value.next_stage) == (6.0, "three")
     assert set(repo.job("job").stages()) == {"input", "one", "two"}
     result = pipeline.run("job", cost_limit=10.0)
-    assert result.ran == ("three",) and result.cost == 9.0
+    assert result.ran == ("three",) and result.total_cost == 9.0
 
 
 # -- real processes ------------------------------------------------------------------

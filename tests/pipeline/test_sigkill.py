@@ -37,7 +37,12 @@ def test_killed_mid_stage_resumes_at_that_stage_only(tmp_path: Path) -> None:
 
     result = run_child(store, tmp_path, "each")
     assert read_log(tmp_path) == ["d"]
-    assert result == {"output": OUTPUT, "cost": pytest.approx(FULL_COST), "tokens": FULL_TOKENS}
+    assert result == {
+        "output": OUTPUT,
+        "cost": pytest.approx(FULL_COST),
+        "tokens": FULL_TOKENS,
+        "paid": pytest.approx(4.0),  # only d ran
+    }
     job.refresh()
     assert job.status == "completed"
     assert stages_of(job)[-3:] == ["chapters", "d", None]
@@ -72,11 +77,17 @@ def test_killed_inside_a_long_stage_resumes_from_its_last_partial_checkpoint(
     )
     assert progress.completed == ("a", "b")
 
+    before = job.head.total_cost
     result = run_child(store, tmp_path, "each")
     # Items 10 and 11 were done after the last partial checkpoint (at 10): only they and
     # the item in flight are redone; a and b are not.
     assert read_log(tmp_path) == ["chapters", *ITEMS[10:], "d"]
-    assert result == {"output": OUTPUT, "cost": pytest.approx(FULL_COST), "tokens": FULL_TOKENS}
+    assert result == {
+        "output": OUTPUT,
+        "cost": pytest.approx(FULL_COST),
+        "tokens": FULL_TOKENS,
+        "paid": pytest.approx(FULL_COST - before),
+    }
     job.refresh()
     assert "chapters.partial" not in job.stages()
 

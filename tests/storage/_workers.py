@@ -33,6 +33,29 @@ def increment(storage: Storage, key: str, times: int) -> dict[str, int]:
     return {"swaps": swaps, "conflicts": conflicts}
 
 
+def cycle(storage: Storage, key: str, times: int) -> dict[str, int]:
+    """``times`` swaps of ``key`` through absent -> 1 -> 2 -> 3 -> absent (a delete), retrying
+    lost races: ups - 3 * resets must equal the final value if no swap was lost."""
+    ups = resets = conflicts = 0
+    while ups + resets < times:
+        try:
+            current: bytes | None = storage.get(key)
+        except KeyNotFoundError:
+            current = None
+        value = int(current or b"0")
+        new = None if value == 3 else str(value + 1).encode()
+        try:
+            storage.compare_and_swap(key, current, new)
+        except ConflictError:
+            conflicts += 1
+            continue
+        if new is None:
+            resets += 1
+        else:
+            ups += 1
+    return {"ups": ups, "resets": resets, "conflicts": conflicts}
+
+
 def append(storage: Storage, key: str, times: int, writer: str) -> dict[str, int]:
     """Append ``times`` records ``WRITER-I`` to the log at ``key``."""
     for index in range(times):
@@ -48,6 +71,8 @@ def create(storage: Storage, key: str, writer: str) -> dict[str, int]:
 def run(mode: str, storage: Storage, key: str, times: int, writer: str) -> dict[str, int]:
     if mode == "increment":
         return increment(storage, key, times)
+    if mode == "cycle":
+        return cycle(storage, key, times)
     if mode == "append":
         return append(storage, key, times, writer)
     if mode == "create":

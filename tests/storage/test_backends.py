@@ -299,6 +299,42 @@ def test_local_lock_owner_record_is_rewritten_in_place(tmp_path: Path) -> None:
     assert storage.get("refs/main") == b"v1\n"
 
 
+def test_local_deleted_keys_leave_no_lock_file(tmp_path: Path) -> None:
+    from ckpt.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    storage.compare_and_swap("refs/heads/fix/ending", None, b"a\n")
+    storage.compare_and_swap("refs/tags/v1", None, b"b\n")
+    assert (tmp_path / "refs" / "heads" / "fix" / "ending.lock").exists()
+    storage.compare_and_swap("refs/heads/fix/ending", b"a\n", None)  # what branch -d does
+    assert storage.delete("refs/tags/v1")  # what deleting a job does
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+    storage.compare_and_swap("refs/heads/fix/ending", None, b"again\n")  # locks anew
+    assert storage.get("refs/heads/fix/ending") == b"again\n"
+
+
+def test_branch_and_tag_deletion_leave_no_lock_files(tmp_path: Path) -> None:
+    import ckpt
+
+    with ckpt.init(tmp_path / "store") as repo:
+        job = repo.job("novel")
+        job.save("outline", 1)
+        job.branch("try/terse")
+        job.tag("v1")
+        job.delete_branch("try/terse")
+        job.delete_tag("v1")
+        repo.job("other").save("outline", 2)
+        repo.delete_job("other")
+    locks = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.lock"))
+    assert locks == [
+        "store/config.lock",
+        "store/jobs/novel/HEAD.lock",
+        "store/jobs/novel/meta.lock",
+        "store/jobs/novel/reflog.log.lock",
+        "store/jobs/novel/refs/heads/main.lock",
+    ]
+
+
 def test_local_range_reads_see_a_replaced_or_removed_value(tmp_path: Path) -> None:
     from ckpt.storage.base import KeyNotFoundError
     from ckpt.storage.local import LocalStorage

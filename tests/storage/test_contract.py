@@ -485,6 +485,26 @@ def test_concurrent_compare_and_swap_loses_no_update(store_url: str) -> None:
         storage.close()
 
 
+def test_concurrent_swaps_that_delete_the_key_lose_no_update(store_url: str) -> None:
+    """Racing writers cycle a key through absent, 1, 2, 3 and absent again (a swap to None
+    deletes it, and on local disk its lock file with it): no swap may be lost, so every
+    increment and every delete that returned is in the final value."""
+    times = race_times(store_url)
+    results = race(store_url, "cycle", "cycled", writers=RACE_WRITERS, times=times)
+    ups = sum(result["ups"] for result in results)
+    resets = sum(result["resets"] for result in results)
+    assert ups + resets == RACE_WRITERS * times and resets > 0
+    storage = open_storage(store_url)
+    try:
+        try:
+            final = int(storage.get("cycled"))
+        except KeyNotFoundError:
+            final = 0
+        assert final == ups - 3 * resets
+    finally:
+        storage.close()
+
+
 def test_concurrent_put_if_absent_has_one_winner(store_url: str) -> None:
     """Racing creators of one key: exactly one succeeds and its value is the one stored.
 

@@ -67,8 +67,9 @@ def test_non_fast_forward_is_refused_unless_forced(tmp_path: Path) -> None:
     job.save("s2", {"i": "alternative"})
     report = push(local, "origin")
     assert [(u.status, u.reason) for u in report.updates] == [
-        ("rejected", "non-fast-forward; use --force to overwrite")
+        ("diverged", "both sides have checkpoints the other lacks")
     ]
+    assert report.rejected == list(report.updates)
     assert remote.job("novel").load("s2") == {"i": 2, "text": "xx"}
     forced = push(local, "origin", force=True)
     assert [u.status for u in forced.updates] == ["forced"]
