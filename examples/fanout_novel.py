@@ -169,7 +169,8 @@ def main() -> None:
     print(f"  {state['assemble']}")
     assert written + (progress.items_done or 0) == 40
     one_pass = 0.05 + 0.04 + 40 * 1500 * PRICE_PER_TOKEN
-    print(f"  total cost ${state.total_cost:.2f} = one pass (${one_pass:.2f}): no chapter paid twice")
+    total = state.total_cost
+    print(f"  total cost ${total:.2f} = one pass (${one_pass:.2f}): no chapter paid twice")
     assert abs(state.total_cost - one_pass) < 1e-6 and state.total_cost > paid_before
 
     print("3. the editor changes the beat of chapter 7 (outline version 1 -> 2)")

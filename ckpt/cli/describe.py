@@ -101,9 +101,9 @@ def langgraph_nodes(commit: Commit, parent: Callable[[str], Commit | None]) -> l
     carries = lg.get("carries")
     for carried in carries if isinstance(carries, list) else ():
         if isinstance(carried, list) and len(carried) > 1 and isinstance(carried[1], str):
-            node = carried[1].rsplit(",", 1)[-1].strip()
-            if node and node not in nodes:
-                nodes.append(node)
+            carried_node = carried[1].rsplit(",", 1)[-1].strip()
+            if carried_node and carried_node not in nodes:
+                nodes.append(carried_node)
     # Writes stored in commits of their own below it (a thread written before checkpoints
     # carried their writes, or writes put without a checkpoint following at once).
     own: list[str] = []
