@@ -87,7 +87,5 @@ pipeline = Pipeline(
 )
 result = pipeline.run("job", 1, **OPTIONS)
 print(
-    json.dumps(
-        {"output": result.output, "cost": result.total_cost, "tokens": result.total_tokens}
-    )
+    json.dumps({"output": result.output, "cost": result.total_cost, "tokens": result.total_tokens})
 )
