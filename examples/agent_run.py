@@ -9,7 +9,9 @@ Run it::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -64,6 +66,8 @@ def main() -> None:
     parser.add_argument("--store", help="store directory (default: a new temporary one)")
     args = parser.parse_args()
     store = args.store or tempfile.mkdtemp(prefix="agent-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
     repo = open_store(store)  # opens the store, creating it if absent
 
     run = AgentRun(repo, "run-123", ttl=24 * 3600, keep_last=100)

@@ -25,8 +25,10 @@ token), so the example runs offline in a few seconds.  What happens:
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,6 +137,8 @@ def main() -> None:
         print(f"  [child {os.getpid()}] ran {', '.join(result.ran) or 'nothing'}", flush=True)
         return
     store = args.store or tempfile.mkdtemp(prefix="fanout-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
     pipeline = make_pipeline(store)
     repo = pipeline.repository()  # created if absent
     job = repo.job(JOB)

@@ -17,9 +17,11 @@ seed map as follows:
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import graphlib
 import inspect
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -101,6 +103,8 @@ def main() -> None:
     parser.add_argument("--store", help="store directory (default: a new temporary one)")
     args = parser.parse_args()
     store = args.store or tempfile.mkdtemp(prefix="graph-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
     config = ExecutorConfig(
         checkpoint_interval_ms=5000, checkpoint_after_each_node=True, max_checkpoints_per_trace=6
     )

@@ -22,8 +22,10 @@ What it shows, with the ckpt command that does the same from a shell:
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
+import shutil
 import tempfile
 from typing import Any
 
@@ -98,7 +100,10 @@ def show_log(repo: ckpt.Repository, title: str) -> None:
 
 
 def main(location: str | None = None) -> None:
-    location = location or tempfile.mkdtemp(prefix="ckpt-langgraph-") + "/store"
+    if location is None:  # a temporary store, gone when the example ends
+        scratch = tempfile.mkdtemp(prefix="ckpt-langgraph-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        location = scratch + "/store"
     repo = ckpt.init(location)
     print(f"store: {location}")
 

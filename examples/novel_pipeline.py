@@ -18,8 +18,10 @@ What happens:
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +127,8 @@ def main() -> None:
         make_pipeline(args.store, cost_limit=100.0).run(JOB)
         return
     store = args.store or tempfile.mkdtemp(prefix="novel-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
     print(f"store: {store}")
 
     print("1. run with a $6.00 cost limit")

@@ -19,6 +19,8 @@ node); a crash loses at most the nodes since the last batch.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import tempfile
 
 import ckpt
@@ -68,6 +70,8 @@ def main() -> None:
     parser.add_argument("--store", help="store directory (default: a new temporary one)")
     args = parser.parse_args()
     store = args.store or tempfile.mkdtemp(prefix="planner-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
     planner = build(store)
     plan_id = "plan-001"
 

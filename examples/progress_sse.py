@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
+import shutil
 import tempfile
 
 import ckpt
@@ -107,7 +109,10 @@ def main() -> None:
     parser.add_argument("--store", help="store directory (default: a new temporary one)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.store or tempfile.mkdtemp(prefix="sse-"), args.port))
+    store = args.store or tempfile.mkdtemp(prefix="sse-")
+    if args.store is None:  # a temporary store goes when the example ends
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
+    asyncio.run(main_async(store, args.port))
 
 
 if __name__ == "__main__":

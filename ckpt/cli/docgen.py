@@ -272,7 +272,6 @@ def recorded_transcript(document: str) -> str:
 
 SESSION: tuple[tuple[str, ...], ...] = (
     ("ckpt", "demo"),
-    ("export", "CKPT_DIR=ckpt-demo"),
     ("ckpt", "jobs"),
     ("ckpt", "status", "novel"),
     ("ckpt", "log", "novel", "-n", "2"),
@@ -321,7 +320,7 @@ def record_transcript() -> str:
                 key, _, value = step[1].partition("=")
                 env[key] = value
             elif step[0] == "corrupt":
-                shown = _corrupt(cwd / "ckpt-demo", _stage_blob(cwd, env, "novel", step[1]))
+                shown = _corrupt(cwd / ".ckpt", _stage_blob(cwd, env, "novel", step[1]))
             elif step[0] == "checkout-last-good":
                 report, _ = _run(
                     ("ckpt", "verify", "--full", "--json"), cwd, env, with_stderr=False

@@ -37,6 +37,11 @@ def _verify_lines(repo: Repository, report: VerifyReport, ctx: click.Context) ->
     for problem in report.problems:
         lines.append(f"{out.style(problem.kind, fg='red', bold=True)} {problem.subject}")
         lines.append(f"  {problem.message}")
+        if problem.objects:
+            count = len(problem.objects)
+            shown = ", ".join(oid[:12] for oid in problem.objects[:8])
+            more = f" and {count - 8} more" if count > 8 else ""
+            lines.append(f"  objects it held, now missing ({count}): {shown}{more}")
         if problem.jobs:
             lines.append(
                 f"  breaks job{'s' if len(problem.jobs) > 1 else ''}: {', '.join(problem.jobs)}"

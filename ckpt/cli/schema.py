@@ -269,10 +269,14 @@ SCHEMAS: dict[str, Schema] = {
                     "corrupt-object, missing-object, damaged-pack, bad-ref, missing-ref, "
                     "bad-head, missing-head, bad-reflog or bad-record",
                 ),
-                "subject": ("string", "object id, pack key, or `JOB:REF`"),
+                "subject": ("string", "object id, pack key (`packs/...`), or `JOB:REF`"),
                 "message": ("string", "what is wrong, expected vs found"),
                 "jobs": ("list of strings", "jobs it breaks"),
                 "commits": ("list of strings", "checkpoints it breaks"),
+                "objects": (
+                    "list of strings",
+                    "for a damaged pack: the missing objects it held (else empty)",
+                ),
             },
         ),
         "jobs": ("map", "job name -> its health (below)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from typing import TYPE_CHECKING
 
 import click
@@ -80,6 +81,20 @@ def _print_stage(run: StageRun) -> None:
         )
 
 
+def _demo_path() -> str:
+    """``.ckpt`` when no store is found from here (so that the demo's is then found by every
+    command), else a free ``ckpt-demo`` path, so that the store in use is left alone."""
+    from ckpt.errors import StoreNotFoundError
+    from ckpt.repository import resolve_location
+
+    try:
+        resolve_location()
+    except StoreNotFoundError:
+        if not os.path.exists(DEFAULT_STORE):
+            return DEFAULT_STORE
+    return _free_demo_path()
+
+
 def _free_demo_path() -> str:
     """``ckpt-demo``, or ``ckpt-demo-2``, ``-3``... if earlier demos left theirs."""
     candidate, number = DEMO_STORE, 1
@@ -95,9 +110,11 @@ def _free_demo_path() -> str:
 def demo(ctx: click.Context, path: str | None) -> None:
     """Run a guided demo: a pipeline fails, resumes and rolls back.
 
-    The demo runs a small pipeline in a new store at PATH (default
-    ./ckpt-demo, or -2, -3... if taken), then shows its log: a newcomer's
-    first minute.
+    The demo runs a small pipeline in a new store, then shows its log: a
+    newcomer's first minute.  The store is PATH; by default ./.ckpt when no
+    store is found here (so that `ckpt jobs` and the rest work right after),
+    else ./ckpt-demo (or -2, -3... if taken), leaving your store alone.  The
+    demo ends by saying how to use its store and how to remove it.
     """
     from ckpt.cli.demo import STAGES, run_novel
     from ckpt.cli.history import log
@@ -107,14 +124,16 @@ def demo(ctx: click.Context, path: str | None) -> None:
     from ckpt.pipeline.listing import job_progress
     from ckpt.repository import init as init_store
 
-    where = path or _free_demo_path()
+    where = path or settings(ctx).store or _demo_path()
     try:
         init_store(where).close()
     except StoreExistsError:
         raise StoreExistsError(
             f"{where} already holds a ckpt store; remove it or give `ckpt demo` another PATH"
         ) from None
-    settings(ctx).store = where
+    # In ./.ckpt every command finds the store by itself: the commands shown need no --store.
+    found_here = where == DEFAULT_STORE and not os.environ.get("CKPT_DIR")
+    settings(ctx).store = None if found_here else where
     out.echo(f"Created a store in {where} with a job called {DEMO_JOB!r}: a pipeline of")
     out.echo(f"{len(STAGES)} stages ({', '.join(STAGES)}) that stand for paid model calls.")
 
@@ -153,3 +172,11 @@ def demo(ctx: click.Context, path: str | None) -> None:
         ("verify", "--full"),
     ):
         out.echo("  " + command_line(*args))
+    out.echo()
+    if found_here:
+        out.echo(f"The demo's store is {where} in this directory: every ckpt command here uses it.")
+    else:
+        out.echo(
+            f"The demo's store is {where}: use it with --store {where}, or: export CKPT_DIR={where}"
+        )
+    out.echo(f"Remove it with: rm -rf {shlex.quote(where)}")

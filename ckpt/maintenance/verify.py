@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from ckpt.errors import CkptError, CorruptObjectError, CorruptRefError, ObjectNotFoundError
+from ckpt.errors import (
+    CkptError,
+    CorruptObjectError,
+    CorruptRefError,
+    ObjectNotFoundError,
+    StorageError,
+)
 from ckpt.history.jobrecord import JobRecord, read_record
 from ckpt.history.refcheck import job_folders, ref_damage
 from ckpt.history.refs import HEADS, RefStore
@@ -27,11 +33,13 @@ from ckpt.history.repository import BaseRepository
 from ckpt.maintenance.reachable import roots_from
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
-from ckpt.objects.packcheck import damaged_packs
+from ckpt.objects.packcheck import PackDamage, damaged_packs
 from ckpt.objects.progress import Meter
 from ckpt.objects.progress import ProgressFn as EventFn
+from ckpt.objects.salvage import salvage
 from ckpt.objects.scan import StoreScan
 from ckpt.objects.stream import verify_blob
+from ckpt.storage.base import KeyNotFoundError
 
 ProgressFn = Callable[[int, int], None]
 
@@ -47,6 +55,8 @@ class Problem:
     message: str
     jobs: tuple[str, ...] = ()
     commits: tuple[CommitId, ...] = ()
+    #: For a damaged pack: the missing objects it held (see :func:`_fold_damaged_packs`).
+    objects: tuple[ObjectId, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -55,6 +65,7 @@ class Problem:
             "message": self.message,
             "jobs": list(self.jobs),
             "commits": list(self.commits),
+            "objects": list(self.objects),
         }
 
 
@@ -228,14 +239,14 @@ def verify(
         checking = Meter(events, "checking objects")
         checker.check_all(checking)
         checking.finish()
-        for bad_pack in damaged_packs(repo.objects):
-            fix = (
-                "its objects read fine; `ckpt repair` rewrites the pack"
-                if bad_pack.index_whole
-                else "its objects cannot be found; `ckpt repair` moves it to quarantine/ "
-                "(add --from REMOTE to copy its objects back)"
-            )
-            problems.append(Problem("damaged-pack", bad_pack.key, f"{bad_pack.error}; {fix}"))
+        packs_damaged: list[PackDamage] | None = damaged_packs(repo.objects)
+        problems.extend(
+            Problem("damaged-pack", bad.key, f"{bad.error}; {_PACK_FIX}")
+            for bad in packs_damaged
+            if bad.index_whole
+        )
+    else:
+        packs_damaged = None  # looked for only if objects turn out to be missing
     walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
     for index, name in enumerate(names, 1):
         before = checker.bytes_checked
@@ -260,9 +271,75 @@ def verify(
                 label, oid, str(exc), tuple(sorted(affected_jobs)), tuple(sorted(affected_commits))
             )
         )
+    problems = _fold_damaged_packs(repo, problems, packs_damaged)
     return VerifyReport(
         tuple(problems), healths, checker.objects_checked, checker.bytes_checked, full
     )
+
+
+_PACK_FIX = "its objects read fine; `ckpt repair` rewrites the pack"
+_LOST_PACK_FIX = (
+    "`ckpt repair` moves it to quarantine/ (add --from REMOTE to copy its objects back)"
+)
+
+
+def _fold_damaged_packs(
+    repo: BaseRepository, problems: list[Problem], found: list[PackDamage] | None
+) -> list[Problem]:
+    """One ``damaged-pack`` problem for each pack whose index is lost, naming the missing
+    objects it held (and what they break) in place of a ``missing-object`` problem each.
+
+    Which missing objects a pack held is read from its entries (see
+    :mod:`ckpt.objects.salvage`); when only one pack is damaged, the missing
+    objects no entry accounts for are its too, up to the entries it lost.
+    """
+    missing = {p.subject: p for p in problems if p.kind == "missing-object"}
+    if found is None:
+        found = damaged_packs(repo.objects) if missing else []
+    lost = [bad for bad in found if not bad.index_whole]
+    if not lost:
+        return problems
+    unclaimed = set(missing)
+    held: dict[str, set[str]] = {}
+    counts: dict[str, tuple[int, int | None]] = {}
+    for bad in lost:
+        try:
+            data = repo.storage.get(bad.key)
+        except (KeyNotFoundError, StorageError):
+            data = b""
+        salvaged = salvage(data)
+        held[bad.key] = unclaimed & set(salvaged.ids)
+        unclaimed -= held[bad.key]
+        counts[bad.key] = (len(data), salvaged.declared)
+        if len(lost) == 1:
+            extra = sorted(unclaimed)
+            if salvaged.lost is not None:
+                extra = extra[: salvaged.lost]
+            held[bad.key] |= set(extra)
+    claimed = {oid for oids in held.values() for oid in oids}
+    folded = []
+    for bad in lost:
+        size, declared = counts[bad.key]
+        objects = sorted(held[bad.key])
+        counted = (
+            f"it held {declared} object{'' if declared == 1 else 's'} (its header says), "
+            "none of them readable through it now"
+            if declared is not None
+            else "its header is unreadable too"
+        )
+        folded.append(
+            Problem(
+                "damaged-pack",
+                bad.key,
+                f"pack {bad.key} ({size:,} bytes) is damaged: {bad.error.reason}; {counted}; "
+                + _LOST_PACK_FIX,
+                tuple(sorted({job for oid in objects for job in missing[oid].jobs})),
+                tuple(sorted({c for oid in objects for c in missing[oid].commits})),
+                tuple(ObjectId(oid) for oid in objects),
+            )
+        )
+    kept = [p for p in problems if not (p.kind == "missing-object" and p.subject in claimed)]
+    return folded + kept
 
 
 def _job_names(repo: BaseRepository) -> list[str]:

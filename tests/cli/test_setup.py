@@ -63,14 +63,31 @@ def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Completed. This run paid $1.71: nothing twice." in text
     assert "3 checkpoints rolled back ($0.39 of work)." in text
     assert "Completed again for $0.39: only edit and publish ran." in text
-    assert "$ ckpt --store ckpt-demo log novel --oneline --graph --all" in text
-    with ckpt.open(tmp_path / "ckpt-demo") as repo:
+    # No store was here: the demo's is ./.ckpt, which every command then finds.
+    assert "$ ckpt log novel --oneline --graph --all" in text
+    assert text.endswith(
+        "\nThe demo's store is .ckpt in this directory: every ckpt command here uses it.\n"
+        "Remove it with: rm -rf .ckpt\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt"]  # no ckpt-demo/ surprise
+    jobs = CliRunner().invoke(cli, ["jobs"])
+    assert jobs.exit_code == 0 and jobs.stdout.splitlines()[1].split()[:2] == ["novel", "completed"]
+    with ckpt.open(tmp_path / ".ckpt") as repo:
         job = repo.job("novel")
         assert job.status == "completed"
         assert job.load("edit")["style"] == "terse"
         assert job.load("edit", at="lyrical")["style"] == "lyrical"
         assert [c.stage for c in job.log(limit=3)] == [None, "publish", "edit"]
-    again = CliRunner().invoke(cli, ["demo"])  # a second demo gets a store of its own
+    # With a store around, the demo leaves it alone and says where its own is.
+    second = CliRunner().invoke(cli, ["demo"])
+    assert second.exit_code == 0, second.output
+    assert second.stdout.startswith("Created a store in ckpt-demo ")
+    assert "$ ckpt --store ckpt-demo log novel --oneline --graph --all" in second.stdout
+    assert second.stdout.endswith(
+        "\nThe demo's store is ckpt-demo: use it with --store ckpt-demo, or: "
+        "export CKPT_DIR=ckpt-demo\nRemove it with: rm -rf ckpt-demo\n"
+    )
+    again = CliRunner().invoke(cli, ["demo"])  # a third demo gets a store of its own
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith("Created a store in ckpt-demo-2 ")
     taken = CliRunner().invoke(cli, ["demo", "ckpt-demo"])  # an explicit PATH is never reused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ TIMEOUT = 300
 pytestmark = pytest.mark.slow
 
 
-def run(script: str, *args: str, cwd: Path | None = None) -> str:
+def run(script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
@@ -23,6 +24,7 @@ def run(script: str, *args: str, cwd: Path | None = None) -> str:
         timeout=TIMEOUT,
         check=False,
         cwd=cwd,
+        env=env,
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -95,5 +97,11 @@ def test_fanout_novel_killed_resumed_and_edited(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_runs_with_no_arguments(script: str, tmp_path: Path) -> None:
-    """A new user's first try: `python examples/X.py`, from any directory."""
-    run(script, cwd=tmp_path)
+    """A new user's first try: `python examples/X.py`, from any directory; the temporary
+    store it makes is gone when it ends, and nothing is left in the directory."""
+    temp, work = tmp_path / "tmp", tmp_path / "work"
+    temp.mkdir()
+    work.mkdir()
+    run(script, cwd=work, env={**os.environ, "TMPDIR": str(temp)})
+    assert sorted(p.name for p in temp.iterdir()) == []
+    assert sorted(p.name for p in work.iterdir()) == []
