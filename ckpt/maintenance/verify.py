@@ -235,18 +235,17 @@ def verify(
     damage: dict[ObjectId, tuple[set[str], set[CommitId]]] = {}
     healths: dict[str, JobHealth] = {}
     names = list(jobs) if jobs is not None else _job_names(repo)
+    packs_damaged: list[PackDamage] | None = None  # else looked for if objects are missing
     if full and jobs is None:
         checking = Meter(events, "checking objects")
         checker.check_all(checking)
         checking.finish()
-        packs_damaged: list[PackDamage] | None = damaged_packs(repo.objects)
+        packs_damaged = damaged_packs(repo.objects)
         problems.extend(
             Problem("damaged-pack", bad.key, f"{bad.error}; {_PACK_FIX}")
             for bad in packs_damaged
             if bad.index_whole
         )
-    else:
-        packs_damaged = None  # looked for only if objects turn out to be missing
     walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
     for index, name in enumerate(names, 1):
         before = checker.bytes_checked
