@@ -91,7 +91,7 @@ class Reliance:
             if where.packed and not where.flags & _NEEDS_MORE:
                 continue
             try:
-                parts = self.store.references(current)
+                parts = self.store.references_at(current, where)
             except (CorruptObjectError, ObjectNotFoundError):
                 return False  # unreadable: the caller stores a clean copy
             stack.extend((part, None, True) for part in parts)

@@ -73,6 +73,10 @@ __all__ = [
 PAYLOAD_CACHE_BYTES = 64 << 20
 
 
+#: How many :meth:`ObjectStore.references_at` answers a store keeps.
+REFERENCES_KEPT = 100_000
+
+
 class ObjectStore(PackSet):
     """Immutable objects over a :class:`~ckpt.storage.base.Storage` backend."""
 
@@ -83,6 +87,8 @@ class ObjectStore(PackSet):
         self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
         #: Cut points and chunk ids of the values this store chunked last.
         self.cut_memo = chunking.CutMemo()
+        #: (object, pack key, offset) -> what its stored form needs (see references_at).
+        self._references: dict[tuple[ObjectId, str, int], tuple[ObjectId, ...]] = {}
 
     # -- writing ------------------------------------------------------------
 
@@ -378,6 +384,19 @@ class ObjectStore(PackSet):
             rest = [oid for oid in wanted if oid not in verdicts]
             list(pool.map(objects, [rest[i : i + 64] for i in range(0, len(rest), 64)]))
         return verdicts, kept
+
+    def references_at(self, oid: ObjectId, where: Location) -> tuple[ObjectId, ...]:
+        """:meth:`references` of ``oid`` stored at ``where``, remembered: a save that reuses
+        a growing value asks again for the same chunks at every step.  Keyed by place too,
+        so that a copy moved or written anew is read again."""
+        place = (oid, where.key, where.offset)
+        found = self._references.get(place)
+        if found is None:
+            found = tuple(self.references(oid))
+            if len(self._references) >= REFERENCES_KEPT:
+                self._references.clear()
+            self._references[place] = found
+        return found
 
     def references(self, oid: ObjectId) -> list[ObjectId]:
         """Objects ``oid``'s stored form needs besides itself: its delta base and chunks."""
