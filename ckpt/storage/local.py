@@ -476,10 +476,11 @@ class LocalStorage:
             )
             try:
                 self._flock(fd, lock_name, deadline, shared=shared)
+                named = self._still_named(fd, dir_fd, lock_name)
             except BaseException:
-                os.close(fd)
+                os.close(fd)  # and with it the lock: a failed stat must not keep it held
                 raise
-            if self._still_named(fd, dir_fd, lock_name):
+            if named:
                 break
             # The holder before us deleted the key and its lock file: lock the current one.
             os.close(fd)

@@ -89,13 +89,15 @@ def test_a_dry_run_counts_what_retention_and_gc_would_free(
         job.save("state", {"day": day, "log": "entry " * 50 * day})
     job.tag("first", job.log()[-1].id)
     dry = apply_retention(repo, keep_daily=3, dry_run=True)
-    assert [(p.job, p.dropped_commits) for p in dry.pruned] == [("agent", 7)]
+    # Days 1-6 are let go; day 0 is kept by its tag, with its history (none before it).
+    assert [(p.job, p.dropped_commits) for p in dry.pruned] == [("agent", 6)]
     would = collect(repo, grace=dt.timedelta(0), dry_run=True, plan=dry.plan)
     assert job.record.cut == frozenset()  # nothing changed
     apply_retention(repo, keep_daily=3)
     done = collect(repo, grace=dt.timedelta(0))
     assert (done.deleted, done.deleted_bytes) == (would.deleted, would.deleted_bytes)
     assert done.deleted == 3 * 6  # day 0 stays: the tag keeps it
-    assert [c.time.day for c in job.log()] == [10, 9, 8]
+    # The log goes on from the cut to the tagged checkpoint kept below it.
+    assert [c.time.day for c in job.log()] == [10, 9, 8, 1]
     assert job.load("state", at="first") == {"day": 0, "log": ""}
     assert repo.verify(full=True).ok

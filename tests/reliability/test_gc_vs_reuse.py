@@ -197,5 +197,7 @@ def _another_store(store_url: str, backend: str, tmp_path: Path, number: int) ->
         server, _, namespace = store_url.partition("/0?prefix=")
         yield f"{store_url}-{number}"
         delete_redis_namespace(server, f"{namespace}-{number}")
+    elif backend == "postgresql":
+        yield f"{store_url}_{number}"  # ...?schema=test_HEX_N: the server goes with the test
     else:
         yield f"{store_url}-{number}"  # s3://BUCKET/store-N: the bucket goes with the server
