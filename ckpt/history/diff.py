@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -21,7 +22,10 @@ from ckpt.history.job import Job
 from ckpt.objects.canonical import parse_json, printable_json
 from ckpt.objects.ids import Kind
 from ckpt.objects.model import ENCODING_RAW, Commit, Tree, TreeEntry
-from ckpt.values.filelisting import FileChange, FileInfo, file_changes, stored_files
+
+if TYPE_CHECKING:
+    # Imported when a value holds files only: `ckpt log` never needs them.
+    from ckpt.values.filelisting import FileChange, FileInfo
 
 ADDED = "added"
 CHANGED = "changed"
@@ -153,6 +157,8 @@ def stage_files(job: Job, entry: TreeEntry) -> list[FileInfo]:
     """The files a stage's value holds (none for a value that refers to no file)."""
     if entry.encoding == ENCODING_RAW or not entry.files:
         return []
+    from ckpt.values.filelisting import stored_files
+
     return stored_files(parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
 
 
@@ -166,4 +172,6 @@ def file_diff(job: Job, change: StageChange) -> list[FileChange]:
             values.append(None)
         else:
             values.append(parse_json(job.repo.objects.get(entry.id, Kind.BLOB)))
+    from ckpt.values.filelisting import file_changes
+
     return file_changes(values[0], values[1])
