@@ -45,6 +45,8 @@ RECORD_FORMAT = "ckpt-gc-candidates"
 _RECORDS: dict[tuple[str, str], frozenset[ObjectId]] = {}
 _RECORDS_KEPT = 256
 _NEEDS_MORE = codec.FLAG_CHUNKED | codec.FLAG_DELTA
+#: How many closures (see :meth:`Reliance.secure`) a store remembers.
+CLOSURES_KEPT = 100_000
 
 
 class Reliance:
@@ -69,23 +71,46 @@ class Reliance:
         """
         if oid in self.secured:
             return True
-        # First find everything without touching it, then touch dependencies before what
-        # needs them (the deepest base or chunk first).  A pack gc removes meanwhile makes
-        # its touch fail before anything that needs it was touched: no pack is then kept
-        # alive (touched) for an object whose base or chunk is gone.
+        # An object's closure and where each part of it was stored do not change while
+        # those packs exist (packs are immutable; a merged pack has a new key): the store
+        # remembers them, and a later save only touches the same packs again.  A touch
+        # that fails (the pack was merged or collected) sends us to find them afresh.
+        known = self.store.closures.get(oid)
+        if known is not None and self._touch_all(known):
+            return True
+        closure = self._find(oid, hint)
+        if closure is None:
+            return False
+        # Dependencies before what needs them (the deepest base or chunk first): a pack
+        # gc removes meanwhile makes its touch fail before anything that needs it was
+        # touched, so no pack is kept alive for an object whose base or chunk is gone.
+        for current, where in reversed(closure):
+            if self._touch(current, where) is None:
+                return False
+        self.secured.update(current for current, _ in closure)
+        closures = self.store.closures
+        if len(closures) >= CLOSURES_KEPT:
+            closures.clear()
+        keys = dict.fromkeys(where.key for _, where in reversed(closure))  # in touch order
+        closures[oid] = (tuple(keys), frozenset(current for current, _ in closure))
+        return True
+
+    def _find(self, oid: ObjectId, hint: str | None) -> list[tuple[ObjectId, Location]] | None:
+        """``oid`` and every object its stored form needs, each with where it is (needed
+        ones after what needs them); None if one is missing, doomed or unreadable."""
         found: list[tuple[ObjectId, Location]] = []
         seen: set[ObjectId] = set()
         stack: list[tuple[ObjectId, str | None, bool]] = [(oid, hint, False)]
         while stack:
             current, where_hint, needed = stack.pop()
-            if current in self.secured or current in seen:
+            if current in seen:
                 continue
             where = self._in_pack(current, where_hint) if where_hint is not None else None
             if where is None:
                 where = self.store.locate(current, relist=needed)
             # Listed only once something is found: a batch of new objects never asks.
             if where is None or current in self._candidates():
-                return False
+                return None
             seen.add(current)
             found.append((current, where))
             if where.packed and not where.flags & _NEEDS_MORE:
@@ -93,12 +118,25 @@ class Reliance:
             try:
                 parts = self.store.references_at(current, where)
             except (CorruptObjectError, ObjectNotFoundError):
-                return False  # unreadable: the caller stores a clean copy
+                return None  # unreadable: the caller stores a clean copy
             stack.extend((part, None, True) for part in parts)
-        for current, where in reversed(found):
-            if self._touch(current, where) is None:
-                return False
-        self.secured.update(current for current, _ in found)
+        return found
+
+    def _touch_all(self, known: tuple[tuple[str, ...], frozenset[ObjectId]]) -> bool:
+        """Touch the packs of a closure found before (their keys in the order to touch
+        them, and the objects), dependencies first; False at the first that is gone, or if
+        gc may delete one of the objects."""
+        keys, objects = known
+        doomed = self._candidates()
+        if doomed and not objects.isdisjoint(doomed):
+            return False
+        touched = self.touched
+        for key in keys:
+            if key not in touched:
+                if not self.store.storage.touch(key):
+                    return False
+                touched.add(key)
+        self.secured |= objects
         return True
 
     def _touch(self, oid: ObjectId, where: Location) -> Location | None:

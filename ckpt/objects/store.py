@@ -89,6 +89,9 @@ class ObjectStore(PackSet):
         self.cut_memo = chunking.CutMemo()
         #: (object, pack key, offset) -> what its stored form needs (see references_at).
         self._references: dict[tuple[ObjectId, str, int], tuple[ObjectId, ...]] = {}
+        #: Object -> the packs its closure is in (in the order to touch them) and the
+        #: objects of the closure (kept by ckpt.objects.reliance).
+        self.closures: dict[ObjectId, tuple[tuple[str, ...], frozenset[ObjectId]]] = {}
 
     # -- writing ------------------------------------------------------------
 
@@ -433,7 +436,15 @@ class ObjectStore(PackSet):
             if entry.id not in drop
         ]
         if keep:
-            self._write_pack(keep, merge=False)
+            built = pack.build(keep)
+            if f"{PACKS_PREFIX}{blake3.blake3(built).hexdigest()}" == key:
+                # The same entries make the very pack this was before its header was
+                # damaged (its name is the hash of those bytes): put them in its place.
+                self.storage.compare_and_swap(key, data, built)
+                self._values.discard(key)
+                self._pack_list(refresh=True)
+                return False
+            self._store_pack(built, [raw_id for raw_id, _ in keep])
         if cutoff is None:
             gone = self.storage.delete(key)
         else:

@@ -115,7 +115,9 @@ def test_a_damaged_pack_header_is_reported_and_rewritten(
     repair = run_ckpt(store, "repair")
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert f"Rewrote packs/{path.name}, whose header was damaged." in repair.stdout
-    assert not path.exists()
+    # Rewritten under a new name; or, when its entries were written in the order a
+    # rewrite writes them, back in place as the very bytes its name is the hash of.
+    assert not path.exists() or blake3.blake3(path.read_bytes()).hexdigest() == path.name
     assert run_ckpt(store, "verify", "--full").returncode == 0
     assert ckpt.open(store).job("novel").load("outline")
     figures.add("damaged_headers_reported", 1)
