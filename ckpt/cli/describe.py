@@ -80,7 +80,11 @@ def node_of(commit: Commit) -> str | None:
     lg = _langgraph(commit)
     if lg is None or lg.get("kind") != LANGGRAPH_WRITES:
         return None
-    path = lg.get("task_path")
+    return _task_node(lg.get("task_path"))
+
+
+def _task_node(path: object) -> str | None:
+    """The node a LangGraph task path ends with (``~__pregel_pull, draft``: ``draft``)."""
     if not isinstance(path, str) or not path:
         return None
     node = path.rsplit(",", 1)[-1].strip()
@@ -100,10 +104,9 @@ def langgraph_nodes(commit: Commit, parent: Callable[[str], Commit | None]) -> l
     # Writes the checkpoint carries itself ([task id, task path, ...] each): the usual case.
     carries = lg.get("carries")
     for carried in carries if isinstance(carries, list) else ():
-        if isinstance(carried, list) and len(carried) > 1 and isinstance(carried[1], str):
-            carried_node = carried[1].rsplit(",", 1)[-1].strip()
-            if carried_node and carried_node not in nodes:
-                nodes.append(carried_node)
+        carried_node = _task_node(carried[1]) if isinstance(carried, list) and carried[1:] else None
+        if carried_node is not None and carried_node not in nodes:
+            nodes.append(carried_node)
     # Writes stored in commits of their own below it (a thread written before checkpoints
     # carried their writes, or writes put without a checkpoint following at once).
     own: list[str] = []

@@ -52,14 +52,15 @@ CLOSURES_KEPT = 100_000
 class Reliance:
     """The objects one batch of writes relies on, each secured once (not thread-safe)."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, doomed: frozenset[ObjectId] | None = None) -> None:
         self.store = store
         #: Objects found stored, with everything they need, and their containers touched.
         self.secured: set[ObjectId] = set()
         #: Pack and loose keys touched by this batch.
         self.touched: set[str] = set()
         self._refs: dict[str, PackRef] | None = None
-        self._doomed: frozenset[ObjectId] | None = None
+        #: What gc may delete (see :func:`doomed_objects`), if the caller read it already.
+        self._doomed: frozenset[ObjectId] | None = doomed
 
     def secure(self, oid: ObjectId, hint: str | None = None) -> bool:
         """True if ``oid`` can be relied on: it is stored, and so is every object its
@@ -84,15 +85,18 @@ class Reliance:
         # Dependencies before what needs them (the deepest base or chunk first): a pack
         # gc removes meanwhile makes its touch fail before anything that needs it was
         # touched, so no pack is kept alive for an object whose base or chunk is gone.
+        keys: dict[str, None] = {}  # where each was touched, in touch order
         for current, where in reversed(closure):
-            if self._touch(current, where) is None:
+            touched = self._touch(current, where)
+            if touched is None:
                 return False
-        self.secured.update(current for current, _ in closure)
+            keys[touched.key] = None
+        objects = frozenset(current for current, _ in closure)
+        self.secured |= objects
         closures = self.store.closures
         if len(closures) >= CLOSURES_KEPT:
             closures.clear()
-        keys = dict.fromkeys(where.key for _, where in reversed(closure))  # in touch order
-        closures[oid] = (tuple(keys), frozenset(current for current, _ in closure))
+        closures[oid] = (tuple(keys), objects)
         return True
 
     def _find(self, oid: ObjectId, hint: str | None) -> list[tuple[ObjectId, Location]] | None:
@@ -116,7 +120,7 @@ class Reliance:
             if where.packed and not where.flags & _NEEDS_MORE:
                 continue
             try:
-                parts = self.store.references_at(current, where)
+                parts = self.store.references(current)
             except (CorruptObjectError, ObjectNotFoundError):
                 return None  # unreadable: the caller stores a clean copy
             stack.extend((part, None, True) for part in parts)
@@ -170,11 +174,14 @@ class Reliance:
     def _candidates(self) -> frozenset[ObjectId]:
         """Objects two-phase gc may delete (empty where deletion is atomic against touch)."""
         if self._doomed is None:
-            storage = self.store.storage
-            self._doomed = (
-                frozenset() if storage.atomic_delete_if_older else recorded_candidates(storage)
-            )
+            self._doomed = doomed_objects(self.store.storage)
         return self._doomed
+
+
+def doomed_objects(storage: Storage) -> frozenset[ObjectId]:
+    """Objects two-phase gc may delete: none where deletion is atomic against a touch, else
+    those its finished phase-1 records list (a writer never relies on one of them)."""
+    return frozenset() if storage.atomic_delete_if_older else recorded_candidates(storage)
 
 
 def recorded_candidates(storage: Storage) -> frozenset[ObjectId]:
@@ -217,4 +224,11 @@ def record_ids(raw: bytes) -> frozenset[ObjectId] | None:
         return None
 
 
-__all__ = ["CANDIDATES_PREFIX", "RECORD_FORMAT", "Reliance", "record_ids", "recorded_candidates"]
+__all__ = [
+    "CANDIDATES_PREFIX",
+    "RECORD_FORMAT",
+    "Reliance",
+    "doomed_objects",
+    "record_ids",
+    "recorded_candidates",
+]

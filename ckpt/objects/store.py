@@ -73,10 +73,6 @@ __all__ = [
 PAYLOAD_CACHE_BYTES = 64 << 20
 
 
-#: How many :meth:`ObjectStore.references_at` answers a store keeps.
-REFERENCES_KEPT = 100_000
-
-
 class ObjectStore(PackSet):
     """Immutable objects over a :class:`~ckpt.storage.base.Storage` backend."""
 
@@ -87,8 +83,6 @@ class ObjectStore(PackSet):
         self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
         #: Cut points and chunk ids of the values this store chunked last.
         self.cut_memo = chunking.CutMemo()
-        #: (object, pack key, offset) -> what its stored form needs (see references_at).
-        self._references: dict[tuple[ObjectId, str, int], tuple[ObjectId, ...]] = {}
         #: Object -> the packs its closure is in (in the order to touch them) and the
         #: objects of the closure (kept by ckpt.objects.reliance).
         self.closures: dict[ObjectId, tuple[tuple[str, ...], frozenset[ObjectId]]] = {}
@@ -103,12 +97,13 @@ class ObjectStore(PackSet):
         """
         return ObjectBatch(self)
 
-    def freshen(self, oid: ObjectId) -> bool:
+    def freshen(self, oid: ObjectId, *, doomed: frozenset[ObjectId] | None = None) -> bool:
         """True if ``oid`` is stored and can be relied on by whoever is about to make it
         reachable (a transfer finding it already there): the containers of it and of
         everything its stored form needs are touched, so that a concurrent gc spares
-        them (see :mod:`ckpt.objects.reliance`).  False: store it anew."""
-        return Reliance(self).secure(check_object_id(oid))
+        them (see :mod:`ckpt.objects.reliance`).  False: store it anew.  ``doomed``: what
+        :func:`~ckpt.objects.reliance.doomed_objects` gave, for a caller asking many times."""
+        return Reliance(self, doomed).secure(check_object_id(oid))
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
         """Store an object; return its id.  Storing existing content writes nothing.
@@ -387,19 +382,6 @@ class ObjectStore(PackSet):
             rest = [oid for oid in wanted if oid not in verdicts]
             list(pool.map(objects, [rest[i : i + 64] for i in range(0, len(rest), 64)]))
         return verdicts, kept
-
-    def references_at(self, oid: ObjectId, where: Location) -> tuple[ObjectId, ...]:
-        """:meth:`references` of ``oid`` stored at ``where``, remembered: a save that reuses
-        a growing value asks again for the same chunks at every step.  Keyed by place too,
-        so that a copy moved or written anew is read again."""
-        place = (oid, where.key, where.offset)
-        found = self._references.get(place)
-        if found is None:
-            found = tuple(self.references(oid))
-            if len(self._references) >= REFERENCES_KEPT:
-                self._references.clear()
-            self._references[place] = found
-        return found
 
     def references(self, oid: ObjectId) -> list[ObjectId]:
         """Objects ``oid``'s stored form needs besides itself: its delta base and chunks."""

@@ -55,6 +55,7 @@ from ckpt.history.tags import copy_annotation
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import Commit, Tree, decode_commit
 from ckpt.objects.progress import Meter, ProgressFn
+from ckpt.objects.reliance import doomed_objects
 from ckpt.objects.stream import ContentWriter, blob_length
 from ckpt.repository import Repository, init, open, open_or_init
 from ckpt.storage import absolute_location
@@ -357,6 +358,14 @@ class _Copier:
         self.bytes = 0
         self.counting = Meter(progress, "counting objects")
         self.copying = Meter(progress, "copying objects")
+        self._doomed: frozenset[ObjectId] | None = None
+
+    def _freshen(self, oid: ObjectId) -> bool:
+        """The destination's :meth:`~ckpt.objects.store.ObjectStore.freshen`, with what its
+        gc may delete read once per transfer, not once per object."""
+        if self._doomed is None:
+            self._doomed = doomed_objects(self.dest.storage)
+        return self.dest.objects.freshen(oid, doomed=self._doomed)
 
     def copy_history(self, starts: list[tuple[CommitId, frozenset[CommitId]]]) -> None:
         """Copy every commit reachable from the ``starts`` (a tip, and the history cut of its
@@ -378,7 +387,7 @@ class _Copier:
             # Objects already there are freshened, so that a gc running on the
             # destination spares them until our refs make them reachable.
             wanted = sorted(leaves)
-            present = list(pool.map(self.dest.objects.freshen, wanted))
+            present = list(pool.map(self._freshen, wanted))
             missing = [oid for oid, there in zip(wanted, present, strict=True) if not there]
             kinds = list(pool.map(self.source.objects.kind_of, missing))
             self.counting.advance(len(wanted))
@@ -447,7 +456,7 @@ class _Copier:
         while stack:
             oid, cut = stack.pop()
             if oid not in found:
-                if self.dest.objects.freshen(oid):
+                if self._freshen(oid):
                     continue
                 data = self.source.objects.get(oid, Kind.COMMIT)
                 found[oid] = (decode_commit(data, oid), len(data))
