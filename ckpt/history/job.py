@@ -309,10 +309,11 @@ class Job:
                 tree = objects.get_tree(parent.tree)
             for name in drop:
                 tree = tree.without(name)
-            # One batch: the save's objects are written as one pack (one fsync)
-            # when the block ends, before the ref moves.  Each blob may be
-            # stored as a delta against the stage's previous value.
-            with objects.batch() as batch:
+            # One batch: the save's objects are written as one pack when the
+            # block ends, before the ref moves; the ref move makes both durable
+            # (one fsync on a local store).  Each blob may be stored as a delta
+            # against the stage's previous value.
+            with objects.batch(sealed_by_ref=True) as batch:
                 for blob in blobs:
                     previous = tree.get(blob.stage)
                     blob_id = batch.put(

@@ -371,18 +371,30 @@ class PackSet:
 
     # -- packs --------------------------------------------------------------
 
-    def _write_pack(self, entries: list[tuple[bytes, bytes]], *, merge: bool = True) -> str:
-        """Write ``entries`` as one pack; return its key.  Then merge packs if they piled up."""
-        key, _ = self._store_pack(pack.build(entries), [raw_id for raw_id, _ in entries])
+    def _write_pack(
+        self, entries: list[tuple[bytes, bytes]], *, merge: bool = True, durable: bool = True
+    ) -> str:
+        """Write ``entries`` as one pack; return its key.  Then merge packs if they piled up.
+
+        ``durable=False``: the pack may be durable only once a later durable change
+        of the storage returns (see ``put_unsealed`` of the local backend)."""
+        raw_ids = [raw_id for raw_id, _ in entries]
+        key, _ = self._store_pack(pack.build(entries), raw_ids, durable=durable)
         if merge:
             self._merge_tiers()
         return key
 
-    def _store_pack(self, data: bytes, ids: list[bytes]) -> tuple[str, bool]:
-        """Store the built pack ``data`` holding ``ids`` (durably, no merge); return its key
-        and whether this call created it (False: a pack of the same bytes was stored)."""
+    def _store_pack(
+        self, data: bytes, ids: list[bytes], *, durable: bool = True
+    ) -> tuple[str, bool]:
+        """Store the built pack ``data`` holding ``ids`` (durably unless told, no merge);
+        return its key and whether this call created it (False: a pack of the same bytes
+        was stored)."""
         key = f"{PACKS_PREFIX}{blake3.blake3(data).hexdigest()}"
-        created = self.storage.put_if_absent(key, data)
+        put = self.storage.put_if_absent
+        if not durable:
+            put = getattr(self.storage, "put_unsealed", put)
+        created = put(key, data)
         with self._lock:
             if self._packs is not None:
                 ref = PackRef(KeyInfo(key, len(data), time.time()))

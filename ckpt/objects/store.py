@@ -89,13 +89,16 @@ class ObjectStore(PackSet):
 
     # -- writing ------------------------------------------------------------
 
-    def batch(self) -> ObjectBatch:
+    def batch(self, *, sealed_by_ref: bool = False) -> ObjectBatch:
         """A batch of puts written as one pack when the ``with`` block ends.
 
         Nothing is written if the block raises (the objects written for a
         batch that grew past :data:`PACK_LIMIT` stay as garbage for gc).
+        ``sealed_by_ref``: the caller moves a ref once the block ends, and that
+        durable change makes the batch's pack durable too (on a local store,
+        one fdatasync of its journal for both; see :mod:`ckpt.storage.journal`).
         """
-        return ObjectBatch(self)
+        return ObjectBatch(self, sealed_by_ref=sealed_by_ref)
 
     def freshen(self, oid: ObjectId, *, doomed: frozenset[ObjectId] | None = None) -> bool:
         """True if ``oid`` is stored and can be relied on by whoever is about to make it

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 class ObjectBatch:
     """Puts collected and written as one pack (see :meth:`ObjectStore.batch`)."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, sealed_by_ref: bool = False) -> None:
         self.store = store
+        #: The pack is made durable by the ref move that follows (see ObjectStore.batch).
+        self.sealed_by_ref = sealed_by_ref
         self.entries: list[tuple[bytes, bytes]] = []
         self.ids: set[bytes] = set()
         self.size = 0
@@ -75,7 +77,8 @@ class ObjectBatch:
                 self._writer = None
 
     def flush(self) -> None:
-        """Write what has been put so far (durable when it returns).
+        """Write what has been put so far (durable when it returns, unless the batch is
+        sealed by the ref move that follows it).
 
         A large batch puts its chunks in one pack and its other objects
         (commit, tree, chunk lists) in a small one, so that reading history
@@ -89,9 +92,9 @@ class ObjectBatch:
             chunks = [item for item in entries if item[1][5] == Kind.CHUNK]
             others = [item for item in entries if item[1][5] != Kind.CHUNK]
             if chunks and others:
-                self.store._write_pack(chunks, merge=False)
+                self.store._write_pack(chunks, merge=False, durable=not self.sealed_by_ref)
                 entries = others
-        self.store._write_pack(entries)
+        self.store._write_pack(entries, durable=not self.sealed_by_ref)
 
     def _add(self, raw: bytes, stored: bytes) -> None:
         oid = ObjectId(raw.hex())

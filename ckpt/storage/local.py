@@ -27,6 +27,15 @@ Why this module is long: every operation above shares one piece of
 crash-safety reasoning (temporary files, fsync order, lock files, descriptors
 opened without following symlinks); split apart, no file would show it whole.
 
+Where the system has boot ids (Linux), a durable store does not fsync each
+change in place: ``put_if_absent``, ``compare_and_swap``, ``delete`` and
+``delete_if_older`` first append a record of the change to ``ROOT/.journal``
+and fdatasync it, then make the change without any fsync (a value over 256
+KiB is still fsynced in place).  A save is then one fdatasync (its pack is
+written with ``put_unsealed``, made durable by its ref's record).  Opening a
+store whose journal was written under another boot (after a machine crash)
+replays it first.  :mod:`ckpt.storage.journal` has the details.
+
 With ``durable=False`` no fsync is issued: a crash of the machine (not of
 the process) may then lose the latest writes.
 """
@@ -46,6 +55,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from ckpt.errors import ConflictError, InvalidNameError, StorageError
+from ckpt.storage import journal as journal_mod
 from ckpt.storage.base import (
     RESERVED_SUFFIXES,
     FolderStamp,
@@ -180,6 +190,10 @@ class LocalStorage:
         self._handles = _OpenFiles(_OPEN_FILES)
         # A storage dropped without close() still closes its files.
         weakref.finalize(self, self._handles.close_all)
+        journal = journal_mod.Journal(self, journal_mod.current_boot_id())
+        journal.recover()
+        #: Durable changes go through the journal (one fdatasync each), where there is one.
+        self._journal = journal if durable and journal.header is not None else None
 
     # -- directory handling -------------------------------------------------
 
@@ -215,14 +229,22 @@ class LocalStorage:
         if self.durable:
             os.fsync(fd)
 
-    def _write_synced(self, fd: int, data: bytes) -> None:
-        """Write all of ``data`` to ``fd`` (os.write may write less), then fsync it."""
+    def _write_synced(self, fd: int, data: bytes, *, sync: bool = True) -> None:
+        """Write all of ``data`` to ``fd`` (os.write may write less), then fsync it
+        (if ``sync`` and the storage is durable)."""
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        self._fsync(fd)
+        if sync:
+            self._fsync(fd)
 
-    def _write_temp(self, dir_fd: int, name: str, data: bytes) -> str:
+    def _journal_for(self, data: bytes | None) -> journal_mod.Journal | None:
+        """The journal a change writing ``data`` goes through, or None: fsync in place."""
+        if self._journal is None or (data is not None and len(data) > journal_mod.MAX_VALUE):
+            return None
+        return self._journal
+
+    def _write_temp(self, dir_fd: int, name: str, data: bytes, *, sync: bool = True) -> str:
         tmp = f"{name}.{os.urandom(6).hex()}.tmp"
         fd = os.open(
             tmp,
@@ -231,7 +253,7 @@ class LocalStorage:
             dir_fd=dir_fd,
         )
         try:
-            self._write_synced(fd, data)
+            self._write_synced(fd, data, sync=sync)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -391,6 +413,8 @@ class LocalStorage:
         except OSError as exc:
             raise _storage_error("list", key_prefix or "/", exc) from exc
         for entry in entries:
+            if entry.name.startswith("."):
+                continue  # the journal and the lock files of directories: never keys
             key = f"{key_prefix}/{entry.name}" if key_prefix else entry.name
             if entry.is_dir(follow_symlinks=False):
                 yield from self._walk(entry.path, key)
@@ -408,33 +432,71 @@ class LocalStorage:
     # -- writes -------------------------------------------------------------
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._put(key, data, sync=True)
+
+    def put_unsealed(self, key: str, data: bytes) -> bool:
+        """``put_if_absent``, but durable only once a later durable change of this store
+        (such as the ref move of the save it belongs to) has returned.
+
+        An optional capability beyond the protocol: a save writes its pack with it
+        and then moves its ref, and the ref's single fdatasync of the journal makes
+        both durable.  Where there is no journal it is ``put_if_absent``.
+        """
+        return self._put(key, data, sync=False)
+
+    def _put(self, key: str, data: bytes, *, sync: bool) -> bool:
         dirs, name = self._split(key)
+        journal = self._journal_for(data)
         try:
             dir_fd = self._open_dir(dirs, create=True)
             try:
-                linked = self._link_unnamed(dir_fd, name, data)
+                linked = self._link_unnamed(dir_fd, key, name, data, journal, sync=sync)
                 if linked is not None:
-                    if linked:
+                    if linked and journal is None:
                         self._fsync(dir_fd)
                     return linked
-                tmp = self._write_temp(dir_fd, name, data)
+                tmp = self._write_temp(dir_fd, name, data, sync=journal is None)
                 try:
-                    os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                    with self._journaled(journal, journal_mod.OP_PUT, key, data, sync=sync):
+                        os.link(
+                            tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
+                        )
                 except FileExistsError:
                     return False
                 finally:
                     os.unlink(tmp, dir_fd=dir_fd)
-                self._fsync(dir_fd)
+                if journal is None:
+                    self._fsync(dir_fd)
                 return True
             finally:
                 os.close(dir_fd)
         except OSError as exc:
             raise _storage_error("write", key, exc) from exc
 
-    def _link_unnamed(self, dir_fd: int, name: str, data: bytes) -> bool | None:
-        """Write ``data`` to an unnamed file (``O_TMPFILE``), fsync it, then link it as
-        ``name`` unless that exists: True if linked, False if ``name`` existed, None where
-        unnamed files are not supported (the caller then uses a named temporary file).
+    @staticmethod
+    def _journaled(
+        journal: journal_mod.Journal | None, op: bytes, key: str, data: bytes = b"", *, sync: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        """The journal's record of a change around the block that makes it (nothing
+        without a journal)."""
+        if journal is None:
+            return contextlib.nullcontext()
+        return journal.change(op, key, data, sync=sync)
+
+    def _link_unnamed(
+        self,
+        dir_fd: int,
+        key: str,
+        name: str,
+        data: bytes,
+        journal: journal_mod.Journal | None,
+        *,
+        sync: bool,
+    ) -> bool | None:
+        """Write ``data`` to an unnamed file (``O_TMPFILE``), fsync it (unless the journal
+        records it), then link it as ``name`` unless that exists: True if linked, False if
+        ``name`` existed, None where unnamed files are not supported (the caller then uses
+        a named temporary file).
 
         Nothing is left behind if the process dies midway: an unnamed file vanishes.
         """
@@ -449,9 +511,10 @@ class LocalStorage:
                 return None
             raise
         try:
-            self._write_synced(fd, data)
+            self._write_synced(fd, data, sync=journal is None)
             try:
-                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+                with self._journaled(journal, journal_mod.OP_PUT, key, data, sync=sync):
+                    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
             except FileExistsError:
                 return False
             except (FileNotFoundError, PermissionError):
@@ -537,21 +600,25 @@ class LocalStorage:
                     current = self._read_at(dir_fd, name)
                     if current != expected:
                         raise ConflictError(f"{key} changed concurrently")
+                    journal = self._journal_for(new)
                     if new is None:
                         if current is not None:
-                            os.unlink(name, dir_fd=dir_fd)
+                            with self._journaled(journal, journal_mod.OP_DELETE, key, sync=True):
+                                os.unlink(name, dir_fd=dir_fd)
                         # Held still: later writers find the name gone and lock anew.
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(f"{name}.lock", dir_fd=dir_fd)
                     else:
-                        tmp = self._write_temp(dir_fd, name, new)
+                        tmp = self._write_temp(dir_fd, name, new, sync=journal is None)
                         try:
-                            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                            with self._journaled(journal, journal_mod.OP_SET, key, new, sync=True):
+                                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                         except BaseException:
                             with contextlib.suppress(OSError):
                                 os.unlink(tmp, dir_fd=dir_fd)
                             raise
-                    self._fsync(dir_fd)
+                    if journal is None:
+                        self._fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
@@ -574,16 +641,19 @@ class LocalStorage:
             return False
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc
+        journal = self._journal
         try:
             if self._has_lock_file(dir_fd, name):
                 # A key written by compare-and-swap: its lock file goes with it, under the lock.
                 with self._locked(dir_fd, name):
-                    os.unlink(name, dir_fd=dir_fd)
+                    with self._journaled(journal, journal_mod.OP_DELETE, key, sync=sync):
+                        os.unlink(name, dir_fd=dir_fd)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(f"{name}.lock", dir_fd=dir_fd)
             else:
-                os.unlink(name, dir_fd=dir_fd)
-            if sync:
+                with self._journaled(journal, journal_mod.OP_DELETE, key, sync=sync):
+                    os.unlink(name, dir_fd=dir_fd)
+            if sync and journal is None:
                 self._fsync(dir_fd)
             return True
         except FileNotFoundError:
@@ -647,10 +717,12 @@ class LocalStorage:
                 try:
                     if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime >= cutoff:
                         return False
-                    os.unlink(name, dir_fd=dir_fd)
+                    with self._journaled(self._journal, journal_mod.OP_DELETE, key, sync=True):
+                        os.unlink(name, dir_fd=dir_fd)
                 except FileNotFoundError:
                     return False
-            self._fsync(dir_fd)
+            if self._journal is None:
+                self._fsync(dir_fd)
             return True
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc

@@ -33,6 +33,7 @@ FAULTABLE_OS = (
     "pwrite",
     "pread",
     "fsync",
+    "fdatasync",
     "rename",
     "link",
     "unlink",
@@ -193,15 +194,17 @@ def install_faults(plan: FaultPlan) -> Callable[[], None]:
     """Route the local backend's ``os`` and ``fcntl`` calls through ``plan``; return an undo."""
     import fcntl
 
-    from ckpt.storage import local
+    from ckpt.storage import journal, local
 
     saved_os, saved_fcntl = local.os, local.fcntl
     local.os = _FaultyModule(os, plan, FAULTABLE_OS)  # type: ignore[assignment]
     local.fcntl = _FaultyModule(fcntl, plan, ("flock",))  # type: ignore[assignment]
+    journal.os = local.os  # type: ignore[attr-defined]
 
     def undo() -> None:
         local.os = saved_os
         local.fcntl = saved_fcntl
+        journal.os = saved_os  # type: ignore[attr-defined]
 
     return undo
 

@@ -169,7 +169,11 @@ def _plant_cases(template: Path) -> list[str]:
 
 
 def _attempts(store: Path) -> Iterator[tuple[str, Callable[[], object]]]:
-    repo = ckpt.open(store)
+    try:
+        repo = ckpt.open(store)
+    except CkptError:  # e.g. its journal is a symlink: refused when the store is opened
+        yield "open", lambda: ckpt.open(store)
+        return
     yield "save", lambda: repo.job("j").save("new", {"new": 1})
     yield "save to a new job", lambda: repo.job("k").save("a", {"k": 1})
     yield "branch", lambda: repo.job("j").branch("side")

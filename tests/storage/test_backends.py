@@ -308,7 +308,8 @@ def test_local_deleted_keys_leave_no_lock_file(tmp_path: Path) -> None:
     assert (tmp_path / "refs" / "heads" / "fix" / "ending.lock").exists()
     storage.compare_and_swap("refs/heads/fix/ending", b"a\n", None)  # what branch -d does
     assert storage.delete("refs/tags/v1")  # what deleting a job does
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+    left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert left in ([], [".journal", ".journal.lock"])  # the store's journal, not the keys'
     storage.compare_and_swap("refs/heads/fix/ending", None, b"again\n")  # locks anew
     assert storage.get("refs/heads/fix/ending") == b"again\n"
 
@@ -327,6 +328,7 @@ def test_branch_and_tag_deletion_leave_no_lock_files(tmp_path: Path) -> None:
         repo.delete_job("other")
     locks = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.lock"))
     assert locks == [
+        "store/.journal.lock",
         "store/config.lock",
         "store/jobs/novel/HEAD.lock",
         "store/jobs/novel/meta.lock",
