@@ -200,11 +200,14 @@ def install_faults(plan: FaultPlan) -> Callable[[], None]:
     local.os = _FaultyModule(os, plan, FAULTABLE_OS)  # type: ignore[assignment]
     local.fcntl = _FaultyModule(fcntl, plan, ("flock",))  # type: ignore[assignment]
     journal.os = local.os  # type: ignore[attr-defined]
+    saved_exchange = local._exchange
+    local._exchange = plan.wrap("rename", saved_exchange)  # type: ignore[assignment]
 
     def undo() -> None:
         local.os = saved_os
         local.fcntl = saved_fcntl
         journal.os = saved_os  # type: ignore[attr-defined]
+        local._exchange = saved_exchange  # type: ignore[assignment]
 
     return undo
 
