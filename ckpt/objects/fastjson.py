@@ -106,6 +106,32 @@ def _odd_float(out: bytes) -> bool:
     return False
 
 
+#: The start of the last large output found free of odd floats (all of it but its last
+#: :data:`_CLEAN_MARGIN` bytes).  An output that starts with the same bytes (a value that
+#: grew at its end, as a checkpointed state does) is scanned only from just before their
+#: end: whether a position starts an odd float depends on the bytes before it and on at
+#: most 4 after it, so every position further back decides as it did before.
+_clean_prefix = b""
+_CLEAN_MARGIN = 64
+_CLEAN_MIN = 64 << 10
+_CLEAN_MAX = 64 << 20
+
+
+def _odd_float_since_known(out: bytes) -> bool:
+    """:func:`_odd_float`, scanning only what follows :data:`_clean_prefix` if ``out``
+    starts with it (a float straddling the seam is judged as if it started a token:
+    a false alarm costs time, never correctness)."""
+    global _clean_prefix
+    prefix = _clean_prefix
+    if len(prefix) >= _CLEAN_MIN and out.startswith(prefix):
+        odd = _odd_float(out[len(prefix) - _CLEAN_MARGIN :])
+    else:
+        odd = _odd_float(out)
+    if not odd and _CLEAN_MIN <= len(out) <= _CLEAN_MAX:
+        _clean_prefix = out[: len(out) - _CLEAN_MARGIN]
+    return odd
+
+
 def dumps(value: object) -> bytes | None:
     """Canonical JSON of ``value`` if it is plain JSON that orjson writes identically, else None."""
     orjson = _load()
@@ -113,7 +139,7 @@ def dumps(value: object) -> bytes | None:
         out: bytes = orjson.dumps(value, option=_OPTIONS, default=_refuse)
     except (orjson.JSONEncodeError, _Refused, TypeError, ValueError, RecursionError):
         return None
-    if _odd_float(out):
+    if _odd_float_since_known(out):
         return None
     try:
         if orjson.loads(out) != value:

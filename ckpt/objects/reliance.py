@@ -47,6 +47,9 @@ _RECORDS_KEPT = 256
 _NEEDS_MORE = codec.FLAG_CHUNKED | codec.FLAG_DELTA
 #: How many closures (see :meth:`Reliance.secure`) a store remembers.
 CLOSURES_KEPT = 100_000
+#: A remembered closure: the keys of the packs it was touched in (in touch order) and
+#: its objects.
+Closure = tuple[tuple[str, ...], frozenset[ObjectId]]
 
 
 class Reliance:
@@ -79,36 +82,59 @@ class Reliance:
         known = self.store.closures.get(oid)
         if known is not None and self._touch_all(known):
             return True
-        closure = self._find(oid, hint)
-        if closure is None:
-            return False
-        # Dependencies before what needs them (the deepest base or chunk first): a pack
-        # gc removes meanwhile makes its touch fail before anything that needs it was
-        # touched, so no pack is kept alive for an object whose base or chunk is gone.
-        keys: dict[str, None] = {}  # where each was touched, in touch order
-        for current, where in reversed(closure):
-            touched = self._touch(current, where)
-            if touched is None:
+        # A part whose closure is remembered (a delta base secured by an earlier save, a
+        # reused chunk) is not walked again; if touching one fails, walk everything.
+        for splice in (True, False):
+            found = self._find(oid, hint, splice=splice)
+            if found is None:
                 return False
-            keys[touched.key] = None
-        objects = frozenset(current for current, _ in closure)
-        self.secured |= objects
-        closures = self.store.closures
-        if len(closures) >= CLOSURES_KEPT:
-            closures.clear()
-        closures[oid] = (tuple(keys), objects)
-        return True
+            closure, parts = found
+            # Dependencies before what needs them (the deepest base or chunk first): a
+            # pack gc removes meanwhile makes its touch fail before anything that needs
+            # it was touched, so no pack is kept alive for an object whose base or chunk
+            # is gone.  Remembered parts are dependencies of what was walked.
+            keys: dict[str, None] = {}  # where each was touched, in touch order
+            if not all(self._touch_all(part) for part in parts):
+                continue
+            for part_keys, _ in parts:
+                keys.update(dict.fromkeys(part_keys))
+            for current, where in reversed(closure):
+                touched = self._touch(current, where)
+                if touched is None:
+                    return False
+                keys[touched.key] = None
+            objects = frozenset(current for current, _ in closure).union(
+                *(part_objects for _, part_objects in parts)
+            )
+            self.secured |= objects
+            closures = self.store.closures
+            if len(closures) >= CLOSURES_KEPT:
+                closures.clear()
+            closures[oid] = (tuple(keys), objects)
+            return True
+        return False
 
-    def _find(self, oid: ObjectId, hint: str | None) -> list[tuple[ObjectId, Location]] | None:
+    def _find(
+        self, oid: ObjectId, hint: str | None, *, splice: bool
+    ) -> tuple[list[tuple[ObjectId, Location]], list[Closure]] | None:
         """``oid`` and every object its stored form needs, each with where it is (needed
-        ones after what needs them); None if one is missing, doomed or unreadable."""
+        ones after what needs them), and with ``splice`` the remembered closures of
+        parts not walked again; None if one is missing, doomed or unreadable."""
         found: list[tuple[ObjectId, Location]] = []
+        parts: list[Closure] = []
         seen: set[ObjectId] = set()
         stack: list[tuple[ObjectId, str | None, bool]] = [(oid, hint, False)]
+        closures = self.store.closures
         while stack:
             current, where_hint, needed = stack.pop()
             if current in seen:
                 continue
+            if splice and needed:
+                remembered = closures.get(current)
+                if remembered is not None:
+                    parts.append(remembered)
+                    seen |= remembered[1]
+                    continue
             where = self._in_pack(current, where_hint) if where_hint is not None else None
             if where is None:
                 where = self.store.locate(current, relist=needed)
@@ -120,13 +146,13 @@ class Reliance:
             if where.packed and not where.flags & _NEEDS_MORE:
                 continue
             try:
-                parts = self.store.references(current)
+                refs = self.store.references(current)
             except (CorruptObjectError, ObjectNotFoundError):
                 return None  # unreadable: the caller stores a clean copy
-            stack.extend((part, None, True) for part in parts)
-        return found
+            stack.extend((part, None, True) for part in refs)
+        return found, parts
 
-    def _touch_all(self, known: tuple[tuple[str, ...], frozenset[ObjectId]]) -> bool:
+    def _touch_all(self, known: Closure) -> bool:
         """Touch the packs of a closure found before (their keys in the order to touch
         them, and the objects), dependencies first; False at the first that is gone, or if
         gc may delete one of the objects."""
