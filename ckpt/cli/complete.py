@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import CompletionItem, split_arg_string
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from ckpt.history.job import Job
     from ckpt.repository import Repository
 
-Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
+# click.shell_completion is imported when completing, not by every command using these.
+Completer = Callable[[click.Context, click.Parameter, str], "list[CompletionItem]"]
 
 
 def _repo(ctx: click.Context) -> Repository:
@@ -37,6 +39,8 @@ def _job_word(ctx: click.Context) -> str | None:
     name = ctx.params.get("job")
     if isinstance(name, str):
         return name
+    from click.shell_completion import split_arg_string
+
     words = split_arg_string(os.environ.get("COMP_WORDS", ""))
     if ctx.info_name not in words:
         return None
@@ -55,6 +59,8 @@ def _job(ctx: click.Context, repo: Repository) -> Job | None:
 
 
 def _items(names: Iterable[str], incomplete: str) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     return [CompletionItem(name) for name in sorted(set(names)) if name.startswith(incomplete)]
 
 

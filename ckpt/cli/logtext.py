@@ -15,6 +15,7 @@ from ckpt.cli import output as out
 
 if TYPE_CHECKING:
     from ckpt.cli.describe import Folded
+    from ckpt.cli.graph import GraphRow
     from ckpt.history.job import Job
     from ckpt.objects.model import Commit
 
@@ -136,7 +137,6 @@ def log_lines(
     """The text of ``ckpt log`` for ``commits`` (from :func:`log_commits`), ending with a
     note of the internal commits folded away, if any."""
     from ckpt.cli.describe import Folded, label, langgraph_nodes
-    from ckpt.cli.graph import layout
     from ckpt.errors import CkptError
     from ckpt.history import documents
 
@@ -166,7 +166,11 @@ def log_lines(
         drawn = (folded.shown_parent(p) for p in commit.parents)
         return list(dict.fromkeys(p for p in drawn if p is not None and p in shown))
 
-    rows = layout(shown_commits, parents_of) if graph else None
+    rows: list[GraphRow] | None = None
+    if graph:
+        from ckpt.cli.graph import layout
+
+        rows = layout(shown_commits, parents_of)
     # Every row's text starts in one column: the graph is as wide as its widest row.
     graph_width = max((len(row.node) for row in rows), default=0) if rows else 0
     lines: list[str] = []

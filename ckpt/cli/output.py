@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -236,7 +235,12 @@ def echo_paged(lines: Sequence[str]) -> None:
     """Print ``lines``; through a pager (``$PAGER``, else ``less``) when they do not fit
     on the terminal, in one write when piped."""
     text = "\n".join(lines)
-    if is_terminal(sys.stdout) and len(lines) > shutil.get_terminal_size().lines - 1:
+    if not is_terminal(sys.stdout):
+        click.echo(text)
+        return
+    import shutil
+
+    if len(lines) > shutil.get_terminal_size().lines - 1:
         click.echo_via_pager(text + "\n")
     else:
         click.echo(text)

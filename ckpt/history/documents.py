@@ -4,7 +4,8 @@
 them, so that scripts and the dashboard read one schema (documented in
 ``docs/cli.md``).  Each function reads only what its document holds and
 raises the library's errors (a job, revision or stage that does not exist,
-a damaged object) unchanged.
+a damaged object) unchanged.  The diff machinery (:mod:`ckpt.history.diff`) is
+imported by the functions that use it, not by ``ckpt log``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ckpt.errors import NotFoundError
-from ckpt.history.diff import (
-    changes_stage,
-    diff_commits,
-    diff_trees,
-    file_diff,
-    stage_files,
-    value_diff,
-)
 from ckpt.history.job import Job
 from ckpt.history.names import stage_name
 from ckpt.history.retained import retained_history
-from ckpt.history.tags import tag_annotations
 from ckpt.objects.model import Commit
 
 
@@ -78,6 +70,8 @@ def log_commits(
     (``ckpt log JOB -- STAGE``); ``limit`` then counts those.  Raises NotFoundError
     if no commit of the history ever had one of them."""
     if stages:
+        from ckpt.history.diff import changes_stage
+
         for stage in stages:
             stage_name(stage)
         every = log_commits(job, rev, all_refs=all_refs)
@@ -132,6 +126,8 @@ def log_document(
 def stage_changes(job: Job, commit: Commit) -> dict[str, str]:
     """Stage name -> ``added`` or ``changed`` for the stages ``commit`` wrote (compared with
     its parent; every stage of a first checkpoint is added, none after a retention cut)."""
+    from ckpt.history.diff import diff_trees
+
     objects = job.repo.objects
     tree = objects.get_tree(commit.tree)
     if commit.parent is None:
@@ -144,6 +140,8 @@ def stage_changes(job: Job, commit: Commit) -> dict[str, str]:
 
 def tags_at(job: Job, commit: Commit) -> list[dict[str, Any]]:
     """The tags pointing at ``commit``, each with its message (None for a tag without)."""
+    from ckpt.history.tags import tag_annotations
+
     notes = tag_annotations(job)
     found = []
     for name, oid in sorted(job.tags().items()):
@@ -161,6 +159,8 @@ def tags_at(job: Job, commit: Commit) -> list[dict[str, Any]]:
 
 def show_document(job: Job, rev: str | None = None) -> dict[str, Any]:
     """``ckpt show JOB [REV] --json``."""
+    from ckpt.history.diff import stage_files
+
     commit = job.resolve(rev)
     tree = job.repo.objects.get_tree(commit.tree)
     changes = stage_changes(job, commit)
@@ -203,6 +203,8 @@ def diff_document(
     unified diff of its JSON (none with ``stat_only``; a string value as text, line by line,
     unless ``text`` is False).  With ``new_job``, ``new_rev`` is a revision of that job
     (``ckpt diff JOB1:OLD JOB2:NEW``)."""
+    from ckpt.history.diff import diff_commits, file_diff, value_diff
+
     result = diff_commits(job, old_rev, new_rev, new_job=new_job)
     changes = result.changes
     if stage is not None:

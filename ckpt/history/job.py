@@ -42,11 +42,9 @@ from ckpt.errors import (
 from ckpt.history import names
 from ckpt.history.fork import fork_job
 from ckpt.history.jobrecord import JobRecord, read_record_or_default, update_record
-from ckpt.history.refcheck import missing_ref_message
 from ckpt.history.refs import DEFAULT_BRANCH, HEADS, TAGS, ReflogEntry, RefStore, now
 from ckpt.history.retained import retained_history
 from ckpt.history.revisions import known_commits, resolve_revision
-from ckpt.history.tags import forget_tag, prepare_tag
 from ckpt.objects.canonical import JSONValue, canonical_json, parse_json, type_name
 from ckpt.objects.ids import CommitId, Kind, ObjectId
 from ckpt.objects.model import (
@@ -621,6 +619,8 @@ class Job:
         if self.refs.read(ref) is not None:
             raise ConflictError(f"job {self.name!r}: tag {name!r} already exists")
         _check_nesting(self.name, "tag", name, self.tags())
+        from ckpt.history.tags import prepare_tag
+
         prepare_tag(self, name, target.id, message)
         self.refs.update(ref, None, target.id, f"tag: {name}")
         return target
@@ -639,6 +639,8 @@ class Job:
         if oid is None:
             raise NotFoundError(f"job {self.name!r} has no tag {name!r}")
         self.refs.update(TAGS + name, oid, None, "tag: deleted")
+        from ckpt.history.tags import forget_tag
+
         forget_tag(self, name)
         return oid
 
@@ -737,6 +739,8 @@ def _refuse_lost_branch(refs: RefStore, branch: str) -> None:
     would start a new root and orphan that history, and a log would show nothing."""
     logged = refs.logged_target(HEADS + branch)
     if logged is not None:
+        from ckpt.history.refcheck import missing_ref_message
+
         raise CorruptRefError(missing_ref_message(refs.job, HEADS + branch, logged))
 
 

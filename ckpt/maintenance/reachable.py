@@ -19,7 +19,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from ckpt.history.jobrecord import JobRecord, read_record_or_default
-from ckpt.history.refcheck import logged_targets
 from ckpt.history.refs import ReflogEntry, RefStore, now
 from ckpt.objects.ids import CommitId
 from ckpt.storage.base import Storage
@@ -52,6 +51,8 @@ def roots_from(
     at: dt.datetime | None = None,
 ) -> set[CommitId]:
     """:func:`job_roots` from a job's refs, reflog and record already read."""
+    from ckpt.history.refcheck import logged_targets  # here: `ckpt log` never needs it
+
     entries = list(reflog)
     roots: set[CommitId] = {oid for oid in targets.values() if oid is not None}
     roots.update(record.kept_below.values())

@@ -25,11 +25,12 @@ import contextlib
 import io
 import os
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
-from ckpt.objects import chunking, codec, delta, pack
+from ckpt.objects import codec, delta, pack
 from ckpt.objects.ids import (
     PARALLEL_HASH_SIZE,
     CommitId,
@@ -52,9 +53,13 @@ from ckpt.objects.packset import (
     StoredObject,
     object_key,
 )
-from ckpt.objects.reliance import Reliance
-from ckpt.objects.writer import ObjectBatch
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
+
+if TYPE_CHECKING:
+    # The writing side (writer, chunker, reliance) is imported on first use: commands that
+    # only read (`ckpt log`) do not pay for it at start-up.
+    from ckpt.objects.chunking import CutMemo
+    from ckpt.objects.writer import ObjectBatch
 
 __all__ = [
     "OBJECTS_PREFIX",
@@ -69,6 +74,17 @@ __all__ = [
     "object_key",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    # ObjectBatch is still importable from here, as before, without importing the writer
+    # with this module.
+    if name == "ObjectBatch":
+        from ckpt.objects.writer import ObjectBatch
+
+        return ObjectBatch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: Decoded payloads (delta bases, chunk lists) kept in memory.
 PAYLOAD_CACHE_BYTES = 64 << 20
 
@@ -81,13 +97,23 @@ class ObjectStore(PackSet):
         self._payloads = LRU(PAYLOAD_CACHE_BYTES)
         #: Kind, delta base and depth of objects whose headers this store read or wrote.
         self.links: dict[ObjectId, tuple[Kind, ObjectId | None, int]] = {}
-        #: Cut points and chunk ids of the values this store chunked last.
-        self.cut_memo = chunking.CutMemo()
+        self._cut_memo: CutMemo | None = None
         #: Object -> the packs its closure is in (in the order to touch them) and the
         #: objects of the closure (kept by ckpt.objects.reliance).
         self.closures: dict[ObjectId, tuple[tuple[str, ...], frozenset[ObjectId]]] = {}
 
     # -- writing ------------------------------------------------------------
+
+    @property
+    def cut_memo(self) -> CutMemo:
+        """Cut points and chunk ids of the values this store chunked last (made on first
+        use: a store that only reads never imports the chunker)."""
+        memo = self._cut_memo
+        if memo is None:
+            from ckpt.objects.chunking import CutMemo
+
+            memo = self._cut_memo = CutMemo()
+        return memo
 
     def batch(self, *, sealed_by_ref: bool = False) -> ObjectBatch:
         """A batch of puts written as one pack when the ``with`` block ends.
@@ -98,6 +124,8 @@ class ObjectStore(PackSet):
         durable change makes the batch's pack durable too (on a local store,
         one fdatasync of its journal for both; see :mod:`ckpt.storage.journal`).
         """
+        from ckpt.objects.writer import ObjectBatch
+
         return ObjectBatch(self, sealed_by_ref=sealed_by_ref)
 
     def freshen(self, oid: ObjectId, *, doomed: frozenset[ObjectId] | None = None) -> bool:
@@ -106,6 +134,8 @@ class ObjectStore(PackSet):
         everything its stored form needs are touched, so that a concurrent gc spares
         them (see :mod:`ckpt.objects.reliance`).  False: store it anew.  ``doomed``: what
         :func:`~ckpt.objects.reliance.doomed_objects` gave, for a caller asking many times."""
+        from ckpt.objects.reliance import Reliance
+
         return Reliance(self, doomed).secure(check_object_id(oid))
 
     def put(self, kind: Kind, data: bytes, *, base: ObjectId | None = None) -> ObjectId:
@@ -192,7 +222,9 @@ class ObjectStore(PackSet):
     def _assemble(
         self, oid: ObjectId, header: codec.Header, payload: bytes, checked: set[str] | None = None
     ) -> bytes:
-        chunks, tail = chunking.decode_list(payload, header.length, oid)
+        from ckpt.objects.chunking import decode_list
+
+        chunks, tail = decode_list(payload, header.length, oid)
         hasher = new_hasher(header.kind, header.length)
         if header.length >= PARALLEL_HASH_SIZE:
             hasher = blake3.blake3(
@@ -275,7 +307,9 @@ class ObjectStore(PackSet):
         header = codec.parse_header(stored, oid)
         if not header.chunked or (offset == 0 and length >= header.length):
             return self.get(oid)[offset : offset + length]
-        chunks, tail = chunking.decode_list(self._payload(oid, stored, header), header.length, oid)
+        from ckpt.objects.chunking import decode_list
+
+        chunks, tail = decode_list(self._payload(oid, stored, header), header.length, oid)
         end = min(offset + length, header.length)
         parts: list[bytes] = []
         position = 0
@@ -396,7 +430,9 @@ class ObjectStore(PackSet):
         if header.chunked:
             payload = self._payload(oid, stored, header)
             self._payloads.put(oid, payload)
-            chunks, _ = chunking.decode_list(payload, header.length, oid)
+            from ckpt.objects.chunking import decode_list
+
+            chunks, _ = decode_list(payload, header.length, oid)
             refs.extend(cid for cid, _ in chunks)
         return refs
 

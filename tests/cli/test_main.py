@@ -303,6 +303,36 @@ def test_log_imports_only_its_command_module(tmp_path: Path, store: Path, novel:
     }, sorted(loaded & {"cattrs", "ckpt.values.serialize", "orjson", "decimal", "random"})
 
 
+#: What `ckpt log` (reading a few commits, their refs and tags) never needs: the writing side
+#: of the object store, diffs, the graph, tag annotations, ref checks, shell completion.
+NOT_FOR_LOG = {
+    "ckpt.objects.writer",
+    "ckpt.objects.chunking",
+    "ckpt.objects.reliance",
+    "ckpt.objects.stream",
+    "ckpt.history.diff",
+    "ckpt.history.tags",
+    "ckpt.history.refcheck",
+    "ckpt.cli.graph",
+    "click.shell_completion",
+    "shutil",
+}
+
+
+def test_log_reads_commits_without_the_writing_side(
+    tmp_path: Path, store: Path, novel: Job
+) -> None:
+    novel.tag("v1", message="first cut")  # a decoration to show: read from the refs alone
+    loaded = _imported_modules("--store", str(store), "log", "novel", "-n", "10", cwd=tmp_path)
+    assert {"ckpt.objects.store", "ckpt.objects.model", "ckpt.history.refs"} <= loaded
+    assert not loaded & NOT_FOR_LOG, sorted(loaded & NOT_FOR_LOG)
+    # What log leaves out is still imported where it is needed.
+    graph = _imported_modules("--store", str(store), "log", "novel", "--graph", cwd=tmp_path)
+    assert "ckpt.cli.graph" in graph
+    shown = _imported_modules("--store", str(store), "show", "novel", "v1", cwd=tmp_path)
+    assert {"ckpt.history.diff", "ckpt.history.tags"} <= shown
+
+
 def test_python_dash_m_ckpt(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ckpt", "--version"], capture_output=True, text=True, check=False

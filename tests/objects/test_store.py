@@ -28,6 +28,14 @@ def test_one_batch_is_one_pack(storage: Storage) -> None:
     assert ObjectStore(storage).get(ids[3]) == b"value 3"
 
 
+def test_the_writer_is_imported_on_first_write_and_still_reachable_from_the_store() -> None:
+    from ckpt.objects import store, writer
+
+    assert store.ObjectBatch is writer.ObjectBatch  # imported lazily, as before by name
+    with pytest.raises(AttributeError):
+        _ = store.NoSuchThing
+
+
 def test_nothing_is_written_when_the_batch_block_raises(storage: Storage) -> None:
     store = ObjectStore(storage)
     with pytest.raises(RuntimeError), store.batch() as batch:
