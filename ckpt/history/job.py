@@ -357,6 +357,7 @@ class Job:
             ) from exc
         self._seen[branch] = commit.id
         self._wrote = (commit, tree)
+        self.repo.objects.settle()
         return commit
 
     def complete(self, message: str = "", meta: Mapping[str, JSONValue] | None = None) -> Commit:

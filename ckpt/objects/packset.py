@@ -9,6 +9,7 @@ a size tier once they pile up.  It does not decode what it reads: that is
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import blake3
 
-from ckpt.errors import CorruptObjectError, ObjectNotFoundError
+from ckpt.errors import CorruptObjectError, ObjectNotFoundError, StorageError
 from ckpt.objects import pack
 from ckpt.objects.ids import ObjectId, check_object_id
 from ckpt.storage.base import KeyInfo, KeyNotFoundError, Storage
@@ -152,6 +153,8 @@ class PackSet:
         self._sizes: dict[str, int] = {}
         self._last_hit: PackRef | None = None
         self._loose: bool | None = None
+        #: Merged packs left for :meth:`settle` to remove (see ``_write_pack``).
+        self._merged_away: list[str] = []
 
     # -- locating -----------------------------------------------------------
 
@@ -381,8 +384,24 @@ class PackSet:
         raw_ids = [raw_id for raw_id, _ in entries]
         key, _ = self._store_pack(pack.build(entries), raw_ids, durable=durable)
         if merge:
-            self._merge_tiers()
+            self._merge_tiers(durable=durable)
         return key
+
+    def settle(self) -> None:
+        """Remove the packs merged by a save whose pack was not durable by itself (its
+        ref move, now done, made the merged pack durable with it): on a local store
+        with a journal the merge then costs no fsync of its own."""
+        with self._lock:
+            removed, self._merged_away = self._merged_away, []
+        for key in removed:
+            # Not synced: if a crash brings a source back, its objects are merely stored
+            # twice (the next merge or gc drops the copy).  Nor is a failure the save's:
+            # a source left in place is such a copy too.
+            with contextlib.suppress(StorageError):
+                self.storage.delete(key, sync=False)
+            self._values.discard(key)
+        if removed:
+            self._pack_list(refresh=True)
 
     def _store_pack(
         self, data: bytes, ids: list[bytes], *, durable: bool = True
@@ -407,22 +426,28 @@ class PackSet:
                         self._all[raw_id] = key
         return key, created
 
-    def _merge_tiers(self) -> None:
-        """Merge the packs of any size tier that holds MERGE_COUNT of them."""
+    def _merge_tiers(self, *, durable: bool = True) -> None:
+        """Merge the packs of any size tier that holds MERGE_COUNT of them.
+
+        ``durable=False``: the merged pack is written as the save's own pack is (made
+        durable by the ref move that follows), and its sources are removed only by
+        :meth:`settle`, after that move."""
         refs = self._pack_list()
         for limit in TIERS:
             lower = 0 if limit == TIERS[0] else TIERS[TIERS.index(limit) - 1]
-            tier = [ref for ref in refs if lower <= ref.size < limit]
+            away = set(self._merged_away)
+            tier = [ref for ref in refs if lower <= ref.size < limit and ref.key not in away]
             if len(tier) >= MERGE_COUNT:
-                self._merge(tier)
+                self._merge(tier, durable=durable)
                 refs = self._pack_list(refresh=True)
 
-    def _merge(self, refs: list[PackRef]) -> None:
-        """Write the objects of ``refs`` as one pack, then remove them.
+    def _merge(self, refs: list[PackRef], *, durable: bool = True) -> None:
+        """Write the objects of ``refs`` as one pack, then remove them (or leave them for
+        :meth:`settle`, if not ``durable``).
 
-        The merged pack is written (durably) before any source is removed, so
-        every object stays readable throughout; a reader that raced with the
-        removal finds the object again after relisting.
+        The merged pack is durable before any source is removed, so every object
+        stays readable throughout; a reader that raced with the removal finds the
+        object again after relisting.
         """
         entries: list[tuple[bytes, bytes]] = []
         merged: list[str] = []
@@ -439,11 +464,15 @@ class PackSet:
             return
         # Sorted by id, so that two processes merging the same packs write the same pack.
         entries.sort(key=lambda item: item[0])
-        written = self._write_pack(entries, merge=False)
+        written = self._write_pack(entries, merge=False, durable=durable)
         for key in merged:
             if key == written:
                 # The sources added nothing to this one (another merge already
                 # wrote it): it is the result, not a source to remove.
+                continue
+            if not durable:
+                with self._lock:
+                    self._merged_away.append(key)
                 continue
             # Not synced: if a crash brings a source back, its objects are merely stored
             # twice (the next merge or gc drops the copy).
