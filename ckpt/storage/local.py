@@ -54,6 +54,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from ckpt.errors import ConflictError, InvalidNameError, StorageError
 from ckpt.storage import journal as journal_mod
@@ -175,6 +176,7 @@ class _OpenFiles:
 #: Whether ``renameat2(RENAME_EXCHANGE)`` may work here; cleared on the first refusal.
 _EXCHANGE_OK = sys.platform.startswith("linux")
 _RENAME_EXCHANGE = 2
+_renameat2: Any = None  # libc's renameat2, found on first use
 
 
 def _exchange(dir_fd: int, tmp: str, name: str) -> bool:
@@ -187,17 +189,17 @@ def _exchange(dir_fd: int, tmp: str, name: str) -> bool:
     (``auto_da_alloc``, there for programs that rename without fsyncing), which
     costs more than the rest of the move; an exchange does not.
     """
-    global _EXCHANGE_OK
+    global _EXCHANGE_OK, _renameat2
     if not _EXCHANGE_OK:
         return False
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        _EXCHANGE_OK = False
-        return False
-    if renameat2(dir_fd, tmp.encode(), dir_fd, name.encode(), _RENAME_EXCHANGE) == 0:
+    if _renameat2 is None:
+        _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+        if _renameat2 is None:
+            _EXCHANGE_OK = False
+            return False
+    if _renameat2(dir_fd, tmp.encode(), dir_fd, name.encode(), _RENAME_EXCHANGE) == 0:
         return True
     error = ctypes.get_errno()
     if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
