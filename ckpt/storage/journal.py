@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import weakref
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -137,10 +138,19 @@ class Journal:
     """
 
     def __init__(self, storage: LocalStorage, boot: bytes | None) -> None:
-        self.storage = storage
+        # Not a strong reference: the storage holds its journal, and a cycle would keep
+        # a dropped storage (and the files it holds open) alive until the cyclic gc ran.
+        self._storage = weakref.ref(storage)
         self.header = None if boot is None else header(boot)
         #: Whether this process appended a put or set that is not synced yet.
         self._unsynced = False
+
+    @property
+    def storage(self) -> LocalStorage:
+        storage = self._storage()
+        if storage is None:  # pragma: no cover - the storage calls its own journal
+            raise StorageError(0, "the journal's storage is gone")
+        return storage
 
     @contextlib.contextmanager
     def change(self, op: bytes, key: str, value: bytes = b"", *, sync: bool) -> Iterator[None]:

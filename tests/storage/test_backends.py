@@ -376,3 +376,26 @@ def test_local_range_reads_keep_a_bounded_number_of_files_open(tmp_path: Path) -
 
     gc.collect()
     assert open_files() == before
+
+
+def test_a_dropped_local_storage_closes_its_files_at_once(tmp_path: Path) -> None:
+    """Nothing keeps a dropped storage alive until the cyclic gc runs (its journal refers
+    to it weakly): a process that opens stores again and again does not pile up files."""
+    import gc
+    import os
+
+    from ckpt.storage.local import LocalStorage
+
+    LocalStorage(tmp_path).put_if_absent("packs/p", b"x" * 10)  # the journal exists
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            storage = LocalStorage(tmp_path)
+            assert storage.get_range("packs/p", 0, 1) == b"x"
+            storage.compare_and_swap("refs/r", None, b"a\n")
+            storage.compare_and_swap("refs/r", b"a\n", None)
+            del storage
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
