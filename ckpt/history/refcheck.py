@@ -70,13 +70,19 @@ def missing_ref_message(job: str, ref: str, logged: CommitId) -> str:
     )
 
 
-def ref_damage(storage: Storage, job: str) -> list[RefDamage]:
+def ref_damage(
+    storage: Storage, job: str, reflog: list[ReflogEntry] | None = None
+) -> list[RefDamage]:
     """The damaged refs of ``job``: garbled refs, refs missing against the reflog, and a
-    missing ``HEAD`` of a job that still has refs or a reflog."""
+    missing ``HEAD`` of a job that still has refs or a reflog.
+
+    ``reflog``: the job's reflog entries, newest first, if the caller has read them.
+    """
     refs = RefStore(storage, job)
     damage: list[RefDamage] = []
     present = refs.all_refs()
-    reflog = refs.reflog()
+    if reflog is None:
+        reflog = refs.reflog()
     logged = logged_targets(reflog)
     if not refs.exists() and (present or reflog):
         damage.append(

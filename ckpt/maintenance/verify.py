@@ -37,7 +37,7 @@ from ckpt.objects.packcheck import PackDamage, damaged_packs
 from ckpt.objects.progress import Meter
 from ckpt.objects.progress import ProgressFn as EventFn
 from ckpt.objects.salvage import salvage
-from ckpt.objects.scan import StoreScan
+from ckpt.objects.scan import StoreScan, Verdict
 from ckpt.objects.stream import verify_blob
 from ckpt.storage.base import KeyNotFoundError
 
@@ -126,14 +126,58 @@ class _Checker:
         self.objects_checked = 0
         self.bytes_checked = 0
         self.listed: list[ObjectId] = []
+        #: Blobs still being checked by worker processes, and those of them the
+        #: walk took for good meanwhile (see :meth:`settle`).
+        self.pending: set[ObjectId] = set()
+        self.assumed: set[ObjectId] = set()
+        self._scan: StoreScan | None = None
+        self._finish: Callable[[], dict[ObjectId, Verdict]] | None = None
 
-    def check_all(self, progress: Meter | None = None) -> None:
-        """Check every stored object, on every core (the bulk of a full verify)."""
+    def check_all(self, progress: Meter | None = None) -> bool:
+        """Check every stored object, on every core (the bulk of a full verify).
+
+        Returns True if large values are still being checked by worker
+        processes: the walk may go on meanwhile, and :meth:`settle` must be
+        called after it (or :meth:`stop` if it fails).
+        """
         scan = StoreScan(self.repo.objects)
-        verdicts, self.decoded = scan.check_all(keep={Kind.COMMIT, Kind.TREE}, progress=progress)
+        self.listed = list(scan.slots)
+        self.decoded, finish = scan.start_checks(keep={Kind.COMMIT, Kind.TREE}, progress=progress)
+        if not scan.checking:
+            self._take(scan, finish())
+            return False
+        self._scan, self._finish = scan, finish
+        so_far = scan.verdicts()
+        self._take(scan, so_far)
+        self.pending = {oid for oid in scan.slots if oid not in so_far}
+        return True
+
+    def settle(self) -> bool:
+        """Wait for the checks :meth:`check_all` left running and take their verdicts.
+
+        Returns True if a blob the walk took for good meanwhile turned out
+        damaged, missing or of another kind: the walk must then be done again.
+        """
+        scan, finish = self._scan, self._finish
+        if scan is None or finish is None:
+            return False
+        self._scan = self._finish = None
+        self._take(scan, finish())
+        self.pending = set()
+        assumed, self.assumed = self.assumed, set()
+        return any(
+            oid not in self.ok or self.kinds.get(oid, Kind.BLOB) is not Kind.BLOB for oid in assumed
+        )
+
+    def stop(self) -> None:
+        """Stop the checks :meth:`check_all` left running (verify is giving up)."""
+        if self._scan is not None:
+            self._scan.stop_checks()
+
+    def _take(self, scan: StoreScan, verdicts: dict[ObjectId, Verdict]) -> None:
         for oid, slot in scan.slots.items():
             verdict = verdicts.get(oid)
-            if verdict is None:
+            if verdict is None or oid in self.ok or oid in self.errors:
                 continue  # checked by the walk, or by the sweep at the end of verify
             if isinstance(verdict, CkptError):
                 self.errors[oid] = verdict
@@ -156,6 +200,10 @@ class _Checker:
             return False
         if oid in self.errors:
             return False
+        if kind is Kind.BLOB and oid in self.pending:
+            # Being checked by a worker: taken for good until it has its verdict.
+            self.assumed.add(oid)
+            return True
         try:
             if kind is Kind.BLOB and not self.full:
                 if not self.repo.objects.has(oid):
@@ -236,24 +284,41 @@ def verify(
     healths: dict[str, JobHealth] = {}
     names = list(jobs) if jobs is not None else _job_names(repo)
     packs_damaged: list[PackDamage] | None = None  # else looked for if objects are missing
-    if full and jobs is None:
-        checking = Meter(events, "checking objects")
-        checker.check_all(checking)
+    checking: Meter | None = None
+    try:
+        if full and jobs is None:
+            checking = Meter(events, "checking objects")
+            if not checker.check_all(checking):
+                checking.finish()
+                checking = None
+            packs_damaged = damaged_packs(repo.objects)
+            problems.extend(
+                Problem("damaged-pack", bad.key, f"{bad.error}; {_PACK_FIX}")
+                for bad in packs_damaged
+                if bad.index_whole
+            )
+        # Large values may still be checked by worker processes while the jobs
+        # are walked: the walk takes them for good, and is done again in the
+        # rare case that one of them is not.
+        walked = len(problems)
+        walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
+        for index, name in enumerate(names, 1):
+            before = checker.bytes_checked
+            healths[name] = _verify_job(repo, name, checker, problems, damage)
+            walking.advance(1, checker.bytes_checked - before)
+            if progress is not None:
+                progress(index, len(names))
+        walking.finish()
+    except BaseException:
+        checker.stop()
+        raise
+    if checker.settle():
+        del problems[walked:]
+        damage.clear()
+        for name in names:
+            healths[name] = _verify_job(repo, name, checker, problems, damage)
+    if checking is not None:
         checking.finish()
-        packs_damaged = damaged_packs(repo.objects)
-        problems.extend(
-            Problem("damaged-pack", bad.key, f"{bad.error}; {_PACK_FIX}")
-            for bad in packs_damaged
-            if bad.index_whole
-        )
-    walking = Meter(events, "checking jobs", unit="jobs", total=len(names))
-    for index, name in enumerate(names, 1):
-        before = checker.bytes_checked
-        healths[name] = _verify_job(repo, name, checker, problems, damage)
-        walking.advance(1, checker.bytes_checked - before)
-        if progress is not None:
-            progress(index, len(names))
-    walking.finish()
     if full and jobs is None:
         for oid in checker.listed:
             if oid not in checker.ok and oid not in checker.errors:
@@ -363,7 +428,11 @@ def _verify_job(
     except CorruptRefError as exc:
         problems.append(Problem("bad-head", f"{name}:HEAD", str(exc), (name,)))
     targets = refs.all_refs()
-    for bad_ref in ref_damage(repo.storage, name):
+    # The reflog is parsed once: for damaged refs, garbled lines, roots and last-good
+    # candidates.
+    records = list(refs._reflog_records())
+    reflog = [entry for entry in reversed(records) if entry is not None]
+    for bad_ref in ref_damage(repo.storage, name, reflog):
         problems.append(Problem(bad_ref.kind, f"{name}:{bad_ref.ref}", bad_ref.message, (name,)))
     try:
         record = read_record(repo.storage, name)
@@ -377,9 +446,6 @@ def _verify_job(
                 (name,),
             )
         )
-    # The reflog is parsed once: for garbled lines, roots and last-good candidates.
-    records = list(refs._reflog_records())
-    reflog = [entry for entry in reversed(records) if entry is not None]
     bad_lines = [number for number, entry in enumerate(records, 1) if entry is None]
     for line in bad_lines:
         problems.append(

@@ -42,8 +42,10 @@ def damaged_packs(store: ObjectStore) -> list[PackDamage]:
         try:
             ref.index = None  # read it afresh
             index = store._index(ref)
-            for _ in index.entries(read):
-                pass
+            if index.records is None:  # else checked as the index was read
+                both = read(index.index_offset, index.count * pack.RECORD.size + pack.FANOUT.size)
+                index.check_digest(both)
+                index.check_records(both[: index.count * pack.RECORD.size])
         except KeyNotFoundError:
             continue
         except CorruptObjectError as exc:

@@ -19,14 +19,13 @@ base if the base itself fails its check.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import blake3
-
 from ckpt.errors import CkptError, CorruptObjectError, ObjectNotFoundError
 from ckpt.objects import chunking, codec
-from ckpt.objects.ids import PARALLEL_HASH_SIZE, Kind, ObjectId, new_hasher, object_id
+from ckpt.objects.ids import Kind, ObjectId, new_hasher
 from ckpt.objects.progress import Meter
 from ckpt.objects.storemap import (
     PackListing,
@@ -36,7 +35,9 @@ from ckpt.objects.storemap import (
     SweepResult,
     Verdict,
 )
+from ckpt.objects.valuecheck import ChunkPlace, Group, ValueTask, ValueWorkers, fast_id, plain
 from ckpt.storage.base import KeyNotFoundError
+from ckpt.storage.local import LocalStorage
 
 #: Entries of one pack checked per task, so that one large pack of small
 #: objects still spreads over every core.
@@ -49,10 +50,15 @@ SHARED_CHUNK_BYTES = 256 << 20
 #: zstd and blake3 calls are too short for other threads to gain from the GIL
 #: being released, and handing the GIL to and fro costs more than it gives.
 SMALL_OBJECT = 16 << 10
+#: A local store whose chunked values hold at least this many bytes has them
+#: checked in worker processes (see :mod:`ckpt.objects.valuecheck`).
+PROCESS_VALUE_BYTES = 256 << 20
 
 
 class StoreScan(StoreMap):
     """A :class:`~ckpt.objects.storemap.StoreMap` with bulk checks over it."""
+
+    _workers: ValueWorkers | None = None
 
     # -- checking -----------------------------------------------------------
 
@@ -105,6 +111,25 @@ class StoreScan(StoreMap):
         once while :data:`SHARED_CHUNK_BYTES` allows); a chunk's damage is
         reported for the chunk and, naming it, for every blob that needs it.
         """
+        kept, finish = self.start_checks(keep=keep, progress=progress)
+        return finish(), kept
+
+    def start_checks(
+        self,
+        *,
+        keep: set[Kind] | None = None,
+        progress: Meter | None = None,
+    ) -> tuple[dict[ObjectId, bytes], Callable[[], dict[ObjectId, Verdict]]]:
+        """:meth:`check_all` in two steps, for a caller with other work meanwhile.
+
+        Returns the checked canonical bytes of the objects of ``keep`` (more
+        are added to the dict by the second step) and the second step, which
+        returns the verdicts.  When worker processes check the large values
+        (see :mod:`ckpt.objects.valuecheck`), this returns once the small
+        objects are checked and the workers go on until the second step
+        waits for them; otherwise everything is done here.  The caller must
+        call the second step (it stops the workers if it raises).
+        """
         keep = keep or set()
         kept: dict[ObjectId, bytes] = {}
         if progress is not None:
@@ -137,6 +162,69 @@ class StoreScan(StoreMap):
             lists[oid] = (header, chunks, bytes(tail))
 
         self._in_packs(chunked, chunk_list, None, workers=1)
+
+        def one(oid: ObjectId, stored: Stored | None) -> None:
+            if oid not in verdicts:
+                self._verdict(
+                    oid, self._read_or_error(oid) if stored is None else stored, kept, keep
+                )
+
+        workers = self._value_workers(lists, progress)
+        if workers is None:
+            verdicts_now = self._finish_checks(lists, one, progress)
+            return kept, lambda: verdicts_now
+        # The small objects (Python work) here while the workers check the
+        # large values; the chunks those name are left to them.
+        self._workers = workers
+        try:
+            named = {cid for _, chunks, _ in lists.values() for cid, _ in chunks}
+            early = [
+                oid
+                for oid, slot in self.slots.items()
+                if slot.size < SMALL_OBJECT
+                and oid not in verdicts
+                and oid not in named
+                and oid not in lists
+            ]
+            self._in_packs(early, one, progress, workers=1)
+        except BaseException:
+            workers.abort()
+            raise
+
+        def finish() -> dict[ObjectId, Verdict]:
+            self._workers = None
+            good_values, good_chunks = workers.finish()
+            for cid in good_chunks:
+                verdicts.setdefault(ObjectId(cid), Kind.CHUNK)
+            for oid in good_values:
+                verdicts[ObjectId(oid)] = lists.pop(ObjectId(oid))[0].kind
+            return self._finish_checks(lists, one, progress)
+
+        return kept, finish
+
+    @property
+    def checking(self) -> bool:
+        """True between :meth:`start_checks` and its second step while workers run."""
+        return self._workers is not None
+
+    def verdicts(self) -> dict[ObjectId, Verdict]:
+        """The verdicts given so far."""
+        return dict(self._verdicts)
+
+    def stop_checks(self) -> None:
+        """Stop the worker processes of :meth:`start_checks` (the caller is giving up)."""
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.abort()
+
+    def _finish_checks(
+        self,
+        lists: dict[ObjectId, tuple[codec.Header, list[tuple[ObjectId, int]], bytes]],
+        one: Callable[[ObjectId, Stored | None], None],
+        progress: Meter | None,
+    ) -> dict[ObjectId, Verdict]:
+        """Check the chunked values of ``lists`` here, then every object still unchecked."""
+        verdicts = self._verdicts
         # Chunks named by several blobs (deduplicated content) are decoded once
         # and kept until the last of those blobs is checked.
         for _, chunks, _ in lists.values():
@@ -164,19 +252,53 @@ class StoreScan(StoreMap):
                 progress.advance(len(batch), sum(self.slots[oid].size for oid in batch))
 
         self._per_pack(homes, blobs, 16, lambda key: key != "", self.workers)
-
-        def one(oid: ObjectId, stored: Stored | None) -> None:
-            if oid not in verdicts:
-                self._verdict(
-                    oid, self._read_or_error(oid) if stored is None else stored, kept, keep
-                )
-
         rest = [oid for oid in self.slots if oid not in verdicts]
         large = [oid for oid in rest if self.slots[oid].size >= SMALL_OBJECT]
         self._in_packs(large, one, progress, workers=self.workers)
         small = [oid for oid in rest if self.slots[oid].size < SMALL_OBJECT]
         self._in_packs(small, one, progress, workers=1)
-        return dict(verdicts), kept
+        return dict(verdicts)
+
+    def _value_workers(
+        self,
+        lists: dict[ObjectId, tuple[codec.Header, list[tuple[ObjectId, int]], bytes]],
+        progress: Meter | None,
+    ) -> ValueWorkers | None:
+        """Worker processes checking the chunked values of ``lists``, if worth it.
+
+        Only for a local store (the workers read its pack files) with at least
+        :data:`PROCESS_VALUE_BYTES` of such values and more than one core; a
+        value with a chunk that is not in a pack is left to this process.
+        """
+        storage = self.store.storage
+        if (
+            self.workers < 2
+            or type(storage) is not LocalStorage
+            or not sys.executable
+            or sum(header.length for header, _, _ in lists.values()) < PROCESS_VALUE_BYTES
+        ):
+            return None
+        groups: dict[str, list[ValueTask]] = {}
+        for oid, (header, chunks, tail) in lists.items():
+            places: list[ChunkPlace] = []
+            votes: dict[str, int] = {}
+            for cid, size in chunks:
+                slot = self.slots.get(cid)
+                if slot is None or not slot.packed:
+                    break
+                places.append((cid, size, slot.key, slot.offset, slot.length))
+                votes[slot.key] = votes.get(slot.key, 0) + size
+            else:
+                home = max(votes, key=votes.__getitem__) if votes else ""
+                task = (oid, int(header.kind), header.length, places, tail)
+                groups.setdefault(home, []).append(task)
+        tasks: list[Group] = list(groups.items())
+
+        def report(good: list[str], looked: int) -> None:
+            if progress is not None:
+                progress.advance(len(good), sum(self.slots[ObjectId(oid)].size for oid in good))
+
+        return ValueWorkers(storage.root, tasks, self.workers, report)
 
     def _read_or_error(self, oid: ObjectId) -> Stored | CkptError:
         try:
@@ -261,6 +383,12 @@ class StoreScan(StoreMap):
 
     def _decode_plain(self, oid: ObjectId, stored: Stored) -> tuple[Kind, bytes]:
         """Kind and checked canonical bytes of an object that is not chunked."""
+        found = plain(stored)
+        if found is not None:
+            actual = _object_id(found[0], found[1])
+            if actual != oid:
+                raise CorruptObjectError(oid, "content does not match its id", oid, actual)
+            return found
         header = codec.parse_header(stored, oid)
         if header.chunked:
             return header.kind, self._assemble(oid, stored, header)
@@ -367,20 +495,25 @@ class StoreScan(StoreMap):
                 stored = memoryview(home[1])[slot.offset : slot.offset + slot.length]
             else:
                 stored = self._read(cid, slot)
-            header = codec.parse_header(stored, cid)
-            if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
-                raise CorruptObjectError(
-                    cid,
-                    "not a chunk of the listed size",
-                    f"chunk of {size} bytes",
-                    f"{header.kind.label} of {header.length} bytes",
-                )
-            piece = self._payload(cid, stored, header)
+            found = plain(stored)
+            base: ObjectId | None = None
+            if found is not None and found[0] is Kind.CHUNK and len(found[1]) == size:
+                piece = found[1]
+            else:
+                header = codec.parse_header(stored, cid)
+                if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
+                    raise CorruptObjectError(
+                        cid,
+                        "not a chunk of the listed size",
+                        f"chunk of {size} bytes",
+                        f"{header.kind.label} of {header.length} bytes",
+                    )
+                piece, base = self._payload(cid, stored, header), header.base
             if verdict is None:
                 actual = _object_id(Kind.CHUNK, piece)
                 if actual != cid:
-                    if header.base is not None:
-                        self._blame_base(cid, header.base)
+                    if base is not None:
+                        self._blame_base(cid, base)
                     raise CorruptObjectError(cid, "content does not match its id", cid, actual)
                 self._verdicts[cid] = Kind.CHUNK
         except CkptError as exc:
@@ -423,16 +556,7 @@ class StoreScan(StoreMap):
         return CorruptObjectError(oid, f"its chunk is damaged: {exc}")
 
 
-_PREFIXES = {kind: f"{kind.label} ".encode("ascii") for kind in Kind}
-
-
-def _object_id(kind: Kind, data: bytes) -> str:
-    """:func:`~ckpt.objects.ids.object_id`, with less work per call (a scan makes many)."""
-    if len(data) >= PARALLEL_HASH_SIZE:
-        return object_id(kind, data)
-    hasher = blake3.blake3(b"%s%d\0" % (_PREFIXES[kind], len(data)))
-    hasher.update(data)
-    return hasher.hexdigest()
+_object_id = fast_id
 
 
 __all__ = ["PackListing", "Slot", "StoreScan", "SweepResult", "Verdict"]
