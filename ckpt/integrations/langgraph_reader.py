@@ -89,14 +89,16 @@ class _OneByOne:
 
 
 @contextlib.contextmanager
-def object_batch(objects: ObjectStore) -> Iterator[ObjectBatch]:
+def object_batch(objects: ObjectStore, *, sealed_by_ref: bool = False) -> Iterator[ObjectBatch]:
     """Collect the objects of one save into one write where the object store can (one pack,
-    delta encoded against ``base``); every object is stored when the block ends."""
+    delta encoded against ``base``); every object is stored when the block ends.
+    ``sealed_by_ref``: the caller moves a ref next, which makes the pack durable with it
+    (see ``ObjectStore.batch``), and then calls ``objects.settle()``."""
     batch = getattr(objects, "batch", None)
     if batch is None:
         yield _OneByOne(objects)
         return
-    with batch() as found:
+    with batch(sealed_by_ref=sealed_by_ref) as found:
         yield found
 
 

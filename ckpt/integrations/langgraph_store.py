@@ -218,7 +218,7 @@ class ThreadStore(ThreadReader):
         made: list[Commit] = []
         trees: list[tuple[ObjectId, Tree]] = []
         below = parent
-        with object_batch(self.repo.objects) as batch:
+        with object_batch(self.repo.objects, sealed_by_ref=True) as batch:
             for step in steps:
                 tree = step.build(batch, trees[-1][1] if trees else None)
                 tree_id = batch.put(Kind.TREE, tree.encode())
@@ -248,6 +248,7 @@ class ThreadStore(ThreadReader):
         for commit, (tree_id, tree) in zip(made, trees, strict=True):
             self._remember_commit(commit)
             self._remember_tree(tree_id, tree)
+        self.repo.objects.settle()  # what a merge in the batch left to remove
         return made
 
     def _writes_step(self, checkpoint_id: str, ns: str, thread_id: str, early: Carried) -> _Step:
