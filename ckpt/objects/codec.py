@@ -206,6 +206,20 @@ def encode_entry(
     return b"".join(parts)
 
 
+def chunk_header(stored: bytes | memoryview, cid: str, size: int) -> Header:
+    """The header of chunk ``cid``, listed as ``size`` bytes long; CorruptObjectError if
+    the stored object is not a plain chunk of that size."""
+    header = parse_header(stored, cid)
+    if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
+        raise CorruptObjectError(
+            cid,
+            "not a chunk of the listed size",
+            f"chunk of {size} bytes",
+            f"{header.kind.label} of {header.length} bytes",
+        )
+    return header
+
+
 def parse_header(stored: bytes | memoryview, oid: str) -> Header:
     """Parse and check the header of a stored object; raise CorruptObjectError naming ``oid``."""
     if len(stored) < HEADER_SIZE:

@@ -500,14 +500,7 @@ class StoreScan(StoreMap):
             if found is not None and found[0] is Kind.CHUNK and len(found[1]) == size:
                 piece = found[1]
             else:
-                header = codec.parse_header(stored, cid)
-                if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
-                    raise CorruptObjectError(
-                        cid,
-                        "not a chunk of the listed size",
-                        f"chunk of {size} bytes",
-                        f"{header.kind.label} of {header.length} bytes",
-                    )
+                header = codec.chunk_header(stored, cid, size)
                 piece, base = self._payload(cid, stored, header), header.base
             if verdict is None:
                 actual = _object_id(Kind.CHUNK, piece)

@@ -273,14 +273,7 @@ class ObjectStore(PackSet):
         value (id, bytes), the base a chunk is often stored against (already decoded)."""
         with blaming(oid, "chunk", f"chunk {cid}"):
             stored, _ = self._stored(cid)
-            header = codec.parse_header(stored, cid)
-            if header.kind is not Kind.CHUNK or header.chunked or header.length != size:
-                raise CorruptObjectError(
-                    cid,
-                    "not a chunk of the listed size",
-                    f"chunk of {size} bytes",
-                    f"{header.kind.label} of {header.length} bytes",
-                )
+            header = codec.chunk_header(stored, cid, size)
             if previous is not None and header.base == previous[0]:
                 frame = memoryview(stored)[header.size :]
                 return delta.decompress(frame, header.payload_length, previous[1], cid)
