@@ -104,3 +104,16 @@ def test_a_serialization_error_through_a_pipeline_names_the_stage(
 
     with pytest.raises(SerializationError, match=r"^stage 'outline' of job 'typed': \$\.text"):
         typed.run("typed", {"n": 1})
+
+    fanned = ckpt.Pipeline(store=repo)
+
+    @fanned.stage
+    def scenes(input: dict[str, int], ctx: ckpt.StageContext):
+        return ctx.map(lambda n: {"frame": Opaque()} if n == 2 else {"frame": n}, [0, 1, 2])
+
+    with pytest.raises(SerializationError) as raised:
+        fanned.run("fanned", {"n": 1})
+    assert str(raised.value) == (
+        "stage 'scenes' of job 'fanned', item 2: $.frame: cannot serialize a value of type "
+        f"{Opaque.__module__}.{Opaque.__qualname__}"
+    )

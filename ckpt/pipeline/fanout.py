@@ -119,7 +119,13 @@ class _Plan:
             try:
                 value = as_plain(value, self.type)
             except SerializationError as exc:
-                return _Outcome(entry, error=exc)
+                # Named as a stage's own output is (see schedule.py), with the item's place.
+                named = SerializationError(
+                    f"stage {self.ctx.stage!r} of job {self.run.job_name!r}, "
+                    f"item {self.entries.index(entry)}: {exc}"
+                )
+                named.__cause__ = exc
+                return _Outcome(entry, error=named)
         return _Outcome(entry, value, cost, tokens)
 
     def take(self, batch: Iterable[_Outcome], error: BaseException | None) -> BaseException | None:
