@@ -394,12 +394,9 @@ class PackSet:
         with self._lock:
             removed, self._merged_away = self._merged_away, []
         for key in removed:
-            # Not synced: if a crash brings a source back, its objects are merely stored
-            # twice (the next merge or gc drops the copy).  Nor is a failure the save's:
-            # a source left in place is such a copy too.
+            # A failure is not the save's: a source left in place is a copy (see below).
             with contextlib.suppress(StorageError):
-                self.storage.delete(key, sync=False)
-            self._values.discard(key)
+                self._remove_merged(key)
         if removed:
             self._pack_list(refresh=True)
 
@@ -474,8 +471,14 @@ class PackSet:
                 with self._lock:
                     self._merged_away.append(key)
                 continue
-            # Not synced: if a crash brings a source back, its objects are merely stored
-            # twice (the next merge or gc drops the copy).
-            self.storage.delete(key, sync=False)
-            self._values.discard(key)
+            self._remove_merged(key)
         self._pack_list(refresh=True)
+
+    def _remove_merged(self, key: str) -> None:
+        """Remove pack ``key``, whose objects a merged pack now holds.
+
+        Not synced: if a crash brings it back, its objects are merely stored twice
+        (the next merge or gc drops the copy).
+        """
+        self.storage.delete(key, sync=False)
+        self._values.discard(key)

@@ -172,10 +172,9 @@ class Journal:
                 try:
                     size = os.fstat(fd).st_size
                     try:
-                        _write_all(fd, record)
+                        self.storage._write_synced(fd, record, sync=False)
                         if sync:
                             os.fdatasync(fd)
-                        if sync:
                             self._unsynced = False
                         elif op != OP_DELETE:
                             self._unsynced = True
@@ -229,12 +228,8 @@ class Journal:
         self._start(root_fd)
 
     def _read_records(self, root_fd: int) -> list[Record]:
-        try:
-            fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
-        except FileNotFoundError:
-            return []
-        with os.fdopen(fd, "rb") as handle:
-            return decode(handle.read())[1]
+        data = self.storage._read_at(root_fd, NAME)
+        return [] if data is None else decode(data)[1]
 
     def _sync_keys(self, keys: set[str]) -> None:
         """Fsync each key's file (where it exists) and each directory holding one."""
@@ -337,12 +332,6 @@ def _replay(storage: LocalStorage, record: Record) -> bool:
         return True
     finally:
         os.close(dir_fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _cut(fd: int, size: int) -> None:

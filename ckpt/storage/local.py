@@ -649,8 +649,9 @@ class LocalStorage:
                         tmp = self._write_temp(dir_fd, name, new, sync=journal is None)
                         try:
                             with self._journaled(journal, journal_mod.OP_SET, key, new, sync=True):
-                                # With the journal, swap the names (tmp then holds the old
-                                # value) rather than rename over: see _exchange.
+                                # Not fsynced in place (journaled, or not durable): swap the
+                                # names (tmp then holds the old value) rather than rename
+                                # over; see _exchange.
                                 swapped = (
                                     (journal is not None or not self.durable)
                                     and current is not None
